@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what ember needs to build and test: Debian packages (SPEC.md's list plus the test tools)
+# and the Python packages the tests use. Idempotent and quick when everything is already there.
+set -euo pipefail
+
+debian_packages=(
+  build-essential cmake ninja-build pkg-config clang
+  libopenblas-dev libvulkan-dev glslang-tools ocl-icd-opencl-dev opencl-headers
+  libcurl4-openssl-dev nlohmann-json3-dev libpcre2-dev
+  libgtest-dev mesa-vulkan-drivers pocl-opencl-icd curl unzip
+)
+python_modules=(gguf numpy pytest)   # import names
+python_packages=(gguf numpy pytest)  # pip names, same order
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+need_pip=()
+for i in "${!python_modules[@]}"; do
+  "$python" -c "import ${python_modules[$i]}" 2>/dev/null || need_pip+=("${python_packages[$i]}")
+done
+if ((${#need_pip[@]})); then
+  echo "install-deps: installing Python packages: ${need_pip[*]}"
+  "$python" -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"
+fi

@@ -1,0 +1,57 @@
+// The `ember` command: dispatches to a subcommand and turns its errors into one line on stderr
+// and an exit code (0 ok, 1 failure, 2 usage).
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "server/cli_args.h"
+#include "server/commands.h"
+#include "server/version.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* synopsis;
+  int (*run)(const std::vector<std::string>&);
+};
+
+const Command kCommands[] = {
+    {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",
+     ember::cli::run_inspect},
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(out, "usage: ember COMMAND [OPTIONS]\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(out, "  %s\n", c.synopsis);
+  std::fprintf(out, "  --version\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_usage(args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::printf("ember %s\n", ember::kVersion);
+    return 0;
+  }
+  for (const Command& c : kCommands) {
+    if (args[0] != c.name) continue;
+    try {
+      return c.run({args.begin() + 1, args.end()});
+    } catch (const ember::cli::UsageError& e) {
+      std::fprintf(stderr, "ember %s: %s (see ember --help)\n", c.name, e.what());
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ember %s: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "ember: unknown command '%s' (see ember --help)\n", args[0].c_str());
+  return 2;
+}
