@@ -1,0 +1,107 @@
+#include "kernels/cpu/kernels.h"
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "kernels/cpu/reference.h"
+
+namespace ember::cpu {
+
+#if defined(__x86_64__)
+VecDotFn avx2_vec_dot(gguf::TensorType type);        // dot_avx2.cpp
+VecDotFn avx512vnni_vec_dot(gguf::TensorType type);  // dot_avx512vnni.cpp
+#endif
+
+namespace {
+
+using gguf::TensorType;
+
+// The portable dot product: dequantise a block's worth of each row and multiply in float. Slow,
+// but correct for every type pair; SIMD levels replace it where they have a kernel.
+template <TensorType kWeight, TensorType kAct>
+float generic_dot(int64_t n, const void* w, const void* a) {
+  constexpr int64_t kChunk = 256;  // a multiple of every block size
+  float wf[kChunk], af[kChunk];
+  const auto* wp = static_cast<const uint8_t*>(w);
+  const auto* ap = static_cast<const uint8_t*>(a);
+  float sum = 0;
+  for (int64_t i = 0; i < n; i += kChunk) {
+    int64_t m = std::min(kChunk, n - i);
+    reference::dequantize_row(kWeight, wp + gguf::bytes_for(kWeight, i), wf, m);
+    reference::dequantize_row(kAct, ap + gguf::bytes_for(kAct, i), af, m);
+    for (int64_t j = 0; j < m; ++j) sum += wf[j] * af[j];
+  }
+  return sum;
+}
+
+template <TensorType kType>
+void quantize_as(const float* x, void* y, int64_t n) {
+  reference::quantize_row(kType, x, y, n);
+}
+template <TensorType kType>
+void dequantize_as(const void* x, float* y, int64_t n) {
+  reference::dequantize_row(kType, x, y, n);
+}
+
+template <TensorType kWeight, TensorType kAct>
+constexpr TypeKernels scalar_entry() {
+  return {kWeight,    kAct, quantize_as<kAct>, generic_dot<kWeight, kAct>, dequantize_as<kWeight>,
+          Isa::Scalar};
+}
+
+constexpr std::array kScalar = {
+    scalar_entry<TensorType::F32, TensorType::F32>(),
+    scalar_entry<TensorType::F16, TensorType::F32>(),
+    scalar_entry<TensorType::BF16, TensorType::F32>(),
+    scalar_entry<TensorType::Q4_0, TensorType::Q8_0>(),
+    scalar_entry<TensorType::Q4_1, TensorType::Q8_0>(),
+    scalar_entry<TensorType::Q5_0, TensorType::Q8_0>(),
+    scalar_entry<TensorType::Q5_1, TensorType::Q8_0>(),
+    scalar_entry<TensorType::Q8_0, TensorType::Q8_0>(),
+    scalar_entry<TensorType::IQ4_NL, TensorType::Q8_0>(),
+    scalar_entry<TensorType::Q2_K, TensorType::Q8_K>(),
+    scalar_entry<TensorType::Q3_K, TensorType::Q8_K>(),
+    scalar_entry<TensorType::Q4_K, TensorType::Q8_K>(),
+    scalar_entry<TensorType::Q5_K, TensorType::Q8_K>(),
+    scalar_entry<TensorType::Q6_K, TensorType::Q8_K>(),
+    scalar_entry<TensorType::IQ4_XS, TensorType::Q8_K>(),
+};
+
+// One table per level: the scalar entries with vec_dot replaced where that level has a kernel.
+struct Tables {
+  std::array<std::vector<TypeKernels>, kIsaCount> by_isa;
+  Tables() {
+    for (int level = 0; level < kIsaCount; ++level) {
+      for (TypeKernels k : kScalar) {
+#if defined(__x86_64__)
+        VecDotFn simd = nullptr;
+        if (level == static_cast<int>(Isa::Avx2)) simd = avx2_vec_dot(k.weight_type);
+        if (level == static_cast<int>(Isa::Avx512Vnni)) simd = avx512vnni_vec_dot(k.weight_type);
+        if (simd) k.vec_dot = simd, k.isa = static_cast<Isa>(level);
+#endif
+        by_isa[level].push_back(k);
+      }
+    }
+  }
+};
+
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+}  // namespace
+
+const TypeKernels* find_kernels(TensorType type, Isa isa) {
+  for (const TypeKernels& k : tables().by_isa[static_cast<int>(isa)])
+    if (k.weight_type == type) return &k;
+  return nullptr;
+}
+
+TensorType activation_type(TensorType type) {
+  const TypeKernels* k = find_kernels(type, Isa::Scalar);
+  return k ? k->act_type : TensorType::F32;
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,38 @@
+// What the CPU backend computes with, per weight type: the format activations are quantised to,
+// and the dot product of a weight row with such an activation row. Chosen at run time for the
+// CPU's instruction set (cpu_features.h); every entry has a scalar fallback.
+#pragma once
+
+#include <cstdint>
+
+#include "gguf/types.h"
+#include "kernels/cpu/cpu_features.h"
+
+namespace ember::cpu {
+
+// Σ_i w_i·a_i over n elements: w a row of weights in the kernel's weight type, a a row of
+// activations in its act_type. n is a multiple of both types' block sizes.
+using VecDotFn = float (*)(int64_t n, const void* weights, const void* activations);
+using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
+using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
+
+struct TypeKernels {
+  gguf::TensorType weight_type;
+  gguf::TensorType act_type;   // F32 for float weights; Q8_0 or Q8_K for quantised ones
+  QuantizeRowFn quantize_act;  // float activations → act_type
+  VecDotFn vec_dot;
+  DequantizeRowFn dequantize;  // weights → float (embedding rows, tests)
+  Isa isa;                     // the level vec_dot was compiled for
+};
+
+// Kernels for weights of `type` at the given level (or the best level below it that has them);
+// nullptr when ember cannot compute with that type.
+const TypeKernels* find_kernels(gguf::TensorType type, Isa isa);
+inline const TypeKernels* find_kernels(gguf::TensorType type) {
+  return find_kernels(type, best_isa());
+}
+
+// The activation format quantised weights of `type` are multiplied with.
+gguf::TensorType activation_type(gguf::TensorType type);
+
+}  // namespace ember::cpu

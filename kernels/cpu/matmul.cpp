@@ -1,0 +1,51 @@
+#include "kernels/cpu/matmul.h"
+
+#include <algorithm>
+
+namespace ember::cpu {
+namespace {
+
+// Quantises the activations of all tokens into the kernel's act_type, split over threads.
+const uint8_t* quantize_activations(const TypeKernels& k, int64_t cols, const float* x,
+                                    int64_t tokens, ThreadPool& pool, MatmulScratch& scratch,
+                                    int64_t* act_row_bytes) {
+  *act_row_bytes = static_cast<int64_t>(gguf::bytes_for(k.act_type, cols));
+  if (k.act_type == gguf::TensorType::F32) return reinterpret_cast<const uint8_t*>(x);
+  scratch.activations.resize(static_cast<size_t>(*act_row_bytes * tokens));
+  uint8_t* out = scratch.activations.data();
+  int64_t row_bytes = *act_row_bytes;
+  if (tokens == 1) {
+    k.quantize_act(x, out, cols);
+  } else {
+    pool.run([&](int t) {
+      auto [begin, end] = ThreadPool::share(tokens, t, pool.size());
+      for (int64_t i = begin; i < end; ++i) k.quantize_act(x + i * cols, out + i * row_bytes, cols);
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+void matvec(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, const float* x,
+            float* y, ThreadPool& pool, MatmulScratch& scratch) {
+  matmul(k, weights, rows, cols, x, 1, y, pool, scratch);
+}
+
+void matmul(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, const float* x,
+            int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch) {
+  int64_t act_bytes = 0;
+  const uint8_t* act = quantize_activations(k, cols, x, tokens, pool, scratch, &act_bytes);
+  const auto* w = static_cast<const uint8_t*>(weights);
+  const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(k.weight_type, cols));
+  pool.run([&](int t) {
+    auto [begin, end] = ThreadPool::share(rows, t, pool.size());
+    for (int64_t r = begin; r < end; ++r) {
+      const uint8_t* row = w + r * row_bytes;
+      for (int64_t i = 0; i < tokens; ++i)
+        y[i * rows + r] = k.vec_dot(cols, row, act + i * act_bytes);
+    }
+  });
+}
+
+}  // namespace ember::cpu

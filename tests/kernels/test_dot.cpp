@@ -1,0 +1,102 @@
+// Every dot-product kernel at every instruction-set level this CPU has, against the reference
+// (both rows dequantised, summed in double), on random data of awkward sizes; and the threaded
+// matrix products against single dot products.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/reference.h"
+#include "tests/kernels/kernel_test_util.h"
+
+using gguf::TensorType;
+using namespace ember;
+
+namespace {
+
+std::vector<cpu::Isa> available_levels() {
+  std::vector<cpu::Isa> out;
+  for (int i = 0; i <= static_cast<int>(cpu::best_isa()); ++i)
+    out.push_back(static_cast<cpu::Isa>(i));
+  return out;
+}
+
+// Sizes in elements: 1, 3 and 7 blocks and a long odd count; float types also get lengths that
+// are not multiples of the SIMD width.
+std::vector<int64_t> sizes_for(TensorType type) {
+  int64_t block = std::max<int64_t>(gguf::traits(type).block_size,
+                                    gguf::traits(cpu::activation_type(type)).block_size);
+  std::vector<int64_t> sizes = {block, 3 * block, 7 * block, 23 * block};
+  if (block == 1) sizes.insert(sizes.end(), {5, 8, 15, 17, 31, 100, 1003, 4099});
+  return sizes;
+}
+
+}  // namespace
+
+TEST(VecDot, EveryLevelMatchesTheReference) {
+  for (cpu::Isa isa : available_levels()) {
+    for (TensorType type : test::compute_types()) {
+      const cpu::TypeKernels* k = cpu::find_kernels(type, isa);
+      ASSERT_NE(k, nullptr) << gguf::type_name(type);
+      for (int64_t n : sizes_for(type)) {
+        SCOPED_TRACE(std::string(cpu::isa_name(isa)) + " " + std::string(gguf::type_name(type)) +
+                     " n=" + std::to_string(n));
+        std::vector<uint8_t> w = test::random_row(type, n, 11 + n);
+        std::vector<float> x = test::random_floats(n, 99 + n);
+        std::vector<uint8_t> a(gguf::bytes_for(k->act_type, n));
+        k->quantize_act(x.data(), a.data(), n);
+        double expected = cpu::reference::dot(type, w.data(), k->act_type, a.data(), n);
+        // Scale of the terms: Σ|w·a| bounds the float rounding of any summation order.
+        std::vector<float> wf(n), af(n);
+        cpu::reference::dequantize_row(type, w.data(), wf.data(), n);
+        cpu::reference::dequantize_row(k->act_type, a.data(), af.data(), n);
+        double magnitude = 0;
+        for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(double(wf[i]) * af[i]);
+        float got = k->vec_dot(n, w.data(), a.data());
+        EXPECT_NEAR(got, expected, 2e-6 * magnitude + 1e-6);
+      }
+    }
+  }
+}
+
+TEST(VecDot, SimdLevelsCoverTheMainTypes) {
+  if (cpu::best_isa() == cpu::Isa::Scalar) GTEST_SKIP() << "no SIMD level on this CPU";
+  for (TensorType type : test::compute_types())
+    EXPECT_NE(cpu::find_kernels(type)->isa, cpu::Isa::Scalar) << gguf::type_name(type);
+}
+
+TEST(Matmul, ThreadedProductsEqualSingleDots) {
+  const int64_t rows = 37, cols = 512, tokens = 5;
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_K, TensorType::F16, TensorType::Q6_K}) {
+    SCOPED_TRACE(gguf::type_name(type));
+    const cpu::TypeKernels* k = cpu::find_kernels(type);
+    std::vector<uint8_t> w = test::random_row(type, rows * cols, 5);
+    std::vector<float> x = test::random_floats(tokens * cols, 6);
+    std::vector<float> expected(tokens * rows);
+    std::vector<uint8_t> a(gguf::bytes_for(k->act_type, cols));
+    const int64_t row_bytes = gguf::bytes_for(type, cols);
+    for (int64_t t = 0; t < tokens; ++t) {
+      k->quantize_act(x.data() + t * cols, a.data(), cols);
+      for (int64_t r = 0; r < rows; ++r)
+        expected[t * rows + r] = k->vec_dot(cols, w.data() + r * row_bytes, a.data());
+    }
+    for (int threads : {1, 2, 3}) {
+      cpu::ThreadPool pool(threads);
+      cpu::MatmulScratch scratch;
+      std::vector<float> y(tokens * rows, NAN);
+      cpu::matmul(*k, w.data(), rows, cols, x.data(), tokens, y.data(), pool, scratch);
+      EXPECT_EQ(y, expected) << threads << " threads";
+      std::vector<float> y1(rows, NAN);
+      cpu::matvec(*k, w.data(), rows, cols, x.data(), y1.data(), pool, scratch);
+      EXPECT_EQ(y1, std::vector<float>(expected.begin(), expected.begin() + rows));
+    }
+  }
+}
+
+TEST(ThreadPool, RunsEveryIndexOnceManyTimes) {
+  cpu::ThreadPool pool(3);
+  std::vector<int> counts(3, 0);
+  for (int round = 0; round < 2000; ++round) pool.run([&](int t) { counts[t]++; });
+  EXPECT_EQ(counts, (std::vector<int>{2000, 2000, 2000}));
+}
