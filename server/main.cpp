@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench.h"
 #include "server/cli_args.h"
 #include "server/commands.h"
 #include "server/version.h"
@@ -20,6 +21,8 @@ struct Command {
 const Command kCommands[] = {
     {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",
      ember::cli::run_inspect},
+    {"bench", "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]",
+     ember::bench::run_bench},
 };
 
 void print_usage(FILE* out) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace ember::cpu {
 
@@ -117,12 +118,23 @@ inline void kquant_scale_min(const uint8_t* scales, int j, uint8_t* scale, uint8
 }
 
 // Unpacks the sixteen signed six-bit group scales of a Q3_K block (value − 32 already applied).
+// Group i has its low four bits in byte i (i < 8, low nibble) or byte i − 8 (high nibble) and its
+// high two bits in byte 8 + i % 4 at bit 2·(i / 4); done four groups per 32-bit word.
 inline void q3k_scales(const uint8_t* packed, int8_t out[16]) {
-  for (int i = 0; i < 16; ++i) {
-    int low = i < 8 ? packed[i] & 0x0f : packed[i - 8] >> 4;
-    int high = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
-    out[i] = static_cast<int8_t>((low | (high << 4)) - 32);
-  }
+  uint32_t a, b, c;
+  std::memcpy(&a, packed, 4);
+  std::memcpy(&b, packed + 4, 4);
+  std::memcpy(&c, packed + 8, 4);
+  const uint32_t low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+  uint32_t words[4] = {
+      (a & low4) | ((c & low2) << 4),
+      (b & low4) | (((c >> 2) & low2) << 4),
+      ((a >> 4) & low4) | (((c >> 4) & low2) << 4),
+      ((b >> 4) & low4) | (((c >> 6) & low2) << 4),
+  };
+  uint8_t bytes[16];
+  std::memcpy(bytes, words, 16);
+  for (int i = 0; i < 16; ++i) out[i] = static_cast<int8_t>(bytes[i] - 32);
 }
 
 }  // namespace ember::cpu

@@ -3,7 +3,8 @@
 #include "kernels/cpu/dot_x86.h"
 
 namespace ember::cpu {
-VecDotFn avx2_vec_dot(gguf::TensorType type) {
-  return x86_vec_dot(type);
+void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, VecDot4Fn* vec_dot4) {
+  X86Kernels k = x86_kernels(type);
+  *vec_dot = k.vec_dot, *vec_dot4 = k.vec_dot4;
 }
 }  // namespace ember::cpu

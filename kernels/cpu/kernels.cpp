@@ -9,8 +9,9 @@
 namespace ember::cpu {
 
 #if defined(__x86_64__)
-VecDotFn avx2_vec_dot(gguf::TensorType type);        // dot_avx2.cpp
-VecDotFn avx512vnni_vec_dot(gguf::TensorType type);  // dot_avx512vnni.cpp
+void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, VecDot4Fn* vec_dot4);  // dot_avx2.cpp
+void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot,
+                        VecDot4Fn* vec_dot4);  // dot_avx512vnni.cpp
 #endif
 
 namespace {
@@ -35,6 +36,12 @@ float generic_dot(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+template <TensorType kWeight, TensorType kAct>
+void generic_dot4(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
+  for (int r = 0; r < 4; ++r)
+    out[r] = generic_dot<kWeight, kAct>(n, static_cast<const uint8_t*>(w) + r * row_bytes, a);
+}
+
 template <TensorType kType>
 void quantize_as(const float* x, void* y, int64_t n) {
   reference::quantize_row(kType, x, y, n);
@@ -46,7 +53,12 @@ void dequantize_as(const void* x, float* y, int64_t n) {
 
 template <TensorType kWeight, TensorType kAct>
 constexpr TypeKernels scalar_entry() {
-  return {kWeight,    kAct, quantize_as<kAct>, generic_dot<kWeight, kAct>, dequantize_as<kWeight>,
+  return {kWeight,
+          kAct,
+          quantize_as<kAct>,
+          generic_dot<kWeight, kAct>,
+          generic_dot4<kWeight, kAct>,
+          dequantize_as<kWeight>,
           Isa::Scalar};
 }
 
@@ -75,10 +87,12 @@ struct Tables {
     for (int level = 0; level < kIsaCount; ++level) {
       for (TypeKernels k : kScalar) {
 #if defined(__x86_64__)
-        VecDotFn simd = nullptr;
-        if (level == static_cast<int>(Isa::Avx2)) simd = avx2_vec_dot(k.weight_type);
-        if (level == static_cast<int>(Isa::Avx512Vnni)) simd = avx512vnni_vec_dot(k.weight_type);
-        if (simd) k.vec_dot = simd, k.isa = static_cast<Isa>(level);
+        VecDotFn dot = nullptr;
+        VecDot4Fn dot4 = nullptr;
+        if (level == static_cast<int>(Isa::Avx2)) avx2_kernels(k.weight_type, &dot, &dot4);
+        if (level == static_cast<int>(Isa::Avx512Vnni))
+          avx512vnni_kernels(k.weight_type, &dot, &dot4);
+        if (dot) k.vec_dot = dot, k.vec_dot4 = dot4, k.isa = static_cast<Isa>(level);
 #endif
         by_isa[level].push_back(k);
       }

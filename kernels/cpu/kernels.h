@@ -13,6 +13,10 @@ namespace ember::cpu {
 // Σ_i w_i·a_i over n elements: w a row of weights in the kernel's weight type, a a row of
 // activations in its act_type. n is a multiple of both types' block sizes.
 using VecDotFn = float (*)(int64_t n, const void* weights, const void* activations);
+// The same for four consecutive weight rows at once (row r at weights + r·row_bytes) against one
+// activation row: out[0..3]. Matrix products use it to load each activation block once per 4 rows.
+using VecDot4Fn = void (*)(int64_t n, const void* weights, size_t row_bytes,
+                           const void* activations, float* out);
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
 using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
 
@@ -21,6 +25,7 @@ struct TypeKernels {
   gguf::TensorType act_type;   // F32 for float weights; Q8_0 or Q8_K for quantised ones
   QuantizeRowFn quantize_act;  // float activations → act_type
   VecDotFn vec_dot;
+  VecDot4Fn vec_dot4;
   DequantizeRowFn dequantize;  // weights → float (embedding rows, tests)
   Isa isa;                     // the level vec_dot was compiled for
 };

@@ -55,6 +55,21 @@ TEST(VecDot, EveryLevelMatchesTheReference) {
         for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(double(wf[i]) * af[i]);
         float got = k->vec_dot(n, w.data(), a.data());
         EXPECT_NEAR(got, expected, 2e-6 * magnitude + 1e-6);
+
+        // Four rows at once: row r is a fresh random row, checked on its own.
+        const size_t row_bytes = gguf::bytes_for(type, n);
+        std::vector<uint8_t> rows4;
+        for (int r = 0; r < 4; ++r) {
+          std::vector<uint8_t> row = r == 0 ? w : test::random_row(type, n, 1000 * r + n);
+          rows4.insert(rows4.end(), row.begin(), row.end());
+        }
+        float out4[4];
+        k->vec_dot4(n, rows4.data(), row_bytes, a.data(), out4);
+        for (int r = 0; r < 4; ++r) {
+          double ref =
+              cpu::reference::dot(type, rows4.data() + r * row_bytes, k->act_type, a.data(), n);
+          EXPECT_NEAR(out4[r], ref, 2e-6 * magnitude * 4 + 1e-5) << "vec_dot4 row " << r;
+        }
       }
     }
   }

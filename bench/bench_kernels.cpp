@@ -1,0 +1,134 @@
+// `ember bench kernels`: matrix-vector GB/s and matrix-matrix GFLOP/s per weight type on the
+// shapes of a 1.1B model, next to the machine's measured read bandwidth.
+//
+// Matrix-vector products cycle through enough copies of each matrix (≥ 512 MiB) that the weights
+// come from memory, not cache, as they do when a real model generates a token.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench.h"
+#include "bench/memory_bandwidth.h"
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/reference.h"
+#include "server/cli_args.h"
+
+namespace ember::bench {
+namespace {
+
+using gguf::TensorType;
+
+struct Shape {
+  int64_t cols, rows;  // input length, output length (GGUF shape [cols, rows])
+};
+constexpr Shape kShapes[] = {{2048, 2048}, {2048, 5632}, {5632, 2048}, {2048, 32000}};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// `bytes` of weights of `type`: a few MiB of genuinely quantised random values, repeated.
+std::vector<uint8_t> make_weights(TensorType type, size_t bytes) {
+  const int64_t sample_elements = 1 << 20;
+  std::vector<float> x(sample_elements);
+  uint32_t s = 12345;
+  for (float& v : x) {
+    s = s * 1664525u + 1013904223u;
+    v = static_cast<float>(static_cast<int32_t>(s)) / 2147483648.0f;
+  }
+  std::vector<uint8_t> sample(gguf::bytes_for(type, sample_elements));
+  cpu::reference::quantize_row(type, x.data(), sample.data(), sample_elements);
+  std::vector<uint8_t> out(bytes);
+  for (size_t i = 0; i < bytes; i += sample.size())
+    std::copy_n(sample.begin(), std::min(sample.size(), bytes - i), out.begin() + i);
+  return out;
+}
+
+void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double bandwidth,
+                int64_t tokens) {
+  const cpu::TypeKernels* k = cpu::find_kernels(type, isa);
+  if (!k) return;
+  for (const Shape& shape : kShapes) {
+    const size_t matrix_bytes = gguf::bytes_for(type, shape.cols * shape.rows);
+    const size_t copies = std::max<size_t>(2, (size_t(512) << 20) / matrix_bytes);
+    std::vector<uint8_t> weights = make_weights(type, matrix_bytes * copies);
+    std::vector<float> x(shape.cols * tokens, 0.5f), y(shape.rows * tokens);
+    cpu::MatmulScratch scratch;
+
+    // Matrix-vector: run through every copy a few times, keep the best pass.
+    double best_gbs = 0;
+    for (int pass = 0; pass < 4; ++pass) {
+      auto start = std::chrono::steady_clock::now();
+      for (size_t c = 0; c < copies; ++c)
+        cpu::matvec(*k, weights.data() + c * matrix_bytes, shape.rows, shape.cols, x.data(),
+                    y.data(), pool, scratch);
+      best_gbs = std::max(best_gbs, matrix_bytes * copies / seconds_since(start) / 1e9);
+    }
+    // Matrix-matrix: one copy (it is compute-bound), best of three.
+    double best_gflops = 0;
+    for (int pass = 0; pass < 3; ++pass) {
+      auto start = std::chrono::steady_clock::now();
+      cpu::matmul(*k, weights.data(), shape.rows, shape.cols, x.data(), tokens, y.data(), pool,
+                  scratch);
+      best_gflops = std::max(best_gflops,
+                             2.0 * shape.rows * shape.cols * tokens / seconds_since(start) / 1e9);
+    }
+    std::printf("| %-6s | %-11s | %5lld x %-5lld | %8.1f | %5.0f%% | %8.1f |\n",
+                std::string(gguf::type_name(type)).c_str(), cpu::isa_name(k->isa),
+                static_cast<long long>(shape.cols), static_cast<long long>(shape.rows), best_gbs,
+                100.0 * best_gbs / bandwidth, best_gflops);
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int run_bench_kernels(const std::vector<std::string>& argv) {
+  cli::Args args(argv, {"threads", "types", "tokens", "isa"}, {});
+  int threads = std::stoi(args.get("threads").value_or(
+      std::to_string(std::max(1u, std::thread::hardware_concurrency()))));
+  int64_t tokens = std::stoll(args.get("tokens").value_or("128"));
+  std::vector<TensorType> types;
+  std::string list = args.get("types").value_or("Q4_0,Q4_K,Q8_0");
+  if (list == "all")
+    list = "F16,BF16,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,IQ4_NL,IQ4_XS";
+  for (size_t pos = 0; pos <= list.size();) {
+    size_t comma = std::min(list.find(',', pos), list.size());
+    std::string name = list.substr(pos, comma - pos);
+    auto type = gguf::type_from_name(name);
+    if (!type || !cpu::find_kernels(*type))
+      throw cli::UsageError("unknown or unsupported type '" + name + "'");
+    types.push_back(*type);
+    pos = comma + 1;
+  }
+  cpu::Isa isa = cpu::best_isa();
+  if (auto name = args.get("isa")) {
+    bool found = false;
+    for (int i = 0; i <= static_cast<int>(cpu::best_isa()); ++i)
+      if (*name == cpu::isa_name(static_cast<cpu::Isa>(i)))
+        isa = static_cast<cpu::Isa>(i), found = true;
+    if (!found)
+      throw cli::UsageError("--isa must be one this CPU has, up to " +
+                            std::string(cpu::isa_name(cpu::best_isa())));
+  }
+
+  cpu::ThreadPool pool(threads);
+  std::printf("cpu features: %s\nkernel level: %s, %d threads\n",
+              cpu::describe_cpu_features().c_str(), cpu::isa_name(isa), threads);
+  double bandwidth = measure_read_bandwidth(pool);
+  std::printf("measured read bandwidth: %.1f GB/s (%d threads, 1 GiB buffer)\n\n", bandwidth,
+              threads);
+  std::printf(
+      "| type   | kernel      | cols x rows   | matvec GB/s | of bw | matmul GFLOP/s (%lld tokens) "
+      "|\n",
+      static_cast<long long>(tokens));
+  std::printf("| --- | --- | --- | --- | --- | --- |\n");
+  for (TensorType type : types) bench_type(type, isa, pool, bandwidth, tokens);
+  return 0;
+}
+
+}  // namespace ember::bench

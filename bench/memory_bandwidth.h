@@ -1,0 +1,13 @@
+// Measures the machine's memory read bandwidth the way a matrix-vector product uses it: threads
+// streaming disjoint parts of a buffer far larger than the caches.
+#pragma once
+
+#include "kernels/cpu/thread_pool.h"
+
+namespace ember::bench {
+
+// Best-of-`repeats` read bandwidth in GB/s (1e9 bytes/s) over a buffer of `bytes`.
+double measure_read_bandwidth(cpu::ThreadPool& pool, size_t bytes = size_t(1) << 30,
+                              int repeats = 5);
+
+}  // namespace ember::bench
