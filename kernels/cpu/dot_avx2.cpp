@@ -3,8 +3,8 @@
 #include "kernels/cpu/dot_x86.h"
 
 namespace ember::cpu {
-void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, VecDot4Fn* vec_dot4) {
+void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile) {
   X86Kernels k = x86_kernels(type);
-  *vec_dot = k.vec_dot, *vec_dot4 = k.vec_dot4;
+  *vec_dot = k.vec_dot, *dot_tile = k.dot_tile;
 }
 }  // namespace ember::cpu

@@ -3,10 +3,10 @@
 // int8 dot product done by VNNI's vpdpbusd). Everything here has internal linkage so the two
 // compilations never mix.
 //
-// Each kernel handles R rows at once (R = 1 for vec_dot, 4 for vec_dot4): the activation block
-// is loaded and its scale converted once for all R rows, and R independent accumulators keep
-// the FMA units busy. Integer sums inside a block are exact; scales are applied per block in
-// float, as the reference does.
+// Each kernel computes a tile of R weight rows × T activation rows (tokens): a weight block is
+// decoded once for all T tokens and an activation block loaded once for all R rows, and the R·T
+// independent accumulators keep the FMA units busy. vec_dot is the 1 × 1 tile. Integer sums inside
+// a block are exact; scales are applied per block in float, as the reference does.
 //
 // Include only from a translation unit compiled with at least -mavx2 -mfma -mf16c, after
 // defining EMBER_DOT_VNNI as 0 or 1.
@@ -114,6 +114,13 @@ inline const Block& row_block(const void* w, size_t row_bytes, int r, int64_t i)
   return reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * row_bytes)[i];
 }
 
+// Where a tile's results go: out[t·out_stride + r].
+struct TileOut {
+  float* out;
+  size_t stride;
+  void put(int r, int t, float v) const { out[t * stride + r] = v; }
+};
+
 // ---- 32-element family, activations in Q8_0 ----
 
 // How a format's 32 values relate to its integer codes.
@@ -173,41 +180,58 @@ struct Q5_1Format {
   static __m256i values(const Block& b) { return q5_values(b.qs, b.qh); }
 };
 
-template <class F, int R>
-void dot_rows_32(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  const auto* y = static_cast<const BlockQ8_0*>(a);
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+template <class F, int R, int T>
+void tile_32(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+             TileOut o) {
+  const BlockQ8_0* y[T];
+  for (int t = 0; t < T; ++t)
+    y[t] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * act_bytes);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQK; ++i) {
-    const __m256i act = load32(y[i].qs);
-    const __m256 da = h2f_broadcast(y[i].d);
-    // Offsets and minimums multiply Σ a: one dot product per block, shared by the R rows.
-    __m256i offset_sum = _mm256_setzero_si256();
-    __m256 act_sum = _mm256_setzero_ps();
-    if constexpr (F::kKind == Kind::kUnsignedOffset)
-      offset_sum = dot_u8s8(_mm256_set1_epi8(F::kOffset), act);
-    if constexpr (F::kKind == Kind::kAffine)
-      act_sum = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_u8s8(_mm256_set1_epi8(1), act)), da);
+    __m256i act[T], offset_sum[T];
+    __m256 da[T], act_sum[T];
+    for (int t = 0; t < T; ++t) {
+      act[t] = load32(y[t][i].qs);
+      da[t] = h2f_broadcast(y[t][i].d);
+      // Offsets and minimums multiply Σ a: one dot product per token, shared by the R rows.
+      if constexpr (F::kKind == Kind::kUnsignedOffset)
+        offset_sum[t] = dot_u8s8(_mm256_set1_epi8(F::kOffset), act[t]);
+      if constexpr (F::kKind == Kind::kAffine)
+        act_sum[t] =
+            _mm256_mul_ps(_mm256_cvtepi32_ps(dot_u8s8(_mm256_set1_epi8(1), act[t])), da[t]);
+    }
     for (int r = 0; r < R; ++r) {
       const auto& b = row_block<typename F::Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
-      __m256i v = F::values(b);
-      __m256i dot;
-      if constexpr (F::kKind == Kind::kSigned)
-        dot = dot_s8(v, act);
-      else
-        dot = dot_u8s8(v, act);
-      if constexpr (F::kKind == Kind::kUnsignedOffset) dot = _mm256_sub_epi32(dot, offset_sum);
-      acc[r] =
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(h2f_broadcast(b.d), da), acc[r]);
-      if constexpr (F::kKind == Kind::kAffine)
-        acc[r] = _mm256_fmadd_ps(act_sum, h2f_broadcast(b.m), acc[r]);
+      const __m256i v = F::values(b);
+      const __m256i v_abs = F::kKind == Kind::kSigned ? _mm256_sign_epi8(v, v) : v;
+      const __m256 dw = h2f_broadcast(b.d);
+      for (int t = 0; t < T; ++t) {
+        __m256i dot;
+        if constexpr (F::kKind == Kind::kSigned)
+          dot = dot_u8s8(v_abs, _mm256_sign_epi8(act[t], v));
+        else
+          dot = dot_u8s8(v, act[t]);
+        if constexpr (F::kKind == Kind::kUnsignedOffset) dot = _mm256_sub_epi32(dot, offset_sum[t]);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, da[t]), acc[r][t]);
+        if constexpr (F::kKind == Kind::kAffine)
+          acc[r][t] = _mm256_fmadd_ps(act_sum[t], h2f_broadcast(b.m), acc[r][t]);
+      }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
 }
 
 // ---- K family, activations in Q8_K ----
+
+template <int T>
+inline void q8k_rows(const void* a, size_t act_bytes, const BlockQ8_K* (&y)[T]) {
+  for (int t = 0; t < T; ++t)
+    y[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * act_bytes);
+}
 
 // The sixteen bsums of a Q8_K block summed in pairs → 8 × int16 (sums over groups of 32).
 inline __m128i bsums_by_32(const BlockQ8_K& y) {
@@ -229,26 +253,28 @@ inline void kquant_scales_mins(const uint8_t* packed, uint64_t* scales, uint64_t
   *mins = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
 }
 
-template <class Block, bool kFifthBit, int R>
-void dot_rows_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  const auto* y = static_cast<const BlockQ8_K*>(a);
-  __m256 acc[R];
-  __m128 acc_min[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), acc_min[r] = _mm_setzero_ps();
+template <class Block, bool kFifthBit, int R, int T>
+void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+                TileOut o) {
+  const BlockQ8_K* y[T];
+  q8k_rows<T>(a, act_bytes, y);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    const __m128i group_sums = bsums_by_32(y[i]);
+    __m128i group_sums[T];
+    for (int t = 0; t < T; ++t) group_sums[t] = bsums_by_32(y[t][i]);
     for (int r = 0; r < R; ++r) {
       const Block& b = row_block<Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
       uint64_t scales, mins;
       kquant_scales_mins(b.scales, &scales, &mins);
-      // Σ_g min_g · Σ_{group g} a, in int32.
-      __m128i min_terms = _mm_madd_epi16(
-          _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins))), group_sums);
+      const __m128i mins16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins)));
       __m256i high_bits = _mm256_setzero_si256();
       if constexpr (kFifthBit) high_bits = load32(b.qh);
-      __m256i sumi = _mm256_setzero_si256();
+      __m256i sumi[T];
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int j = 0; j < 4; ++j) {
         __m256i bytes = load32(b.qs + 32 * j);
         __m256i lo = _mm256_and_si256(bytes, low4);
@@ -260,304 +286,326 @@ void dot_rows_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, f
               hi,
               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * j + 1), one), 4));
         }
-        int s_lo = static_cast<int>((scales >> (16 * j)) & 0xff),
-            s_hi = static_cast<int>((scales >> (16 * j + 8)) & 0xff);
-        sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(lo, load32(y[i].qs + 64 * j),
-                                                      _mm256_set1_epi16(static_cast<short>(s_lo))));
-        sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(hi, load32(y[i].qs + 64 * j + 32),
-                                                      _mm256_set1_epi16(static_cast<short>(s_hi))));
-      }
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(h2f(b.d) * y[i].d), acc[r]);
-      acc_min[r] =
-          _mm_fmadd_ps(_mm_cvtepi32_ps(min_terms), _mm_set1_ps(h2f(b.dmin) * y[i].d), acc_min[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    __m128 m = acc_min[r];
-    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    out[r] = hsum(acc[r]) - _mm_cvtss_f32(m);
-  }
-}
-
-template <int R>
-void dot_rows_q6_k(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  const auto* y = static_cast<const BlockQ8_K*>(a);
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
-  for (int64_t i = 0; i < n / kQKK; ++i) {
-    const __m256i bsums = load32(y[i].bsums);
-    for (int r = 0; r < R; ++r) {
-      const BlockQ6_K& b = row_block<BlockQ6_K>(w, row_bytes, r, i);
-      prefetch_ahead(b);
-      // Values are q − 32 with q in 0..63: subtract 32·Σ_g scale_g·bsum_g once per block.
-      __m256i scales16 =
-          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-      const ScalePairs pairs(scales16);
-      __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(scales16, bsums), 5);
-      sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
-      for (int h = 0; h < 2; ++h) {
-        __m256i ql_a = load32(b.ql + 64 * h), ql_b = load32(b.ql + 64 * h + 32);
-        __m256i qh = load32(b.qh + 32 * h);
-        for (int k = 0; k < 4; ++k) {
-          __m256i ql = (k & 1) ? ql_b : ql_a;
-          __m256i low = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), low4);
-          __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two);
-          __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-          int g = 8 * h + 2 * k;
-          sumi = _mm256_add_epi32(
-              sumi, dot_u8s8_scaled(q, load32(y[i].qs + 128 * h + 32 * k), pairs.pair(g / 2)));
+        const __m256i s_lo = _mm256_set1_epi16(static_cast<short>((scales >> (16 * j)) & 0xff));
+        const __m256i s_hi = _mm256_set1_epi16(static_cast<short>((scales >> (16 * j + 8)) & 0xff));
+        for (int t = 0; t < T; ++t) {
+          sumi[t] =
+              _mm256_add_epi32(sumi[t], dot_u8s8_scaled(lo, load32(y[t][i].qs + 64 * j), s_lo));
+          sumi[t] = _mm256_add_epi32(sumi[t],
+                                     dot_u8s8_scaled(hi, load32(y[t][i].qs + 64 * j + 32), s_hi));
         }
       }
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(h2f(b.d) * y[i].d), acc[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
-}
-
-template <int R>
-void dot_rows_q2_k(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  const auto* y = static_cast<const BlockQ8_K*>(a);
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  const __m256i two_bits = _mm256_set1_epi8(3);
-  for (int64_t i = 0; i < n / kQKK; ++i) {
-    const __m256i bsums = load32(y[i].bsums);
-    for (int r = 0; r < R; ++r) {
-      const BlockQ2_K& b = row_block<BlockQ2_K>(w, row_bytes, r, i);
-      prefetch_ahead(b);
-      __m256i packed =
-          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-      __m256i mins = _mm256_srli_epi16(packed, 4);
-      const ScalePairs pairs(_mm256_and_si256(packed, _mm256_set1_epi16(0x0f)));
-      __m256i min_terms = _mm256_madd_epi16(mins, bsums);
-      __m256i sumi = _mm256_setzero_si256();
-      for (int h = 0; h < 2; ++h) {
-        __m256i bits = load32(b.qs + 32 * h);
-        for (int s = 0; s < 4; ++s) {
-          __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * s), two_bits);
-          int g = 8 * h + 2 * s;
-          sumi = _mm256_add_epi32(
-              sumi, dot_u8s8_scaled(q, load32(y[i].qs + 128 * h + 32 * s), pairs.pair(g / 2)));
-        }
+      const float dw = h2f(b.d), dmin = h2f(b.dmin);
+      for (int t = 0; t < T; ++t) {
+        // Σ_g min_g · Σ_{group g} a, in the low four int32 lanes.
+        __m256i min_terms = _mm256_zextsi128_si256(_mm_madd_epi16(mins16, group_sums[t]));
+        acc[r][t] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(dw * y[t][i].d), acc[r][t]);
+        acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_terms),
+                                     _mm256_set1_ps(dmin * y[t][i].d), acc[r][t]);
       }
-      __m256 d = _mm256_set1_ps(h2f(b.d) * y[i].d), dmin = _mm256_set1_ps(h2f(b.dmin) * y[i].d);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), d, acc[r]);
-      acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_terms), dmin, acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
 }
 
-template <int R>
-void dot_rows_q3_k(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  const auto* y = static_cast<const BlockQ8_K*>(a);
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  const __m256i two_bits = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+// Q6_K, Q3_K and Q2_K share one shape: sixteen groups of 16 with int16 scales, values decoded
+// 32 at a time as unsigned bytes, and a per-block correction Σ_g c_g·bsum_g subtracted (the
+// value offset of Q6_K/Q3_K, the minimums of Q2_K).
+struct Q6KFormat {
+  using Block = BlockQ6_K;
+  struct Decoded {
+    __m256i scales16, correction16;  // correction_g multiplies bsum_g
+    float d, dmin;  // dmin multiplies the correction (Q2_K); d·32 or d·4 otherwise
+  };
+  static Decoded decode(const Block& b) {
+    __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    float d = h2f(b.d);
+    return {s, s, d, 32 * d};  // values are q − 32
+  }
+  // The 32 values of plane k (0..7: elements 32k..32k+31) as unsigned bytes.
+  static __m256i values(const Block& b, int k) {
+    int h = k / 4, kk = k % 4;
+    __m256i ql = load32(b.ql + 64 * h + 32 * (kk & 1));
+    __m256i low = _mm256_and_si256(kk < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0f));
+    __m256i high =
+        _mm256_and_si256(_mm256_srli_epi16(load32(b.qh + 32 * h), 2 * kk), _mm256_set1_epi8(3));
+    return _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+  }
+};
+struct Q3KFormat {
+  using Block = BlockQ3_K;
+  struct Decoded {
+    __m256i scales16, correction16;
+    float d, dmin;
+  };
+  static Decoded decode(const Block& b) {
+    int8_t sc[16];
+    q3k_scales(b.scales, sc);
+    __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    float d = h2f(b.d);
+    return {s, s, d, 4 * d};  // values are q − 4
+  }
+  static __m256i values(const Block& b, int k) {
+    int h = k / 4, s = k % 4;
+    __m256i low =
+        _mm256_and_si256(_mm256_srli_epi16(load32(b.qs + 32 * h), 2 * s), _mm256_set1_epi8(3));
+    __m256i high = _mm256_and_si256(_mm256_srli_epi16(load32(b.hmask), k), _mm256_set1_epi8(1));
+    return _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
+  }
+};
+struct Q2KFormat {
+  using Block = BlockQ2_K;
+  struct Decoded {
+    __m256i scales16, correction16;
+    float d, dmin;
+  };
+  static Decoded decode(const Block& b) {
+    __m256i packed =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    return {_mm256_and_si256(packed, _mm256_set1_epi16(0x0f)), _mm256_srli_epi16(packed, 4),
+            h2f(b.d), h2f(b.dmin)};
+  }
+  static __m256i values(const Block& b, int k) {
+    int h = k / 4, s = k % 4;
+    return _mm256_and_si256(_mm256_srli_epi16(load32(b.qs + 32 * h), 2 * s), _mm256_set1_epi8(3));
+  }
+};
+
+template <class F, int R, int T>
+void tile_k16(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+              TileOut o) {
+  const BlockQ8_K* y[T];
+  q8k_rows<T>(a, act_bytes, y);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    const __m256i bsums = load32(y[i].bsums);
+    __m256i bsums[T];
+    for (int t = 0; t < T; ++t) bsums[t] = load32(y[t][i].bsums);
     for (int r = 0; r < R; ++r) {
-      const BlockQ3_K& b = row_block<BlockQ3_K>(w, row_bytes, r, i);
+      const auto& b = row_block<typename F::Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
-      int8_t sc[16];
-      q3k_scales(b.scales, sc);
-      // Values are q − 4 with q in 0..7: subtract 4·Σ_g scale_g·bsum_g once per block.
-      __m256i scales16 =
-          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
-      const ScalePairs pairs(scales16);
-      __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                      _mm256_slli_epi32(_mm256_madd_epi16(scales16, bsums), 2));
-      __m256i hmask = load32(b.hmask);
-      for (int h = 0; h < 2; ++h) {
-        __m256i bits = load32(b.qs + 32 * h);
-        for (int s = 0; s < 4; ++s) {
-          int plane = 4 * h + s;
-          __m256i low = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * s), two_bits);
-          __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, plane), one);
-          __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
-          int g = 8 * h + 2 * s;
-          sumi = _mm256_add_epi32(
-              sumi, dot_u8s8_scaled(q, load32(y[i].qs + 32 * plane), pairs.pair(g / 2)));
-        }
+      const typename F::Decoded dec = F::decode(b);
+      const ScalePairs pairs(dec.scales16);
+      __m256i sumi[T];
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        const __m256i q = F::values(b, k);
+        const __m256i scale = pairs.pair(k);
+        for (int t = 0; t < T; ++t)
+          sumi[t] =
+              _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load32(y[t][i].qs + 32 * k), scale));
       }
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(h2f(b.d) * y[i].d), acc[r]);
+      for (int t = 0; t < T; ++t) {
+        __m256i correction = _mm256_madd_epi16(dec.correction16, bsums[t]);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(dec.d * y[t][i].d),
+                                    acc[r][t]);
+        acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(correction),
+                                     _mm256_set1_ps(dec.dmin * y[t][i].d), acc[r][t]);
+      }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
 }
 
-template <int R>
-void dot_rows_iq4_xs(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  const auto* y = static_cast<const BlockQ8_K*>(a);
+template <int R, int T>
+void tile_iq4_xs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+                 TileOut o) {
+  const BlockQ8_K* y[T];
+  q8k_rows<T>(a, act_bytes, y);
   const __m256i table = iq4_table();
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
     for (int r = 0; r < R; ++r) {
       const BlockIQ4_XS& b = row_block<BlockIQ4_XS>(w, row_bytes, r, i);
       prefetch_ahead(b);
-      __m256i sumi = _mm256_setzero_si256();
+      __m256i sumi[T];
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int g = 0; g < 8; ++g) {
         int low = (b.scales_l[g / 2] >> (4 * (g % 2))) & 0x0f;
         int high = (b.scales_h >> (2 * g)) & 3;
-        int scale = (low | (high << 4)) - 32;
-        __m256i q = _mm256_shuffle_epi8(table, unpack_nibbles(b.qs + 16 * g));
-        __m256i p = dot_s8(q, load32(y[i].qs + 32 * g));
-        sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, _mm256_set1_epi32(scale)));
+        const __m256i scale = _mm256_set1_epi32((low | (high << 4)) - 32);
+        const __m256i q = _mm256_shuffle_epi8(table, unpack_nibbles(b.qs + 16 * g));
+        const __m256i q_abs = _mm256_sign_epi8(q, q);
+        for (int t = 0; t < T; ++t) {
+          __m256i p = dot_u8s8(q_abs, _mm256_sign_epi8(load32(y[t][i].qs + 32 * g), q));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(p, scale));
+        }
       }
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(h2f(b.d) * y[i].d), acc[r]);
+      const float dw = h2f(b.d);
+      for (int t = 0; t < T; ++t)
+        acc[r][t] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(dw * y[t][i].d), acc[r][t]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
 }
 
 // ---- float weights (activations stay float32) ----
 
-// Σ x_i·y_i for float-like weights; load8(row, i) widens 8 weights, load1(row, i) one.
-template <int R, class Load8, class Load1>
-void dot_rows_float(int64_t n, const void* w, size_t row_bytes, const float* y, float* out,
-                    Load8 load8, Load1 load1) {
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  auto row = [&](int r) { return static_cast<const uint8_t*>(w) + r * row_bytes; };
+template <class Load8, class Load1, int R, int T>
+void tile_float(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+                TileOut o) {
+  const float* y[T];
+  for (int t = 0; t < T; ++t)
+    y[t] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a) + t * act_bytes);
+  const uint8_t* row[R];
+  for (int r = 0; r < R; ++r) row[r] = static_cast<const uint8_t*>(w) + r * row_bytes;
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 x = _mm256_loadu_ps(y + i);
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(load8(row(r), i), x, acc[r]);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = Load8::load(row[r], i);
+      for (int t = 0; t < T; ++t)
+        acc[r][t] = _mm256_fmadd_ps(x, _mm256_loadu_ps(y[t] + i), acc[r][t]);
+    }
   }
-  for (int r = 0; r < R; ++r) {
-    out[r] = hsum(acc[r]);
-    for (int64_t j = i; j < n; ++j) out[r] += load1(row(r), j) * y[j];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      float sum = hsum(acc[r][t]);
+      for (int64_t j = i; j < n; ++j) sum += Load1::load(row[r], j) * y[t][j];
+      o.put(r, t, sum);
+    }
+}
+
+struct LoadF32 {
+  static __m256 load(const uint8_t* p, int64_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + i);
   }
-}
-
-template <int R>
-void dot_rows_f32(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  dot_rows_float<R>(
-      n, w, row_bytes, static_cast<const float*>(a), out,
-      [](const uint8_t* p, int64_t i) {
-        return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + i);
-      },
-      [](const uint8_t* p, int64_t i) { return reinterpret_cast<const float*>(p)[i]; });
-}
-
-template <int R>
-void dot_rows_f16(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  dot_rows_float<R>(
-      n, w, row_bytes, static_cast<const float*>(a), out,
-      [](const uint8_t* p, int64_t i) {
-        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
-      },
-      [](const uint8_t* p, int64_t i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        return h2f(h);
-      });
-}
-
-template <int R>
-void dot_rows_bf16(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  dot_rows_float<R>(
-      n, w, row_bytes, static_cast<const float*>(a), out,
-      [](const uint8_t* p, int64_t i) {
-        __m256i wide =
-            _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-      },
-      [](const uint8_t* p, int64_t i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        return bf16_to_f32(h);
-      });
-}
+};
+struct LoadF32One {
+  static float load(const uint8_t* p, int64_t i) { return reinterpret_cast<const float*>(p)[i]; }
+};
+struct LoadF16 {
+  static __m256 load(const uint8_t* p, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
+  }
+};
+struct LoadF16One {
+  static float load(const uint8_t* p, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return h2f(h);
+  }
+};
+struct LoadBF16 {
+  static __m256 load(const uint8_t* p, int64_t i) {
+    __m256i wide =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+};
+struct LoadBF16One {
+  static float load(const uint8_t* p, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return bf16_to_f32(h);
+  }
+};
 
 // ---- the table ----
 
-template <void (*kRows1)(int64_t, const void*, size_t, const void*, float*)>
-float single_row(int64_t n, const void* w, const void* a) {
+using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, TileOut);
+
+// A kernel family as `Family::template Tile<R, T>::fn`.
+template <class F>
+struct Rows32 {
+  template <int R, int T>
+  static constexpr TileFn fn = tile_32<F, R, T>;
+};
+template <class Block, bool kFifth>
+struct RowsQ45K {
+  template <int R, int T>
+  static constexpr TileFn fn = tile_q45_k<Block, kFifth, R, T>;
+};
+template <class F>
+struct RowsK16 {
+  template <int R, int T>
+  static constexpr TileFn fn = tile_k16<F, R, T>;
+};
+struct RowsIQ4XS {
+  template <int R, int T>
+  static constexpr TileFn fn = tile_iq4_xs<R, T>;
+};
+template <class Load8, class Load1>
+struct RowsFloat {
+  template <int R, int T>
+  static constexpr TileFn fn = tile_float<Load8, Load1, R, T>;
+};
+
+template <class Family>
+float single(int64_t n, const void* w, const void* a) {
   float out;
-  kRows1(n, w, 0, a, &out);
+  Family::template fn<1, 1>(n, w, 0, a, 0, TileOut{&out, 1});
   return out;
+}
+
+template <class Family>
+void tile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes, int tokens,
+          float* out, size_t out_stride) {
+  static_assert(kTileRows == 4 && kTileTokens == 4);
+  TileOut o{out, out_stride};
+  switch (tokens) {
+    case 1:
+      return Family::template fn<4, 1>(n, w, row_bytes, a, act_bytes, o);
+    case 2:
+      return Family::template fn<4, 2>(n, w, row_bytes, a, act_bytes, o);
+    case 3:
+      return Family::template fn<4, 3>(n, w, row_bytes, a, act_bytes, o);
+    default:
+      return Family::template fn<4, 4>(n, w, row_bytes, a, act_bytes, o);
+  }
 }
 
 struct X86Kernels {
   VecDotFn vec_dot;
-  VecDot4Fn vec_dot4;
+  DotTileFn dot_tile;
 };
 
-template <template <int> class K>
+template <class Family>
 constexpr X86Kernels kernels_of() {
-  return {single_row<K<1>::run>, K<4>::run};
+  return {single<Family>, tile<Family>};
 }
-
-// Adapters giving every kernel family the same template<int R> shape.
-template <class F>
-struct Rows32 {
-  template <int R>
-  struct K {
-    static void run(int64_t n, const void* w, size_t rb, const void* a, float* o) {
-      dot_rows_32<F, R>(n, w, rb, a, o);
-    }
-  };
-};
-template <class Block, bool kFifth>
-struct Rows45 {
-  template <int R>
-  struct K {
-    static void run(int64_t n, const void* w, size_t rb, const void* a, float* o) {
-      dot_rows_q45_k<Block, kFifth, R>(n, w, rb, a, o);
-    }
-  };
-};
-#define EMBER_ROWS_ADAPTER(NAME, FN)                                                \
-  template <int R>                                                                  \
-  struct NAME {                                                                     \
-    static void run(int64_t n, const void* w, size_t rb, const void* a, float* o) { \
-      FN<R>(n, w, rb, a, o);                                                        \
-    }                                                                               \
-  };
-EMBER_ROWS_ADAPTER(RowsQ2K, dot_rows_q2_k)
-EMBER_ROWS_ADAPTER(RowsQ3K, dot_rows_q3_k)
-EMBER_ROWS_ADAPTER(RowsQ6K, dot_rows_q6_k)
-EMBER_ROWS_ADAPTER(RowsIQ4XS, dot_rows_iq4_xs)
-EMBER_ROWS_ADAPTER(RowsF32, dot_rows_f32)
-EMBER_ROWS_ADAPTER(RowsF16, dot_rows_f16)
-EMBER_ROWS_ADAPTER(RowsBF16, dot_rows_bf16)
-#undef EMBER_ROWS_ADAPTER
 
 X86Kernels x86_kernels(gguf::TensorType type) {
   using gguf::TensorType;
   switch (type) {
     case TensorType::F32:
-      return kernels_of<RowsF32>();
+      return kernels_of<RowsFloat<LoadF32, LoadF32One>>();
     case TensorType::F16:
-      return kernels_of<RowsF16>();
+      return kernels_of<RowsFloat<LoadF16, LoadF16One>>();
     case TensorType::BF16:
-      return kernels_of<RowsBF16>();
+      return kernels_of<RowsFloat<LoadBF16, LoadBF16One>>();
     case TensorType::Q4_0:
-      return kernels_of<Rows32<Q4_0Format>::K>();
+      return kernels_of<Rows32<Q4_0Format>>();
     case TensorType::Q4_1:
-      return kernels_of<Rows32<Q4_1Format>::K>();
+      return kernels_of<Rows32<Q4_1Format>>();
     case TensorType::Q5_0:
-      return kernels_of<Rows32<Q5_0Format>::K>();
+      return kernels_of<Rows32<Q5_0Format>>();
     case TensorType::Q5_1:
-      return kernels_of<Rows32<Q5_1Format>::K>();
+      return kernels_of<Rows32<Q5_1Format>>();
     case TensorType::Q8_0:
-      return kernels_of<Rows32<Q8_0Format>::K>();
+      return kernels_of<Rows32<Q8_0Format>>();
     case TensorType::IQ4_NL:
-      return kernels_of<Rows32<IQ4_NLFormat>::K>();
+      return kernels_of<Rows32<IQ4_NLFormat>>();
     case TensorType::Q2_K:
-      return kernels_of<RowsQ2K>();
+      return kernels_of<RowsK16<Q2KFormat>>();
     case TensorType::Q3_K:
-      return kernels_of<RowsQ3K>();
+      return kernels_of<RowsK16<Q3KFormat>>();
     case TensorType::Q4_K:
-      return kernels_of<Rows45<BlockQ4_K, false>::K>();
+      return kernels_of<RowsQ45K<BlockQ4_K, false>>();
     case TensorType::Q5_K:
-      return kernels_of<Rows45<BlockQ5_K, true>::K>();
+      return kernels_of<RowsQ45K<BlockQ5_K, true>>();
     case TensorType::Q6_K:
-      return kernels_of<RowsQ6K>();
+      return kernels_of<RowsK16<Q6KFormat>>();
     case TensorType::IQ4_XS:
       return kernels_of<RowsIQ4XS>();
     default:

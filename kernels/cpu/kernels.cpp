@@ -9,9 +9,9 @@
 namespace ember::cpu {
 
 #if defined(__x86_64__)
-void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, VecDot4Fn* vec_dot4);  // dot_avx2.cpp
+void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile);  // dot_avx2.cpp
 void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot,
-                        VecDot4Fn* vec_dot4);  // dot_avx512vnni.cpp
+                        DotTileFn* dot_tile);  // dot_avx512vnni.cpp
 #endif
 
 namespace {
@@ -37,9 +37,13 @@ float generic_dot(int64_t n, const void* w, const void* a) {
 }
 
 template <TensorType kWeight, TensorType kAct>
-void generic_dot4(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  for (int r = 0; r < 4; ++r)
-    out[r] = generic_dot<kWeight, kAct>(n, static_cast<const uint8_t*>(w) + r * row_bytes, a);
+void generic_tile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+                  int tokens, float* out, size_t out_stride) {
+  for (int t = 0; t < tokens; ++t)
+    for (int r = 0; r < kTileRows; ++r)
+      out[t * out_stride + r] =
+          generic_dot<kWeight, kAct>(n, static_cast<const uint8_t*>(w) + r * row_bytes,
+                                     static_cast<const uint8_t*>(a) + t * act_bytes);
 }
 
 template <TensorType kType>
@@ -57,7 +61,7 @@ constexpr TypeKernels scalar_entry() {
           kAct,
           quantize_as<kAct>,
           generic_dot<kWeight, kAct>,
-          generic_dot4<kWeight, kAct>,
+          generic_tile<kWeight, kAct>,
           dequantize_as<kWeight>,
           Isa::Scalar};
 }
@@ -88,11 +92,11 @@ struct Tables {
       for (TypeKernels k : kScalar) {
 #if defined(__x86_64__)
         VecDotFn dot = nullptr;
-        VecDot4Fn dot4 = nullptr;
-        if (level == static_cast<int>(Isa::Avx2)) avx2_kernels(k.weight_type, &dot, &dot4);
+        DotTileFn tile = nullptr;
+        if (level == static_cast<int>(Isa::Avx2)) avx2_kernels(k.weight_type, &dot, &tile);
         if (level == static_cast<int>(Isa::Avx512Vnni))
-          avx512vnni_kernels(k.weight_type, &dot, &dot4);
-        if (dot) k.vec_dot = dot, k.vec_dot4 = dot4, k.isa = static_cast<Isa>(level);
+          avx512vnni_kernels(k.weight_type, &dot, &tile);
+        if (dot) k.vec_dot = dot, k.dot_tile = tile, k.isa = static_cast<Isa>(level);
 #endif
         by_isa[level].push_back(k);
       }

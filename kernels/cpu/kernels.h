@@ -13,10 +13,14 @@ namespace ember::cpu {
 // Σ_i w_i·a_i over n elements: w a row of weights in the kernel's weight type, a a row of
 // activations in its act_type. n is a multiple of both types' block sizes.
 using VecDotFn = float (*)(int64_t n, const void* weights, const void* activations);
-// The same for four consecutive weight rows at once (row r at weights + r·row_bytes) against one
-// activation row: out[0..3]. Matrix products use it to load each activation block once per 4 rows.
-using VecDot4Fn = void (*)(int64_t n, const void* weights, size_t row_bytes,
-                           const void* activations, float* out);
+// A tile of products: out[t·out_stride + r] = Σ_i w_r[i]·a_t[i] for kTileRows consecutive weight
+// rows (row r at weights + r·row_bytes) and `tokens` (1..kTileTokens) activation rows (row t at
+// activations + t·act_bytes). Each weight block is decoded once for all tokens of the tile.
+constexpr int kTileRows = 4;
+constexpr int kTileTokens = 4;
+using DotTileFn = void (*)(int64_t n, const void* weights, size_t row_bytes,
+                           const void* activations, size_t act_bytes, int tokens, float* out,
+                           size_t out_stride);
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
 using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
 
@@ -25,7 +29,7 @@ struct TypeKernels {
   gguf::TensorType act_type;   // F32 for float weights; Q8_0 or Q8_K for quantised ones
   QuantizeRowFn quantize_act;  // float activations → act_type
   VecDotFn vec_dot;
-  VecDot4Fn vec_dot4;
+  DotTileFn dot_tile;
   DequantizeRowFn dequantize;  // weights → float (embedding rows, tests)
   Isa isa;                     // the level vec_dot was compiled for
 };

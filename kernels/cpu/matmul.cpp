@@ -40,7 +40,16 @@ void matmul(const TypeKernels& k, const void* weights, int64_t rows, int64_t col
   const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(k.weight_type, cols));
   pool.run([&](int t) {
     auto [begin, end] = ThreadPool::share(rows, t, pool.size());
-    for (int64_t r = begin; r < end; ++r) {
+    int64_t r = begin;
+    for (; r + kTileRows <= end; r += kTileRows) {  // tiles of 4 rows × up to 4 tokens
+      const uint8_t* row = w + r * row_bytes;
+      for (int64_t i = 0; i < tokens; i += kTileTokens) {
+        int n_tokens = static_cast<int>(std::min<int64_t>(kTileTokens, tokens - i));
+        k.dot_tile(cols, row, row_bytes, act + i * act_bytes, act_bytes, n_tokens, y + i * rows + r,
+                   rows);
+      }
+    }
+    for (; r < end; ++r) {
       const uint8_t* row = w + r * row_bytes;
       for (int64_t i = 0; i < tokens; ++i)
         y[i * rows + r] = k.vec_dot(cols, row, act + i * act_bytes);

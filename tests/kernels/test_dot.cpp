@@ -56,19 +56,31 @@ TEST(VecDot, EveryLevelMatchesTheReference) {
         float got = k->vec_dot(n, w.data(), a.data());
         EXPECT_NEAR(got, expected, 2e-6 * magnitude + 1e-6);
 
-        // Four rows at once: row r is a fresh random row, checked on its own.
-        const size_t row_bytes = gguf::bytes_for(type, n);
-        std::vector<uint8_t> rows4;
-        for (int r = 0; r < 4; ++r) {
+        // Tiles of 4 rows × 1..4 tokens: each (row, token) checked against the reference.
+        const size_t row_bytes = gguf::bytes_for(type, n), act_bytes = a.size();
+        std::vector<uint8_t> rows4, acts4;
+        for (int r = 0; r < cpu::kTileRows; ++r) {
           std::vector<uint8_t> row = r == 0 ? w : test::random_row(type, n, 1000 * r + n);
           rows4.insert(rows4.end(), row.begin(), row.end());
         }
-        float out4[4];
-        k->vec_dot4(n, rows4.data(), row_bytes, a.data(), out4);
-        for (int r = 0; r < 4; ++r) {
-          double ref =
-              cpu::reference::dot(type, rows4.data() + r * row_bytes, k->act_type, a.data(), n);
-          EXPECT_NEAR(out4[r], ref, 2e-6 * magnitude * 4 + 1e-5) << "vec_dot4 row " << r;
+        for (int t = 0; t < cpu::kTileTokens; ++t) {
+          std::vector<float> xt = test::random_floats(n, 500 * t + n);
+          std::vector<uint8_t> at(act_bytes);
+          k->quantize_act(xt.data(), at.data(), n);
+          acts4.insert(acts4.end(), at.begin(), at.end());
+        }
+        for (int tokens = 1; tokens <= cpu::kTileTokens; ++tokens) {
+          const size_t stride = 7;  // outputs of one token are `stride` floats apart
+          std::vector<float> out(stride * tokens, NAN);
+          k->dot_tile(n, rows4.data(), row_bytes, acts4.data(), act_bytes, tokens, out.data(),
+                      stride);
+          for (int t = 0; t < tokens; ++t)
+            for (int r = 0; r < cpu::kTileRows; ++r) {
+              double ref = cpu::reference::dot(type, rows4.data() + r * row_bytes, k->act_type,
+                                               acts4.data() + t * act_bytes, n);
+              EXPECT_NEAR(out[t * stride + r], ref, 8e-6 * magnitude + 1e-5)
+                  << "tile of " << tokens << " tokens, row " << r << " token " << t;
+            }
         }
       }
     }
