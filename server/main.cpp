@@ -21,6 +21,9 @@ struct Command {
 const Command kCommands[] = {
     {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",
      ember::cli::run_inspect},
+    {"tokenize", "tokenize --model FILE (--text TEXT | --file F) [--no-bos] [--special]",
+     ember::cli::run_tokenize},
+    {"detokenize", "detokenize --model FILE --ids 1,2,3 [--special]", ember::cli::run_detokenize},
     {"bench", "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]",
      ember::bench::run_bench},
 };

@@ -1,0 +1,73 @@
+// Text ↔ token ids, exactly as the model was trained: SentencePiece-style vocabularies merge
+// characters by score with byte fallback; byte-level BPE vocabularies pre-tokenize with the
+// model's expressions and merge byte-encoded characters by rank.
+#pragma once
+
+#include <array>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/pretokenizer.h"
+#include "model/vocab.h"
+
+namespace ember::model {
+
+class Tokenizer {
+ public:
+  explicit Tokenizer(Vocab vocab);
+
+  const Vocab& vocab() const { return vocab_; }
+  // Whether tokenizer.ggml.pre named a pre-tokenizer ember knows (else "default" is used).
+  bool pre_tokenizer_known() const { return pre_known_; }
+
+  // add_special: put BOS/EOS around the ids as the vocabulary asks. parse_special: control
+  // tokens written in the text (<|im_start|>) become their ids; otherwise they are plain text.
+  // User-defined tokens are always matched.
+  std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const;
+
+  // The bytes one token stands for (possibly part of a UTF-8 character). Control and unknown
+  // tokens give "" unless `special`, then their text.
+  std::string piece(TokenId id, bool special = false) const;
+
+  // The text of a sequence. The space a SentencePiece vocabulary puts before the text is removed.
+  std::string decode(std::span<const TokenId> ids, bool special = false) const;
+
+ private:
+  struct Fragment {
+    TokenId token;  // -1 for text
+    size_t start, length;
+  };
+  std::vector<Fragment> split_special(std::string_view text, bool parse_special) const;
+  void encode_sentencepiece(std::string_view text, std::vector<TokenId>& out) const;
+  void encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const;
+
+  Vocab vocab_;
+  bool pre_known_ = false;  // before pre_: its constructor sets it
+  PreTokenizer pre_;
+  std::vector<TokenId> specials_;            // matched in text, longest first
+  std::array<TokenId, 256> byte_tokens_{};   // SentencePiece: id of <0xNN>, or -1
+  std::array<std::string, 256> byte_chars_;  // BPE: the printable character standing for a byte
+  std::vector<int16_t> char_bytes_;          // BPE: code point → byte it stands for, or -1
+};
+
+// Turns a stream of ids into text that never splits a UTF-8 character: bytes of an unfinished
+// character are held back until the token that completes it arrives.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool special = false)
+      : tokenizer_(tokenizer), special_(special) {}
+  // The text that is complete after `id`.
+  std::string push(TokenId id);
+  // Whatever is still held back (an incomplete character at the very end).
+  std::string finish();
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool special_;
+  bool at_start_ = true;
+  std::string pending_;
+};
+
+}  // namespace ember::model
