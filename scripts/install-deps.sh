@@ -9,8 +9,8 @@ debian_packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev mesa-vulkan-drivers pocl-opencl-icd curl unzip
 )
-python_modules=(gguf numpy pytest transformers)   # import names
-python_packages=(gguf numpy pytest transformers)  # pip names, same order
+python_modules=(gguf numpy pytest transformers jinja2)   # import names
+python_packages=(gguf numpy pytest transformers jinja2)  # pip names, same order
 
 missing=()
 for p in "${debian_packages[@]}"; do

@@ -10,5 +10,6 @@ namespace ember::cli {
 int run_inspect(const std::vector<std::string>& args);
 int run_tokenize(const std::vector<std::string>& args);
 int run_detokenize(const std::vector<std::string>& args);
+int run_template(const std::vector<std::string>& args);
 
 }  // namespace ember::cli

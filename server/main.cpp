@@ -24,6 +24,11 @@ const Command kCommands[] = {
     {"tokenize", "tokenize --model FILE (--text TEXT | --file F) [--no-bos] [--special]",
      ember::cli::run_tokenize},
     {"detokenize", "detokenize --model FILE --ids 1,2,3 [--special]", ember::cli::run_detokenize},
+    {"template",
+     "template (--model FILE | --builtin NAME | --template-file T) [--messages M.json] [--context "
+     "C.json]\n"
+     "           [--add-generation-prompt] [--print-source]   render a chat template",
+     ember::cli::run_template},
     {"bench", "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]",
      ember::bench::run_bench},
 };

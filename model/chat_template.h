@@ -1,0 +1,40 @@
+// Chat prompts: the model's own tokenizer.chat_template (a Jinja template), or a built-in
+// template for its family when the file has none.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gguf/reader.h"
+#include "model/jinja.h"
+#include "model/vocab.h"
+
+namespace ember::model {
+
+class ChatTemplate {
+ public:
+  // The template of a model file: its own, else the fallback its vocabulary and architecture
+  // point to. Throws jinja::Error when the model's template does not parse.
+  static ChatTemplate for_model(const gguf::Metadata& metadata, const Vocab& vocab);
+  // A built-in template: "chatml", "llama3", "gemma", "phi3" or "mistral"; throws for others.
+  static ChatTemplate builtin(const std::string& name, std::string bos_token = "",
+                              std::string eos_token = "");
+  static std::vector<std::string> builtin_names();
+  static const std::string& builtin_source(const std::string& name);
+
+  ChatTemplate(std::string source, std::string name, std::string bos_token, std::string eos_token);
+
+  // messages: a list of {"role", "content" (string or list of parts), ...} dicts. Extra
+  // variables (tools, ...) come in `extra` (a dict, may be undefined).
+  std::string render(const jinja::Value& messages, bool add_generation_prompt,
+                     const jinja::Value& extra = jinja::Value()) const;
+
+  const std::string& name() const { return name_; }  // "model" for the file's own template
+  const std::string& source() const { return source_; }
+
+ private:
+  std::string source_, name_, bos_token_, eos_token_;
+  jinja::Template template_;
+};
+
+}  // namespace ember::model
