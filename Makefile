@@ -33,7 +33,7 @@ build: deps
 build-asan: deps
 	@[ -f $(ASAN_DIR)/CMakeCache.txt ] || CC=clang CXX=clang++ cmake -S . -B $(ASAN_DIR) -G Ninja \
 	  -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=ON -DEMBER_FUZZ=ON
-	cmake --build $(ASAN_DIR) --target test_gguf test_tokenizer fuzz_gguf fuzz_tokenizer make_gguf_corpus ember
+	cmake --build $(ASAN_DIR) --target test_gguf test_tokenizer fuzz_gguf fuzz_tokenizer fuzz_jinja make_gguf_corpus ember
 
 models:
 	@scripts/fetch-models.sh

@@ -1,5 +1,7 @@
 // Lexer and recursive-descent parser for Jinja templates (see jinja_ast.h).
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <set>
 
 #include "model/jinja_ast.h"
@@ -213,6 +215,10 @@ class Lexer {
   std::vector<Token> tokens_;
 };
 
+// Deeper nesting than this (parentheses, unary operators, blocks) is refused rather than risking
+// the stack on a hostile template.
+constexpr int kMaxNesting = 200;
+
 class Parser {
  public:
   explicit Parser(std::vector<Token> tokens) : t_(std::move(tokens)) {}
@@ -296,6 +302,7 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    Nest nest(*this);
     auto s = std::make_unique<Stmt>();
     s->line = peek().line;
     std::string keyword = take_name();
@@ -429,6 +436,7 @@ class Parser {
   }
 
   ExprPtr parse_expression() {
+    Nest nest(*this);
     ExprPtr value = parse_or();
     if (is_name("if")) {
       ++i_;
@@ -472,6 +480,7 @@ class Parser {
     return left;
   }
   ExprPtr parse_not() {
+    Nest nest(*this);
     if (is_name("not")) {
       ++i_;
       ExprPtr e = make(Expr::Kind::kUnary);
@@ -541,6 +550,7 @@ class Parser {
     return left;
   }
   ExprPtr parse_unary(bool with_filter) {
+    Nest nest(*this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       e = make(Expr::Kind::kUnary);
@@ -574,11 +584,12 @@ class Parser {
       if (is_op(".")) {
         ++i_;
         ExprPtr a = make(Expr::Kind::kAttr);
-        if (peek().kind == Token::Kind::kInt)
-          a->kind = Expr::Kind::kItem,
-          a->args.push_back(literal(Value(static_cast<int64_t>(std::stoll(next().text)))));
-        else
+        if (peek().kind == Token::Kind::kInt) {  // a.0 is a[0]
+          a->kind = Expr::Kind::kItem;
+          a->args.push_back(parse_primary());
+        } else {
           a->name = take_name();
+        }
         a->target = std::move(e);
         e = std::move(a);
       } else if (is_op("[")) {
@@ -673,10 +684,15 @@ class Parser {
         while (peek().kind == Token::Kind::kString) s += next().text;  // adjacent literals join
         return literal(Value(s));
       }
-      case Token::Kind::kInt:
-        return literal(Value(static_cast<int64_t>(std::stoll(next().text))));
+      case Token::Kind::kInt: {
+        errno = 0;
+        long long v = std::strtoll(tok.text.c_str(), nullptr, 10);
+        if (errno == ERANGE) fail("integer literal too large");
+        ++i_;
+        return literal(Value(static_cast<int64_t>(v)));
+      }
       case Token::Kind::kFloat:
-        return literal(Value(std::stod(next().text)));
+        return literal(Value(std::strtod(next().text.c_str(), nullptr)));
       case Token::Kind::kName: {
         std::string name = next().text;
         if (name == "true" || name == "True") return literal(Value(true));
@@ -737,8 +753,18 @@ class Parser {
     fail("expected an expression");
   }
 
+  // Counts one level of recursion for as long as it lives.
+  struct Nest {
+    explicit Nest(Parser& p) : p_(p) {
+      if (++p_.depth_ > kMaxNesting) p_.fail("nested too deeply");
+    }
+    ~Nest() { --p_.depth_; }
+    Parser& p_;
+  };
+
   std::vector<Token> t_;
   size_t i_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

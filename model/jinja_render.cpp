@@ -18,6 +18,12 @@ namespace {
 
 enum class Flow { kNormal, kBreak, kContinue };
 
+// Limits that keep a hostile or broken template from hanging or exhausting the server.
+constexpr int kMaxCallDepth = 64;                // nested macro calls
+constexpr int64_t kMaxRange = 1000000;           // elements of one range()
+constexpr int64_t kMaxSteps = 20000000;          // statements and loop iterations per render
+constexpr size_t kMaxOutput = size_t(64) << 20;  // bytes of output
+
 std::string strip(const std::string& s, const std::string& chars, bool left, bool right) {
   size_t b = 0, e = s.size();
   auto in_set = [&](char c) {
@@ -178,6 +184,8 @@ class Renderer {
  private:
   using Scope = std::unordered_map<std::string, Value>;
   std::vector<Scope> scopes_;
+  int64_t steps_ = 0;
+  int call_depth_ = 0;
 
   Value lookup(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
@@ -201,7 +209,10 @@ class Renderer {
       if (a.positional.size() >= 3) step = a.positional[2].as_int();
       if (step == 0) throw Error("range() step cannot be zero");
       Array out;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.emplace_back(i);
+      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+        if (static_cast<int64_t>(out.size()) >= kMaxRange) throw Error("range() too large");
+        out.emplace_back(i);
+      }
       return Value(out);
     });
     g["namespace"] = Value::function([](CallArgs& a) {
@@ -241,6 +252,8 @@ class Renderer {
   }
 
   Flow exec(const Stmt& s, std::string& out) {
+    if (++steps_ > kMaxSteps) throw Error("template takes too many steps to render");
+    if (out.size() > kMaxOutput) throw Error("template output is too large");
     switch (s.kind) {
       case Stmt::Kind::kText:
         out += s.text;
@@ -282,6 +295,7 @@ class Renderer {
       case Stmt::Kind::kMacro: {
         const Stmt* macro = &s;
         assign(s.name, Value::function([this, macro](CallArgs& a) {
+                 if (call_depth_ >= kMaxCallDepth) throw Error("macro calls nested too deeply");
                  Scope scope;
                  for (size_t i = 0; i < macro->params.size(); ++i) {
                    const auto& [name, fallback] = macro->params[i];
@@ -290,8 +304,10 @@ class Renderer {
                    scope[name] = v;
                  }
                  scopes_.push_back(std::move(scope));
+                 ++call_depth_;
                  std::string result;
                  exec(macro->body, result);
+                 --call_depth_;
                  scopes_.pop_back();
                  return Value(result);
                }));
@@ -323,6 +339,7 @@ class Renderer {
     if (items.empty()) return exec(s.else_body, out);
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      if (++steps_ > kMaxSteps) throw Error("template takes too many steps to render");
       scopes_.emplace_back();
       bind_targets(s, items[i]);
       Value loop = Value::object();

@@ -94,6 +94,13 @@ Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)), pre_(vocab_.pre, &
   std::stable_sort(specials_.begin(), specials_.end(), [&](TokenId a, TokenId b) {
     return vocab_.pieces[a].size() > vocab_.pieces[b].size();
   });
+  for (TokenId id : specials_) {
+    std::string_view text = vocab_.pieces[id];
+    special_by_text_.emplace(text, id);
+    if (std::find(special_lengths_.begin(), special_lengths_.end(), text.size()) ==
+        special_lengths_.end())
+      special_lengths_.push_back(text.size());
+  }
 
   byte_tokens_.fill(-1);
   char_bytes_.assign(512, -1);
@@ -112,7 +119,17 @@ std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text,
                                                           bool parse_special) const {
   std::vector<Fragment> fragments;
   if (!text.empty()) fragments.push_back({-1, 0, text.size()});
+  // Which special tokens occur at all; only those need the splitting below.
+  std::vector<bool> occurs(specials_.size() ? vocab_.size() : 0, false);
+  bool any = false;
+  for (size_t length : special_lengths_)
+    for (size_t pos = 0; pos + length <= text.size(); ++pos) {
+      auto it = special_by_text_.find(text.substr(pos, length));
+      if (it != special_by_text_.end()) occurs[it->second] = any = true;
+    }
+  if (!any) return fragments;
   for (TokenId id : specials_) {
+    if (!occurs[id]) continue;
     if (!parse_special && vocab_.type(id) != TokenType::kUserDefined) continue;
     const std::string& special = vocab_.pieces[id];
     std::vector<Fragment> next;

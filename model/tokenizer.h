@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "model/pretokenizer.h"
@@ -46,7 +47,12 @@ class Tokenizer {
   Vocab vocab_;
   bool pre_known_ = false;  // before pre_: its constructor sets it
   PreTokenizer pre_;
-  std::vector<TokenId> specials_;            // matched in text, longest first
+  std::vector<TokenId> specials_;  // matched in text, longest first
+  // The same by text, and their distinct lengths: finding which specials occur in a text costs
+  // one hash lookup per position and length, instead of one search per special token
+  // (vocabularies carry thousands of them).
+  std::unordered_map<std::string_view, TokenId> special_by_text_;
+  std::vector<size_t> special_lengths_;
   std::array<TokenId, 256> byte_tokens_{};   // SentencePiece: id of <0xNN>, or -1
   std::array<std::string, 256> byte_chars_;  // BPE: the printable character standing for a byte
   std::vector<int16_t> char_bytes_;          // BPE: code point → byte it stands for, or -1

@@ -1,0 +1,24 @@
+// libFuzzer target for the Jinja interpreter: any bytes as a template, rendered against a small
+// chat context. Templates come from model files, so parsing and rendering must fail cleanly
+// (jinja::Error), never crash, hang or exhaust memory.
+#include <string>
+
+#include "model/jinja.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using ember::jinja::Value;
+  std::string source(reinterpret_cast<const char*>(data), size);
+  try {
+    ember::jinja::Template t(source);
+    Value message = Value::object();
+    message.obj().set("role", Value("user"));
+    message.obj().set("content", Value("Hi"));
+    Value context = Value::object();
+    context.obj().set("messages", Value(ember::jinja::Array{message, message}));
+    context.obj().set("add_generation_prompt", Value(true));
+    context.obj().set("bos_token", Value("<s>"));
+    (void)t.render(context);
+  } catch (const ember::jinja::Error&) {
+  }
+  return 0;
+}
