@@ -29,6 +29,8 @@ const Command kCommands[] = {
      "C.json]\n"
      "           [--add-generation-prompt] [--print-source]   render a chat template",
      ember::cli::run_template},
+    {"eval", "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]",
+     ember::cli::run_eval},
     {"bench", "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]",
      ember::bench::run_bench},
 };

@@ -1,0 +1,72 @@
+// The operations the forward pass needs, implemented once per device (CPU now; Vulkan and
+// OpenCL next). Activations and the KV cache live where the backend keeps them and are named by
+// Tensor handles; the forward pass never reads them on the host except for the final logits
+// (read_rows), so a device backend can queue every op without round trips.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/hparams.h"
+#include "model/weights.h"
+
+namespace ember::model {
+
+// A [rows, cols] float32 matrix in backend memory (row-major). `data` is only meaningful to the
+// backend that made it.
+struct Tensor {
+  float* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  // The same memory seen as [rows·cols / cols_view, cols_view] (e.g. one row per attention head).
+  Tensor reshaped(int64_t cols_view) const { return {data, rows * cols / cols_view, cols_view}; }
+};
+
+enum class CacheType { kF16, kF32 };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Scratch activations, valid until reset_scratch().
+  virtual Tensor alloc(int64_t rows, int64_t cols) = 0;
+  virtual void reset_scratch() = 0;
+
+  // out[i] = row ids[i] of the embedding table, times `scale`.
+  virtual void embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
+                     Tensor out) = 0;
+  // out[t] = W·x[t] (+ bias). With `expert` ≥ 0, W is that expert's slice of a 3-D tensor.
+  virtual void matmul(const Weight& w, const Tensor& x, Tensor out, int expert = -1) = 0;
+  virtual void add_bias(Tensor x, const Weight& bias) = 0;
+  // Each row of x divided by its RMS, times the weight vector.
+  virtual void rms_norm(const Tensor& x, const Weight& weight, float eps, Tensor out) = 0;
+  // Rotates the first n_rot dimensions of each head row of x (rows: tokens × heads, in token
+  // order) by position·base^(−2i/n_rot).
+  virtual void rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, int n_rot,
+                    float base, RopeStyle style) = 0;
+  virtual void add(Tensor x, const Tensor& y) = 0;  // x += y
+  // out = act(gate) · up, element-wise.
+  virtual void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) = 0;
+
+  // KV cache for one sequence: `n_layer` layers of `n_ctx` positions × kv_dim values.
+  virtual void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type) = 0;
+  virtual void store_kv(int layer, const Tensor& k, const Tensor& v,
+                        const std::vector<int32_t>& positions) = 0;
+  // Causal attention of q (tokens × n_head·head_dim) over the cached positions ≤ each token's,
+  // limited to the last `window` positions when window > 0; GQA groups query heads per kv head.
+  virtual void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
+                         int n_head, int n_head_kv, int head_dim, float scale, int window,
+                         Tensor out) = 0;
+
+  // Mixture of experts, on the rows of x: top-k softmax routing from `router_logits` (rows ×
+  // n_expert), optionally renormalised; then for every expert the rows routed to it go through
+  // its FFN together and are added into `out` with their weights.
+  virtual void moe_ffn(const LayerWeights& w, const HyperParams& hp, const Tensor& x,
+                       const Tensor& router_logits, Tensor out) = 0;
+  // x[t] *= sigmoid(gate[t]) for a [rows, 1] gate.
+  virtual void scale_rows_sigmoid(Tensor x, const Tensor& gate) = 0;
+
+  // Copies rows [first, first + count) of t to the host.
+  virtual void read_rows(const Tensor& t, int64_t first, int64_t count, float* host) = 0;
+};
+
+}  // namespace ember::model

@@ -1,0 +1,254 @@
+#include "model/backend_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/fp16.h"
+#include "kernels/cpu/kernels.h"
+
+namespace ember::model {
+namespace {
+
+const cpu::TypeKernels& kernels_for(const Weight& w) {
+  const cpu::TypeKernels* k = cpu::find_kernels(w.type());
+  if (!k)
+    throw std::runtime_error("tensor '" + std::string(w.info->name) + "' has type " +
+                             std::string(gguf::type_name(w.type())) +
+                             ", which ember cannot compute with yet");
+  return *k;
+}
+
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) {}
+
+Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
+  scratch_.emplace_back(new float[static_cast<size_t>(rows * cols)]());
+  return {scratch_.back().get(), rows, cols};
+}
+
+void CpuBackend::reset_scratch() {
+  scratch_.clear();
+}
+
+void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
+                       Tensor out) {
+  const cpu::TypeKernels& k = kernels_for(table);
+  const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(table.type(), table.cols()));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= table.rows())
+      throw std::runtime_error("token id " + std::to_string(ids[i]) + " is outside the vocabulary");
+    float* row = out.data + i * out.cols;
+    k.dequantize(table.info->data + ids[i] * row_bytes, row, table.cols());
+    if (scale != 1.0f)
+      for (int64_t j = 0; j < out.cols; ++j) row[j] *= scale;
+  }
+}
+
+void CpuBackend::matmul(const Weight& w, const Tensor& x, Tensor out, int expert) {
+  const cpu::TypeKernels& k = kernels_for(w);
+  const uint8_t* data = w.info->data;
+  if (expert >= 0)
+    data += static_cast<int64_t>(expert) * w.rows() *
+            static_cast<int64_t>(gguf::bytes_for(w.type(), w.cols()));
+  cpu::matmul(k, data, w.rows(), w.cols(), x.data, x.rows, out.data, pool_, matmul_scratch_);
+}
+
+void CpuBackend::add_bias(Tensor x, const Weight& bias) {
+  const float* b = bias.floats();
+  for (int64_t r = 0; r < x.rows; ++r)
+    for (int64_t c = 0; c < x.cols; ++c) x.data[r * x.cols + c] += b[c];
+}
+
+void CpuBackend::rms_norm(const Tensor& x, const Weight& weight, float eps, Tensor out) {
+  const float* w = weight.floats();
+  for (int64_t r = 0; r < x.rows; ++r) {
+    const float* in = x.data + r * x.cols;
+    float* o = out.data + r * x.cols;
+    double sum = 0;
+    for (int64_t c = 0; c < x.cols; ++c) sum += double(in[c]) * in[c];
+    const float inv = 1.0f / std::sqrt(static_cast<float>(sum / x.cols) + eps);
+    for (int64_t c = 0; c < x.cols; ++c) o[c] = in[c] * inv * w[c];
+  }
+}
+
+void CpuBackend::rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, int n_rot,
+                      float base, RopeStyle style) {
+  const int64_t head_dim = x.cols / n_heads;
+  const int half = n_rot / 2;
+  std::vector<float> cos_t(half), sin_t(half);
+  for (size_t t = 0; t < positions.size(); ++t) {
+    for (int i = 0; i < half; ++i) {
+      double theta = positions[t] * std::pow(static_cast<double>(base), -2.0 * i / n_rot);
+      cos_t[i] = static_cast<float>(std::cos(theta));
+      sin_t[i] = static_cast<float>(std::sin(theta));
+    }
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x.data + t * x.cols + h * head_dim;
+      for (int i = 0; i < half; ++i) {
+        int a = style == RopeStyle::kNeox ? i : 2 * i;
+        int b = style == RopeStyle::kNeox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos_t[i] - x1 * sin_t[i];
+        v[b] = x0 * sin_t[i] + x1 * cos_t[i];
+      }
+    }
+  }
+}
+
+void CpuBackend::add(Tensor x, const Tensor& y) {
+  for (int64_t i = 0; i < x.rows * x.cols; ++i) x.data[i] += y.data[i];
+}
+
+void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) {
+  for (int64_t i = 0; i < gate.rows * gate.cols; ++i) {
+    float g = act == Activation::kSilu ? silu(gate.data[i]) : gelu_tanh(gate.data[i]);
+    out.data[i] = g * up.data[i];
+  }
+}
+
+void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type) {
+  cache_type_ = type;
+  n_ctx_ = n_ctx;
+  kv_dim_ = kv_dim;
+  const size_t bytes = size_t(n_ctx) * kv_dim * (type == CacheType::kF16 ? 2 : 4);
+  k_cache_.assign(n_layer, std::vector<uint8_t>(bytes));
+  v_cache_.assign(n_layer, std::vector<uint8_t>(bytes));
+}
+
+void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
+                          const std::vector<int32_t>& positions) {
+  for (size_t t = 0; t < positions.size(); ++t) {
+    int pos = positions[t];
+    if (pos < 0 || pos >= n_ctx_)
+      throw std::runtime_error("position " + std::to_string(pos) + " is outside the context of " +
+                               std::to_string(n_ctx_) + " tokens");
+    for (auto [src, cache] : {std::pair{&k, &k_cache_[layer]}, std::pair{&v, &v_cache_[layer]}}) {
+      const float* row = src->data + t * src->cols;
+      if (cache_type_ == CacheType::kF32) {
+        std::memcpy(cache->data() + size_t(pos) * kv_dim_ * 4, row, kv_dim_ * sizeof(float));
+      } else {
+        auto* dst = reinterpret_cast<uint16_t*>(cache->data()) + size_t(pos) * kv_dim_;
+        for (int i = 0; i < kv_dim_; ++i) dst[i] = cpu::f32_to_fp16(row[i]);
+      }
+    }
+  }
+}
+
+void CpuBackend::load_cached(const std::vector<uint8_t>& layer_cache, int pos, int first, int count,
+                             float* out) const {
+  if (cache_type_ == CacheType::kF32) {
+    std::memcpy(out, layer_cache.data() + (size_t(pos) * kv_dim_ + first) * 4,
+                count * sizeof(float));
+  } else {
+    const auto* src =
+        reinterpret_cast<const uint16_t*>(layer_cache.data()) + size_t(pos) * kv_dim_ + first;
+    for (int i = 0; i < count; ++i) out[i] = cpu::fp16_to_f32(src[i]);
+  }
+}
+
+void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
+                           int n_head, int n_head_kv, int head_dim, float scale, int window,
+                           Tensor out) {
+  const int64_t n_tokens = static_cast<int64_t>(positions.size());
+  const int group = n_head / n_head_kv;  // query heads per kv head
+  pool_.run([&](int thread) {
+    auto [begin, end] = cpu::ThreadPool::share(n_tokens * n_head, thread, pool_.size());
+    std::vector<float> scores, kv_row(head_dim), acc(head_dim);
+    for (int64_t job = begin; job < end; ++job) {
+      const int64_t t = job / n_head;
+      const int h = static_cast<int>(job % n_head), g = h / group;
+      const int pos = positions[t];
+      const int lo = window > 0 ? std::max(0, pos - window + 1) : 0;
+      const float* qh = q.data + t * q.cols + int64_t(h) * head_dim;
+      scores.resize(pos - lo + 1);
+      float max_score = -INFINITY;
+      for (int j = lo; j <= pos; ++j) {
+        load_cached(k_cache_[layer], j, g * head_dim, head_dim, kv_row.data());
+        float s = 0;
+        for (int d = 0; d < head_dim; ++d) s += qh[d] * kv_row[d];
+        scores[j - lo] = s * scale;
+        max_score = std::max(max_score, scores[j - lo]);
+      }
+      double sum = 0;
+      for (float& s : scores) sum += (s = std::exp(s - max_score));
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int j = lo; j <= pos; ++j) {
+        load_cached(v_cache_[layer], j, g * head_dim, head_dim, kv_row.data());
+        const float p = static_cast<float>(scores[j - lo] / sum);
+        for (int d = 0; d < head_dim; ++d) acc[d] += p * kv_row[d];
+      }
+      std::copy(acc.begin(), acc.end(), out.data + t * out.cols + int64_t(h) * head_dim);
+    }
+  });
+}
+
+void CpuBackend::moe_ffn(const LayerWeights& w, const HyperParams& hp, const Tensor& x,
+                         const Tensor& router_logits, Tensor out) {
+  const int n_expert = hp.n_expert, k = hp.n_expert_used;
+  // Routing: softmax over all experts, keep the top k, optionally renormalise them.
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(n_expert);  // expert → (row, weight)
+  std::vector<float> probs(n_expert);
+  std::vector<int> order(n_expert);
+  for (int64_t t = 0; t < x.rows; ++t) {
+    const float* logits = router_logits.data + t * n_expert;
+    float max_logit = *std::max_element(logits, logits + n_expert);
+    double sum = 0;
+    for (int e = 0; e < n_expert; ++e) sum += (probs[e] = std::exp(logits[e] - max_logit));
+    for (int e = 0; e < n_expert; ++e) probs[e] = static_cast<float>(probs[e] / sum);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return probs[a] > probs[b]; });
+    float kept = 0;
+    for (int i = 0; i < k; ++i) kept += probs[order[i]];
+    for (int i = 0; i < k; ++i) {
+      float weight = hp.expert_weights_norm ? probs[order[i]] / kept : probs[order[i]];
+      routed[order[i]].emplace_back(t, weight);
+    }
+  }
+  std::fill(out.data, out.data + out.rows * out.cols, 0.0f);
+  const int64_t n_ff = hp.n_ff_expert, n_embd = x.cols;
+  // Each expert's weights are read once for all the rows routed to it.
+  for (int e = 0; e < n_expert; ++e) {
+    const auto& rows = routed[e];
+    if (rows.empty()) continue;
+    const int64_t m = static_cast<int64_t>(rows.size());
+    Tensor xe = alloc(m, n_embd), gate = alloc(m, n_ff), up = alloc(m, n_ff),
+           down = alloc(m, n_embd);
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(xe.data + i * n_embd, x.data + rows[i].first * n_embd, n_embd * sizeof(float));
+    matmul(w.ffn_gate_exps, xe, gate, e);
+    matmul(w.ffn_up_exps, xe, up, e);
+    glu(gate, up, hp.activation, gate);
+    matmul(w.ffn_down_exps, gate, down, e);
+    for (int64_t i = 0; i < m; ++i) {
+      float* o = out.data + rows[i].first * n_embd;
+      const float* d = down.data + i * n_embd;
+      for (int64_t c = 0; c < n_embd; ++c) o[c] += rows[i].second * d[c];
+    }
+  }
+}
+
+void CpuBackend::scale_rows_sigmoid(Tensor x, const Tensor& gate) {
+  for (int64_t r = 0; r < x.rows; ++r) {
+    const float s = 1.0f / (1.0f + std::exp(-gate.data[r]));
+    for (int64_t c = 0; c < x.cols; ++c) x.data[r * x.cols + c] *= s;
+  }
+}
+
+void CpuBackend::read_rows(const Tensor& t, int64_t first, int64_t count, float* host) {
+  std::memcpy(host, t.data + first * t.cols, static_cast<size_t>(count * t.cols) * sizeof(float));
+}
+
+}  // namespace ember::model

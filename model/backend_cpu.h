@@ -1,0 +1,55 @@
+// The CPU backend: activations in host memory, matrix products through kernels/cpu on a
+// persistent thread pool, the KV cache in F16 (default) or F32.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/thread_pool.h"
+#include "model/backend.h"
+
+namespace ember::model {
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(int n_threads);
+
+  Tensor alloc(int64_t rows, int64_t cols) override;
+  void reset_scratch() override;
+  void embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
+             Tensor out) override;
+  void matmul(const Weight& w, const Tensor& x, Tensor out, int expert = -1) override;
+  void add_bias(Tensor x, const Weight& bias) override;
+  void rms_norm(const Tensor& x, const Weight& weight, float eps, Tensor out) override;
+  void rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, int n_rot, float base,
+            RopeStyle style) override;
+  void add(Tensor x, const Tensor& y) override;
+  void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) override;
+  void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type) override;
+  void store_kv(int layer, const Tensor& k, const Tensor& v,
+                const std::vector<int32_t>& positions) override;
+  void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions, int n_head,
+                 int n_head_kv, int head_dim, float scale, int window, Tensor out) override;
+  void moe_ffn(const LayerWeights& w, const HyperParams& hp, const Tensor& x,
+               const Tensor& router_logits, Tensor out) override;
+  void scale_rows_sigmoid(Tensor x, const Tensor& gate) override;
+  void read_rows(const Tensor& t, int64_t first, int64_t count, float* host) override;
+
+  cpu::ThreadPool& pool() { return pool_; }
+
+ private:
+  // Values [first, first + count) of cached row `pos` of one layer into `out`.
+  void load_cached(const std::vector<uint8_t>& layer_cache, int pos, int first, int count,
+                   float* out) const;
+
+  cpu::ThreadPool pool_;
+  cpu::MatmulScratch matmul_scratch_;
+  std::vector<std::unique_ptr<float[]>> scratch_;  // freed by reset_scratch
+  // KV cache: per layer, n_ctx rows of kv_dim values (F16 bits or floats).
+  CacheType cache_type_ = CacheType::kF16;
+  int n_ctx_ = 0, kv_dim_ = 0;
+  std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
+};
+
+}  // namespace ember::model

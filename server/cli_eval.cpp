@@ -1,0 +1,70 @@
+// `ember eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]`:
+// runs the tokens through the model and writes the logits of every position in the format of
+// the shared test data: int32 n_tokens, int32 n_vocab, then n_tokens·n_vocab float32.
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "gguf/model_files.h"
+#include "model/backend_cpu.h"
+#include "model/transformer.h"
+#include "server/cli_args.h"
+#include "server/commands.h"
+
+namespace ember::cli {
+
+std::vector<int32_t> parse_ids(const std::string& list) {
+  std::vector<int32_t> ids;
+  std::stringstream s(list);
+  for (std::string item; std::getline(s, item, ',');) {
+    if (item.empty()) continue;
+    try {
+      ids.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      throw UsageError("token ids must be integers separated by commas, not '" + item + "'");
+    }
+  }
+  return ids;
+}
+
+int default_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int run_eval(const std::vector<std::string>& argv) {
+  Args args(argv, {"model", "tokens", "logits-out", "batch", "threads", "cache"}, {});
+  auto model = args.get("model");
+  auto tokens_arg = args.get("tokens");
+  auto out_path = args.get("logits-out");
+  if (!model || !tokens_arg || !out_path)
+    throw UsageError("--model, --tokens and --logits-out are required");
+  std::vector<int32_t> tokens = parse_ids(*tokens_arg);
+  if (tokens.empty()) throw UsageError("--tokens is empty");
+  int batch = std::stoi(args.get("batch").value_or("0"));
+  std::string cache = args.get("cache").value_or("f16");
+  if (cache != "f16" && cache != "f32") throw UsageError("--cache must be f16 or f32");
+
+  gguf::ModelFiles files = gguf::ModelFiles::open(*model);
+  model::CpuBackend backend(
+      std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
+  model::Transformer transformer(files, backend, static_cast<int>(tokens.size()),
+                                 cache == "f16" ? model::CacheType::kF16 : model::CacheType::kF32);
+  std::vector<float> logits;
+  const size_t step = batch > 0 ? static_cast<size_t>(batch) : tokens.size();
+  for (size_t i = 0; i < tokens.size(); i += step) {
+    std::vector<int32_t> chunk(tokens.begin() + i,
+                               tokens.begin() + std::min(tokens.size(), i + step));
+    std::vector<float> part = transformer.forward(chunk, true);
+    logits.insert(logits.end(), part.begin(), part.end());
+  }
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(out_path->c_str(), "wb"), &std::fclose);
+  if (!f) throw std::runtime_error(*out_path + ": cannot create");
+  int32_t header[2] = {static_cast<int32_t>(tokens.size()), transformer.n_vocab()};
+  bool ok = std::fwrite(header, sizeof header, 1, f.get()) == 1 &&
+            std::fwrite(logits.data(), sizeof(float), logits.size(), f.get()) == logits.size();
+  if (!ok) throw std::runtime_error(*out_path + ": write failed");
+  return 0;
+}
+
+}  // namespace ember::cli
