@@ -77,6 +77,18 @@ Vocab Vocab::from_gguf(const gguf::Metadata& m) {
   v.add_eos = m.get_bool("tokenizer.ggml.add_eos_token").value_or(v.add_eos);
   v.add_space_prefix = m.get_bool("tokenizer.ggml.add_space_prefix").value_or(v.add_space_prefix);
   if (v.unk >= static_cast<TokenId>(n)) v.unk = -1;
+  // Chat models end a turn with a token of their own; files rarely name it, so look for the
+  // usual ones (as llama.cpp does) when tokenizer.ggml.eot_token_id is absent.
+  if (v.eot < 0) {
+    for (const char* piece : {"<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|end|>",
+                              "<|endoftext|>", "<|END_OF_TURN_TOKEN|>"}) {
+      TokenId id = v.find(piece);
+      if (id >= 0 && id != v.eos && v.type(id) != TokenType::kNormal) {
+        v.eot = id;
+        break;
+      }
+    }
+  }
   return v;
 }
 

@@ -29,6 +29,12 @@ const Command kCommands[] = {
      "C.json]\n"
      "           [--add-generation-prompt] [--print-source]   render a chat template",
      ember::cli::run_template},
+    {"generate",
+     "generate --model FILE --prompt TEXT [--chat] [--system T] [--max-tokens N] [--temperature "
+     "T]\n"
+     "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]",
+     ember::cli::run_generate},
+    {"perplexity", "perplexity --model FILE --file TEXT.txt [--ctx N]", ember::cli::run_perplexity},
     {"eval", "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]",
      ember::cli::run_eval},
     {"bench", "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]",

@@ -1,0 +1,92 @@
+// `ember generate`: one completion on the terminal, streamed as it is generated.
+//   ember generate --model FILE --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
+//                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
+//                  [--seed S] [--threads N] [--ctx N] [--stats]
+#include <cstdio>
+
+#include "gguf/model_files.h"
+#include "model/backend_cpu.h"
+#include "model/chat_template.h"
+#include "model/generate.h"
+#include "server/cli_args.h"
+#include "server/commands.h"
+
+namespace ember::cli {
+
+std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
+                                          const std::string& text, bool special) {
+  // Chat templates often write the BOS token themselves; add it only when the text lacks it.
+  const model::Vocab& v = tokenizer.vocab();
+  bool has_bos = v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0 && special;
+  return tokenizer.encode(text, !has_bos, special);
+}
+
+int run_generate(const std::vector<std::string>& argv) {
+  Args args(argv,
+            {"model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p",
+             "repeat-penalty", "seed", "threads", "ctx"},
+            {"chat", "stats"});
+  auto path = args.get("model");
+  auto prompt = args.get("prompt");
+  if (!path || !prompt) throw UsageError("--model and --prompt are required");
+  model::SamplingParams sampling;
+  auto num = [&](const char* name, auto fallback) {
+    auto v = args.get(name);
+    try {
+      return v ? static_cast<decltype(fallback)>(std::stod(*v)) : fallback;
+    } catch (const std::exception&) {
+      throw UsageError(std::string("--") + name + " needs a number");
+    }
+  };
+  sampling.temperature = num("temperature", sampling.temperature);
+  sampling.top_k = num("top-k", sampling.top_k);
+  sampling.top_p = num("top-p", sampling.top_p);
+  sampling.min_p = num("min-p", sampling.min_p);
+  sampling.repeat_penalty = num("repeat-penalty", sampling.repeat_penalty);
+  sampling.seed = args.has("seed") ? std::stoull(*args.get("seed")) : sampling.seed;
+
+  gguf::ModelFiles files = gguf::ModelFiles::open(*path);
+  model::Tokenizer tokenizer(model::Vocab::from_gguf(files.metadata()));
+  std::string text = *prompt;
+  if (args.has("chat")) {
+    model::ChatTemplate chat = model::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
+    jinja::Array messages;
+    auto message = [](const char* role, const std::string& content) {
+      jinja::Value m = jinja::Value::object();
+      m.obj().set("role", jinja::Value(role));
+      m.obj().set("content", jinja::Value(content));
+      return m;
+    };
+    if (auto system = args.get("system")) messages.push_back(message("system", *system));
+    messages.push_back(message("user", text));
+    text = chat.render(jinja::Value(messages), true);
+  }
+  model::GenerateRequest request;
+  request.prompt = encode_prompt(tokenizer, text, args.has("chat"));
+  request.sampling = sampling;
+  request.max_tokens = num("max-tokens", 256);
+  int n_ctx = num("ctx", 0);
+  if (n_ctx <= 0)
+    n_ctx = std::min<int>(4096, static_cast<int>(request.prompt.size()) + request.max_tokens);
+
+  model::CpuBackend backend(num("threads", default_threads()));
+  model::Transformer transformer(files, backend, n_ctx);
+  model::GenerateResult result =
+      model::generate(transformer, tokenizer, request, [](const std::string& piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      });
+  std::fputc('\n', stdout);
+  if (args.has("stats"))
+    std::fprintf(
+        stderr,
+        "prompt: %d tokens, %.1f tokens/s; generation: %d tokens, %.1f tokens/s; finish: %s\n",
+        result.prompt_tokens, result.prompt_tokens / std::max(result.prompt_seconds, 1e-9),
+        result.completion_tokens,
+        result.completion_tokens / std::max(result.generation_seconds, 1e-9),
+        result.finish_reason.c_str());
+  return 0;
+}
+
+}  // namespace ember::cli
