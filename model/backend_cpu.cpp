@@ -32,7 +32,7 @@ float gelu_tanh(float x) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) {}
+CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), vector_ops_(cpu::vector_ops()) {}
 
 Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
   scratch_.emplace_back(new float[static_cast<size_t>(rows * cols)]());
@@ -140,57 +140,63 @@ void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
       if (cache_type_ == CacheType::kF32) {
         std::memcpy(cache->data() + size_t(pos) * kv_dim_ * 4, row, kv_dim_ * sizeof(float));
       } else {
-        auto* dst = reinterpret_cast<uint16_t*>(cache->data()) + size_t(pos) * kv_dim_;
-        for (int i = 0; i < kv_dim_; ++i) dst[i] = cpu::f32_to_fp16(row[i]);
+        vector_ops_.f32_to_fp16(
+            row, reinterpret_cast<uint16_t*>(cache->data()) + size_t(pos) * kv_dim_, kv_dim_);
       }
     }
   }
 }
 
-void CpuBackend::load_cached(const std::vector<uint8_t>& layer_cache, int pos, int first, int count,
-                             float* out) const {
-  if (cache_type_ == CacheType::kF32) {
-    std::memcpy(out, layer_cache.data() + (size_t(pos) * kv_dim_ + first) * 4,
-                count * sizeof(float));
-  } else {
-    const auto* src =
-        reinterpret_cast<const uint16_t*>(layer_cache.data()) + size_t(pos) * kv_dim_ + first;
-    for (int i = 0; i < count; ++i) out[i] = cpu::fp16_to_f32(src[i]);
-  }
+// A pointer to values [first, first + count) of cached row `pos`: straight into the cache when it
+// holds floats, else converted into `buffer`.
+const float* CpuBackend::cached_row(const std::vector<uint8_t>& layer_cache, int pos, int first,
+                                    int count, float* buffer) const {
+  if (cache_type_ == CacheType::kF32)
+    return reinterpret_cast<const float*>(layer_cache.data()) + size_t(pos) * kv_dim_ + first;
+  const auto* src =
+      reinterpret_cast<const uint16_t*>(layer_cache.data()) + size_t(pos) * kv_dim_ + first;
+  vector_ops_.fp16_to_f32(src, buffer, count);
+  return buffer;
 }
 
 void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
                            int n_head, int n_head_kv, int head_dim, float scale, int window,
                            Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
-  const int group = n_head / n_head_kv;  // query heads per kv head
+  const int group = n_head / n_head_kv;  // query heads sharing one kv head
+  // One job per (token, kv head): each cached K and V row is loaded once for its whole group.
   pool_.run([&](int thread) {
-    auto [begin, end] = cpu::ThreadPool::share(n_tokens * n_head, thread, pool_.size());
-    std::vector<float> scores, kv_row(head_dim), acc(head_dim);
+    auto [begin, end] = cpu::ThreadPool::share(n_tokens * n_head_kv, thread, pool_.size());
+    std::vector<float> scores, row(head_dim), acc(size_t(group) * head_dim);
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t t = job / n_head;
-      const int h = static_cast<int>(job % n_head), g = h / group;
+      const int64_t t = job / n_head_kv;
+      const int g = static_cast<int>(job % n_head_kv);
       const int pos = positions[t];
-      const int lo = window > 0 ? std::max(0, pos - window + 1) : 0;
-      const float* qh = q.data + t * q.cols + int64_t(h) * head_dim;
-      scores.resize(pos - lo + 1);
-      float max_score = -INFINITY;
-      for (int j = lo; j <= pos; ++j) {
-        load_cached(k_cache_[layer], j, g * head_dim, head_dim, kv_row.data());
-        float s = 0;
-        for (int d = 0; d < head_dim; ++d) s += qh[d] * kv_row[d];
-        scores[j - lo] = s * scale;
-        max_score = std::max(max_score, scores[j - lo]);
+      const int lo = window > 0 ? std::max(0, pos - window + 1) : 0, span = pos - lo + 1;
+      const float* q0 =
+          q.data + t * q.cols + int64_t(g) * group * head_dim;  // the group's first head
+      scores.resize(size_t(group) * span);
+      for (int j = 0; j < span; ++j) {
+        const float* k = cached_row(k_cache_[layer], lo + j, g * head_dim, head_dim, row.data());
+        for (int h = 0; h < group; ++h)
+          scores[size_t(h) * span + j] = vector_ops_.dot(q0 + h * head_dim, k, head_dim) * scale;
       }
-      double sum = 0;
-      for (float& s : scores) sum += (s = std::exp(s - max_score));
+      for (int h = 0; h < group; ++h) {  // softmax per head
+        float* s = scores.data() + size_t(h) * span;
+        const float max_score = *std::max_element(s, s + span);
+        double sum = 0;
+        for (int j = 0; j < span; ++j) sum += (s[j] = std::exp(s[j] - max_score));
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int j = 0; j < span; ++j) s[j] *= inv;
+      }
       std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int j = lo; j <= pos; ++j) {
-        load_cached(v_cache_[layer], j, g * head_dim, head_dim, kv_row.data());
-        const float p = static_cast<float>(scores[j - lo] / sum);
-        for (int d = 0; d < head_dim; ++d) acc[d] += p * kv_row[d];
+      for (int j = 0; j < span; ++j) {
+        const float* v = cached_row(v_cache_[layer], lo + j, g * head_dim, head_dim, row.data());
+        for (int h = 0; h < group; ++h)
+          vector_ops_.axpy(scores[size_t(h) * span + j], v, acc.data() + size_t(h) * head_dim,
+                           head_dim);
       }
-      std::copy(acc.begin(), acc.end(), out.data + t * out.cols + int64_t(h) * head_dim);
+      std::copy(acc.begin(), acc.end(), out.data + t * out.cols + int64_t(g) * group * head_dim);
     }
   });
 }

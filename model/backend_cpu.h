@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu/kernels.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
 #include "model/backend.h"
@@ -39,11 +40,12 @@ class CpuBackend : public Backend {
   cpu::ThreadPool& pool() { return pool_; }
 
  private:
-  // Values [first, first + count) of cached row `pos` of one layer into `out`.
-  void load_cached(const std::vector<uint8_t>& layer_cache, int pos, int first, int count,
-                   float* out) const;
+  // Values [first, first + count) of cached row `pos` of one layer, as floats.
+  const float* cached_row(const std::vector<uint8_t>& layer_cache, int pos, int first, int count,
+                          float* buffer) const;
 
   cpu::ThreadPool pool_;
+  const cpu::VectorOps& vector_ops_;
   cpu::MatmulScratch matmul_scratch_;
   std::vector<std::unique_ptr<float[]>> scratch_;  // freed by reset_scratch
   // KV cache: per layer, n_ctx rows of kv_dim values (F16 bits or floats).

@@ -7,4 +7,7 @@ void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile)
   X86Kernels k = x86_kernels(type);
   *vec_dot = k.vec_dot, *dot_tile = k.dot_tile;
 }
+const VectorOps& avx2_vector_ops() {
+  return kX86VectorOps;
+}
 }  // namespace ember::cpu

@@ -7,4 +7,7 @@ void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot
   X86Kernels k = x86_kernels(type);
   *vec_dot = k.vec_dot, *dot_tile = k.dot_tile;
 }
+const VectorOps& avx512vnni_vector_ops() {
+  return kX86VectorOps;
+}
 }  // namespace ember::cpu

@@ -4,6 +4,7 @@
 #include <array>
 #include <vector>
 
+#include "kernels/cpu/fp16.h"
 #include "kernels/cpu/reference.h"
 
 namespace ember::cpu {
@@ -12,6 +13,8 @@ namespace ember::cpu {
 void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile);  // dot_avx2.cpp
 void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot,
                         DotTileFn* dot_tile);  // dot_avx512vnni.cpp
+const VectorOps& avx2_vector_ops();
+const VectorOps& avx512vnni_vector_ops();
 #endif
 
 namespace {
@@ -120,6 +123,35 @@ const TypeKernels* find_kernels(TensorType type, Isa isa) {
 TensorType activation_type(TensorType type) {
   const TypeKernels* k = find_kernels(type, Isa::Scalar);
   return k ? k->act_type : TensorType::F32;
+}
+
+namespace {
+
+void scalar_fp16_to_f32(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_f32(x[i]);
+}
+void scalar_f32_to_fp16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
+}
+float scalar_dot(const float* x, const float* y, int64_t n) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] * y[i];
+  return sum;
+}
+void scalar_axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+constexpr VectorOps kScalarVectorOps = {scalar_fp16_to_f32, scalar_f32_to_fp16, scalar_dot,
+                                        scalar_axpy};
+
+}  // namespace
+
+const VectorOps& vector_ops(Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::Avx512Vnni) return avx512vnni_vector_ops();
+  if (isa == Isa::Avx2) return avx2_vector_ops();
+#endif
+  return kScalarVectorOps;
 }
 
 }  // namespace ember::cpu

@@ -44,4 +44,16 @@ inline const TypeKernels* find_kernels(gguf::TensorType type) {
 // The activation format quantised weights of `type` are multiplied with.
 gguf::TensorType activation_type(gguf::TensorType type);
 
+// Float vector primitives for attention over the KV cache, per instruction-set level.
+struct VectorOps {
+  void (*fp16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*f32_to_fp16)(const float* x, uint16_t* y, int64_t n);
+  float (*dot)(const float* x, const float* y, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a·x
+};
+const VectorOps& vector_ops(Isa isa);
+inline const VectorOps& vector_ops() {
+  return vector_ops(best_isa());
+}
+
 }  // namespace ember::cpu

@@ -1,0 +1,89 @@
+// `ember bench e2e --model FILE [-p 512] [-n 128] [--threads N]`: prompt processing and
+// generation speed of one sequence, with the memory bandwidth generation achieves next to the
+// floor (measured read bandwidth ÷ bytes of weights read per token), and the resident memory.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "bench/bench.h"
+#include "bench/memory_bandwidth.h"
+#include "gguf/model_files.h"
+#include "model/backend_cpu.h"
+#include "model/transformer.h"
+#include "server/cli_args.h"
+
+namespace ember::bench {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+long resident_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+}  // namespace
+
+int run_bench_e2e(const std::vector<std::string>& argv) {
+  // llama-bench's spelling (-p, -n, -t) is accepted as well.
+  std::vector<std::string> args_in;
+  for (const std::string& a : argv)
+    args_in.push_back(a == "-p" ? "--prompt" : a == "-n" ? "--gen" : a == "-t" ? "--threads" : a);
+  cli::Args args(args_in, {"model", "prompt", "gen", "threads", "repeat"}, {});
+  auto path = args.get("model");
+  if (!path) throw cli::UsageError("--model FILE is required");
+  const int n_prompt = std::stoi(args.get("prompt").value_or("512"));
+  const int n_gen = std::stoi(args.get("gen").value_or("128"));
+  const int threads = std::stoi(args.get("threads").value_or("2"));
+  const int repeat = std::stoi(args.get("repeat").value_or("3"));
+
+  long rss_before = resident_kib();
+  gguf::ModelFiles files = gguf::ModelFiles::open(*path);
+  model::CpuBackend backend(threads);
+  model::Transformer t(files, backend, n_prompt + n_gen + 1);
+  const double weight_bytes = static_cast<double>(files.total_tensor_bytes());
+  std::mt19937 rng(1);
+  std::vector<int32_t> prompt(n_prompt);
+  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % t.n_vocab());
+
+  double best_pp = 0, best_tg = 0;
+  for (int r = 0; r < repeat; ++r) {
+    t.reset();
+    auto start = std::chrono::steady_clock::now();
+    std::vector<float> logits = t.forward(prompt, false);
+    best_pp = std::max(best_pp, n_prompt / seconds_since(start));
+    start = std::chrono::steady_clock::now();
+    int32_t next = 1;
+    for (int i = 0; i < n_gen; ++i) {
+      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      logits = t.forward({next}, false);
+    }
+    best_tg = std::max(best_tg, n_gen / seconds_since(start));
+  }
+  long rss_after = resident_kib();
+  const double bandwidth = measure_read_bandwidth(backend.pool());
+  const double kv_bytes = 2.0 * t.hparams().n_layer * (n_prompt + n_gen + 1) *
+                          t.hparams().n_head_kv * t.hparams().head_dim * 2;
+  std::printf("model: %s (%.0f MiB of weights), %d threads, kernel level %s\n", path->c_str(),
+              weight_bytes / (1 << 20), threads, cpu::isa_name(cpu::best_isa()));
+  std::printf(
+      "| prompt %d | generation %d | generation GB/s | floor tokens/s (%.1f GB/s) | of floor |\n",
+      n_prompt, n_gen, bandwidth);
+  std::printf("| %.1f tokens/s | %.1f tokens/s | %.1f | %.1f | %.0f%% |\n", best_pp, best_tg,
+              best_tg * weight_bytes / 1e9, bandwidth * 1e9 / weight_bytes,
+              100.0 * best_tg * weight_bytes / (bandwidth * 1e9));
+  std::printf(
+      "resident memory: %.0f MiB (weights %.0f MiB + KV cache %.1f MiB + other %.0f MiB; %.0f MiB "
+      "before loading)\n",
+      rss_after / 1024.0, weight_bytes / (1 << 20), kv_bytes / (1 << 20),
+      rss_after / 1024.0 - weight_bytes / (1 << 20) - kv_bytes / (1 << 20), rss_before / 1024.0);
+  return 0;
+}
+
+}  // namespace ember::bench
