@@ -15,6 +15,7 @@ int run_template(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_perplexity(const std::vector<std::string>& args);
+int run_chat(const std::vector<std::string>& args);
 
 // Shared by the commands: "1,2,3" → ids (UsageError on junk); threads to use by default.
 std::vector<int32_t> parse_ids(const std::string& list);

@@ -34,12 +34,15 @@ const Command kCommands[] = {
      "T]\n"
      "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]",
      ember::cli::run_generate},
+    {"chat", "chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]",
+     ember::cli::run_chat},
     {"perplexity", "perplexity --model FILE --file TEXT.txt [--ctx N]", ember::cli::run_perplexity},
     {"eval", "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]",
      ember::cli::run_eval},
     {"bench",
      "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]\n"
-     "  bench e2e --model FILE [-p 512] [-n 128] [-t 2]        prompt/generation tokens/s, GB/s, memory\n"
+     "  bench e2e --model FILE [-p 512] [-n 128] [-t 2]        prompt/generation tokens/s, GB/s, "
+     "memory\n"
      "  bench make-model --type Q4_0|Q8_0|Q4_K_M --out FILE    TinyLlama-shaped random model",
      ember::bench::run_bench},
 };

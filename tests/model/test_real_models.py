@@ -69,3 +69,14 @@ def test_perplexity_on_plain_english(path, bound):
     value = float(re.search(r"perplexity: ([0-9.]+)", out).group(1))
     print(f"{path.name}: perplexity {value:.2f}")
     assert 1.0 < value < bound
+
+
+def test_chat_keeps_the_conversation():
+    """Two turns through `ember chat` on standard input: the second answer depends on the first."""
+    out = subprocess.run([EMBER, "chat", "--model", str(SMOLLM2), "--temperature", "0", "--max-tokens", "24"],
+                         input="Name the capital of Germany.\nRepeat your previous answer.\n", capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    answers = out.stdout.strip().split("\n")
+    assert "Berlin" in answers[0], out.stdout
+    assert "Berlin" in out.stdout.split("\n", 1)[1], out.stdout

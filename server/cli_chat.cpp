@@ -1,0 +1,86 @@
+// `ember chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]`: an
+// interactive conversation on the terminal. Each line you type is a user message; the answer
+// streams back and joins the conversation. /reset starts over, /exit (or end of input) quits.
+#include <unistd.h>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "gguf/model_files.h"
+#include "model/backend_cpu.h"
+#include "model/chat_template.h"
+#include "model/generate.h"
+#include "server/cli_args.h"
+#include "server/commands.h"
+
+namespace ember::cli {
+
+std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
+                                          const std::string& text, bool special);
+
+int run_chat(const std::vector<std::string>& argv) {
+  Args args(argv, {"model", "system", "temperature", "max-tokens", "seed", "threads", "ctx"}, {});
+  auto path = args.get("model");
+  if (!path) throw UsageError("--model is required");
+  gguf::ModelFiles files = gguf::ModelFiles::open(*path);
+  model::Tokenizer tokenizer(model::Vocab::from_gguf(files.metadata()));
+  model::ChatTemplate chat = model::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
+  const int n_ctx = std::stoi(args.get("ctx").value_or("4096"));
+  model::CpuBackend backend(
+      std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
+  model::Transformer transformer(files, backend, n_ctx);
+
+  model::SamplingParams sampling;
+  if (auto t = args.get("temperature")) sampling.temperature = std::stof(*t);
+  if (auto s = args.get("seed")) sampling.seed = std::stoull(*s);
+  const int max_tokens = std::stoi(args.get("max-tokens").value_or("512"));
+
+  auto message = [](const std::string& role, const std::string& content) {
+    jinja::Value m = jinja::Value::object();
+    m.obj().set("role", jinja::Value(role));
+    m.obj().set("content", jinja::Value(content));
+    return m;
+  };
+  jinja::Array history;
+  if (auto system = args.get("system")) history.push_back(message("system", *system));
+  const size_t fresh = history.size();
+  const bool terminal = isatty(0);
+  if (terminal)
+    std::fprintf(stderr, "ember chat (%s template). /reset starts over, /exit quits.\n",
+                 chat.name().c_str());
+
+  for (std::string line;;) {
+    if (terminal) std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line == "/reset") {
+      history.resize(fresh);
+      continue;
+    }
+    if (line.empty()) continue;
+    history.push_back(message("user", line));
+    model::GenerateRequest request;
+    request.prompt = encode_prompt(tokenizer, chat.render(jinja::Value(history), true), true);
+    if (static_cast<int>(request.prompt.size()) >= n_ctx) {
+      std::fprintf(
+          stderr,
+          "ember chat: the conversation no longer fits in %d tokens; /reset to start over\n",
+          n_ctx);
+      history.pop_back();
+      continue;
+    }
+    request.sampling = sampling;
+    request.max_tokens = std::min(max_tokens, n_ctx - static_cast<int>(request.prompt.size()));
+    model::GenerateResult result =
+        model::generate(transformer, tokenizer, request, [](const std::string& piece) {
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+          return true;
+        });
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    history.push_back(message("assistant", result.text));
+  }
+  return 0;
+}
+
+}  // namespace ember::cli
