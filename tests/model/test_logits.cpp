@@ -174,14 +174,11 @@ INSTANTIATE_TEST_SUITE_P(Synthetic, SyntheticModels, ::testing::ValuesIn([] {
                            return name;
                          });
 
-// tiny-llama-f16 continues the prompt with llama.cpp's 16 greedy tokens.
-TEST(Generation, GreedyTokensMatchLlamaCpp) {
-  nlohmann::json entry;
-  for (const auto& m : manifest()["models"])
-    if (m["file"] == "tiny-llama-f16.gguf") entry = m;
-  std::vector<int32_t> expected = entry["llamacpp_greedy_16"].get<std::vector<int32_t>>();
-  gguf::ModelFiles files =
-      gguf::ModelFiles::open((synthetic_dir() / "tiny-llama-f16.gguf").string());
+namespace {
+
+// The 16 greedy tokens after the shared prompt.
+std::vector<int32_t> greedy_16(const std::string& path) {
+  gguf::ModelFiles files = gguf::ModelFiles::open(path);
   model::CpuBackend backend(2);
   model::Transformer t(files, backend, 64);
   std::vector<float> logits = t.forward(prompt(), false);
@@ -192,10 +189,25 @@ TEST(Generation, GreedyTokensMatchLlamaCpp) {
     got.push_back(next);
     logits = t.forward({next}, false);
   }
-  EXPECT_EQ(got, expected);
+  return got;
 }
 
-// An F32 copy of tiny-llama-f16, written with ember's own writer, meets the F32 gate.
+std::vector<int32_t> llamacpp_greedy(const std::string& file) {
+  for (const auto& m : manifest()["models"])
+    if (m["file"] == file) return m["llamacpp_greedy_16"].get<std::vector<int32_t>>();
+  return {};
+}
+
+}  // namespace
+
+// tiny-llama-f16 continues the prompt with llama.cpp's 16 greedy tokens.
+TEST(Generation, GreedyTokensMatchLlamaCpp) {
+  EXPECT_EQ(greedy_16((synthetic_dir() / "tiny-llama-f16.gguf").string()),
+            llamacpp_greedy("tiny-llama-f16.gguf"));
+}
+
+// An F32 copy of tiny-llama-f16, written with ember's own writer, meets the F32 gate and
+// continues the prompt with llama.cpp's greedy tokens too.
 TEST(Generation, F32CopyMatchesRef64) {
   const fs::path dir = synthetic_dir();
   gguf::ModelFiles source = gguf::ModelFiles::open((dir / "tiny-llama-f16.gguf").string());
@@ -215,7 +227,9 @@ TEST(Generation, F32CopyMatchesRef64) {
       fs::temp_directory_path() / ("ember-tiny-llama-f32-" + std::to_string(::getpid()) + ".gguf");
   writer.write_file(copy.string());
   Logits ours = run(copy.string(), prompt(), model::CacheType::kF32);
+  std::vector<int32_t> greedy = greedy_16(copy.string());
   fs::remove(copy);
+  EXPECT_EQ(greedy, llamacpp_greedy("tiny-llama-f16.gguf"));
   Logits ref64 = read_logits(dir / "tiny-llama-f16.ref64.logits");
   EXPECT_LE(relative_rms(ours, ref64), 2e-3);
   EXPECT_EQ(argmax_agreement(ours, ref64), 1.0);
