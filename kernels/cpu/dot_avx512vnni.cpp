@@ -90,8 +90,10 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
     for (int t = 0; t < T; ++t) {
       act[t] = join(load32(y[t][i].qs), load32(y[t][i + 1].qs));
       da[t] = scale_pair(y[t][i].d, y[t][i + 1].d);
+      // −offset·Σa seeds each row's accumulator, so vpdpbusd alone yields Σ (v − offset)·a.
       if constexpr (F::kKind == Kind::kUnsignedOffset)
-        offset_sum[t] = dot512_u8s8(_mm512_set1_epi8(F::kOffset), act[t]);
+        offset_sum[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                         dot512_u8s8(_mm512_set1_epi8(F::kOffset), act[t]));
       if constexpr (F::kKind == Kind::kAffine)
         act_sum[t] =
             _mm512_mul_ps(_mm512_cvtepi32_ps(dot512_u8s8(_mm512_set1_epi8(1), act[t])), da[t]);
@@ -113,10 +115,11 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
           __mmask64 negative = _mm512_movepi8_mask(v);
           dot = dot512_u8s8(v_abs,
                             _mm512_mask_sub_epi8(act[t], negative, _mm512_setzero_si512(), act[t]));
+        } else if constexpr (F::kKind == Kind::kUnsignedOffset) {
+          dot = _mm512_dpbusd_epi32(offset_sum[t], v, act[t]);
         } else {
           dot = dot512_u8s8(v, act[t]);
         }
-        if constexpr (F::kKind == Kind::kUnsignedOffset) dot = _mm512_sub_epi32(dot, offset_sum[t]);
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da[t]), acc[r][t]);
         if constexpr (F::kKind == Kind::kAffine)
           acc[r][t] = _mm512_fmadd_ps(act_sum[t], dm, acc[r][t]);
