@@ -15,9 +15,6 @@
 
 namespace ember::cli {
 
-std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
-                                          const std::string& text, bool special);
-
 int run_chat(const std::vector<std::string>& argv) {
   Args args(argv, {"model", "system", "temperature", "max-tokens", "seed", "threads", "ctx"}, {});
   auto path = args.get("model");
@@ -35,14 +32,8 @@ int run_chat(const std::vector<std::string>& argv) {
   if (auto s = args.get("seed")) sampling.seed = std::stoull(*s);
   const int max_tokens = std::stoi(args.get("max-tokens").value_or("512"));
 
-  auto message = [](const std::string& role, const std::string& content) {
-    jinja::Value m = jinja::Value::object();
-    m.obj().set("role", jinja::Value(role));
-    m.obj().set("content", jinja::Value(content));
-    return m;
-  };
   jinja::Array history;
-  if (auto system = args.get("system")) history.push_back(message("system", *system));
+  if (auto system = args.get("system")) history.push_back(chat_message("system", *system));
   const size_t fresh = history.size();
   const bool terminal = isatty(0);
   if (terminal)
@@ -57,7 +48,7 @@ int run_chat(const std::vector<std::string>& argv) {
       continue;
     }
     if (line.empty()) continue;
-    history.push_back(message("user", line));
+    history.push_back(chat_message("user", line));
     model::GenerateRequest request;
     request.prompt = encode_prompt(tokenizer, chat.render(jinja::Value(history), true), true);
     if (static_cast<int>(request.prompt.size()) >= n_ctx) {
@@ -70,15 +61,10 @@ int run_chat(const std::vector<std::string>& argv) {
     }
     request.sampling = sampling;
     request.max_tokens = std::min(max_tokens, n_ctx - static_cast<int>(request.prompt.size()));
-    model::GenerateResult result =
-        model::generate(transformer, tokenizer, request, [](const std::string& piece) {
-          std::fwrite(piece.data(), 1, piece.size(), stdout);
-          std::fflush(stdout);
-          return true;
-        });
+    model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);
     std::fputc('\n', stdout);
     std::fflush(stdout);
-    history.push_back(message("assistant", result.text));
+    history.push_back(chat_message("assistant", result.text));
   }
   return 0;
 }

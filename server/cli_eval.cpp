@@ -14,24 +14,6 @@
 
 namespace ember::cli {
 
-std::vector<int32_t> parse_ids(const std::string& list) {
-  std::vector<int32_t> ids;
-  std::stringstream s(list);
-  for (std::string item; std::getline(s, item, ',');) {
-    if (item.empty()) continue;
-    try {
-      ids.push_back(std::stoi(item));
-    } catch (const std::exception&) {
-      throw UsageError("token ids must be integers separated by commas, not '" + item + "'");
-    }
-  }
-  return ids;
-}
-
-int default_threads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
 int run_eval(const std::vector<std::string>& argv) {
   Args args(argv, {"model", "tokens", "logits-out", "batch", "threads", "cache"}, {});
   auto model = args.get("model");

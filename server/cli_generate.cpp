@@ -13,14 +13,6 @@
 
 namespace ember::cli {
 
-std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
-                                          const std::string& text, bool special) {
-  // Chat templates often write the BOS token themselves; add it only when the text lacks it.
-  const model::Vocab& v = tokenizer.vocab();
-  bool has_bos = v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0 && special;
-  return tokenizer.encode(text, !has_bos, special);
-}
-
 int run_generate(const std::vector<std::string>& argv) {
   Args args(argv,
             {"model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p",
@@ -51,14 +43,8 @@ int run_generate(const std::vector<std::string>& argv) {
   if (args.has("chat")) {
     model::ChatTemplate chat = model::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
     jinja::Array messages;
-    auto message = [](const char* role, const std::string& content) {
-      jinja::Value m = jinja::Value::object();
-      m.obj().set("role", jinja::Value(role));
-      m.obj().set("content", jinja::Value(content));
-      return m;
-    };
-    if (auto system = args.get("system")) messages.push_back(message("system", *system));
-    messages.push_back(message("user", text));
+    if (auto system = args.get("system")) messages.push_back(chat_message("system", *system));
+    messages.push_back(chat_message("user", text));
     text = chat.render(jinja::Value(messages), true);
   }
   model::GenerateRequest request;
@@ -71,12 +57,7 @@ int run_generate(const std::vector<std::string>& argv) {
 
   model::CpuBackend backend(num("threads", default_threads()));
   model::Transformer transformer(files, backend, n_ctx);
-  model::GenerateResult result =
-      model::generate(transformer, tokenizer, request, [](const std::string& piece) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-        return true;
-      });
+  model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);
   std::fputc('\n', stdout);
   if (args.has("stats"))
     std::fprintf(

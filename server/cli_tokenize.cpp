@@ -54,16 +54,7 @@ int run_detokenize(const std::vector<std::string>& argv) {
   Args args(argv, {"model", "ids"}, {"special"});
   auto list = args.get("ids");
   if (!list) throw UsageError("--ids 1,2,3 is required");
-  std::vector<model::TokenId> ids;
-  std::stringstream s(*list);
-  for (std::string item; std::getline(s, item, ',');) {
-    if (item.empty()) continue;
-    try {
-      ids.push_back(std::stoi(item));
-    } catch (const std::exception&) {
-      throw UsageError("--ids must be integers separated by commas, not '" + item + "'");
-    }
-  }
+  std::vector<model::TokenId> ids = parse_ids(*list);
   model::Tokenizer tokenizer = load_tokenizer(args);
   for (model::TokenId id : ids)
     if (id < 0 || id >= static_cast<model::TokenId>(tokenizer.vocab().size()))

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "model/jinja_value.h"
+#include "model/tokenizer.h"
+
 namespace ember::cli {
 
 int run_inspect(const std::vector<std::string>& args);
@@ -17,8 +20,14 @@ int run_generate(const std::vector<std::string>& args);
 int run_perplexity(const std::vector<std::string>& args);
 int run_chat(const std::vector<std::string>& args);
 
-// Shared by the commands: "1,2,3" → ids (UsageError on junk); threads to use by default.
-std::vector<int32_t> parse_ids(const std::string& list);
+// Shared by the commands (cli_common.cpp).
+std::vector<int32_t> parse_ids(const std::string& list);  // "1,2,3" → ids; UsageError on junk
 int default_threads();
+// Token ids of a prompt; `special` parses control tokens (chat prompts) and then adds BOS only
+// when the text does not already start with it.
+std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
+                                          const std::string& text, bool special);
+jinja::Value chat_message(const std::string& role, const std::string& content);
+bool print_piece(const std::string& piece);  // streams generated text to stdout
 
 }  // namespace ember::cli

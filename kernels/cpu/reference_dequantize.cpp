@@ -114,9 +114,11 @@ void dq_q3_k(const void* src, float* y, int64_t n) {
     }
   }
 }
-// Q4_K/Q5_K: group g = e / 32 lives in nibble (g & 1) of qs[32·(g / 2) + l].
-void dq_q4_k(const void* src, float* y, int64_t n) {
-  const auto* b = static_cast<const BlockQ4_K*>(src);
+// Q4_K/Q5_K: group g = e / 32 lives in nibble (g & 1) of qs[32·(g / 2) + l]; Q5_K adds bit g
+// of qh[l] as the fifth bit.
+template <class Block, bool kFifthBit>
+void dq_q45_k(const void* src, float* y, int64_t n) {
+  const auto* b = static_cast<const Block*>(src);
   for (int64_t i = 0; i < n / kQKK; ++i, y += kQKK) {
     float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
     for (int g = 0; g < 8; ++g) {
@@ -125,22 +127,7 @@ void dq_q4_k(const void* src, float* y, int64_t n) {
       float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
       for (int l = 0; l < 32; ++l) {
         int q = (b[i].qs[32 * (g / 2) + l] >> (4 * (g & 1))) & 0x0f;
-        y[32 * g + l] = dl * static_cast<float>(q) - ml;
-      }
-    }
-  }
-}
-void dq_q5_k(const void* src, float* y, int64_t n) {
-  const auto* b = static_cast<const BlockQ5_K*>(src);
-  for (int64_t i = 0; i < n / kQKK; ++i, y += kQKK) {
-    float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
-    for (int g = 0; g < 8; ++g) {
-      uint8_t sc, m;
-      kquant_scale_min(b[i].scales, g, &sc, &m);
-      float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
-      for (int l = 0; l < 32; ++l) {
-        int q =
-            ((b[i].qs[32 * (g / 2) + l] >> (4 * (g & 1))) & 0x0f) | (((b[i].qh[l] >> g) & 1) << 4);
+        if constexpr (kFifthBit) q |= ((b[i].qh[l] >> g) & 1) << 4;
         y[32 * g + l] = dl * static_cast<float>(q) - ml;
       }
     }
@@ -214,9 +201,9 @@ DequantizeFn dequantizer(TensorType type) {
     case TensorType::Q3_K:
       return dq_q3_k;
     case TensorType::Q4_K:
-      return dq_q4_k;
+      return dq_q45_k<BlockQ4_K, false>;
     case TensorType::Q5_K:
-      return dq_q5_k;
+      return dq_q45_k<BlockQ5_K, true>;
     case TensorType::Q6_K:
       return dq_q6_k;
     case TensorType::Q8_K:

@@ -248,38 +248,23 @@ void pack_kquant_scales(const uint8_t sc[8], const uint8_t mn[8], uint8_t out[12
   }
 }
 
-void q_q4_k(const float* x, void* dst, int64_t n) {
-  auto* b = static_cast<BlockQ4_K*>(dst);
+// Q4_K (16 levels) and Q5_K (32 levels, the fifth bit in qh).
+template <class Block, bool kFifthBit>
+void q_q45_k(const float* x, void* dst, int64_t n) {
+  auto* b = static_cast<Block*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
     float d[2];
     uint8_t sc[8], mn[8], q[kQKK];
-    fit_kquant_groups<32, 16, 63>(x, d, sc, mn, q);
+    fit_kquant_groups<32, kFifthBit ? 32 : 16, 63>(x, d, sc, mn, q);
     b[i].d = f32_to_fp16(d[0]);
     b[i].dmin = f32_to_fp16(d[1]);
     pack_kquant_scales(sc, mn, b[i].scales);
     std::memset(b[i].qs, 0, sizeof b[i].qs);
-    for (int e = 0; e < kQKK; ++e) {
-      int g = e / 32, l = e % 32;
-      b[i].qs[32 * (g / 2) + l] |= static_cast<uint8_t>(q[e] << (4 * (g & 1)));
-    }
-  }
-}
-
-void q_q5_k(const float* x, void* dst, int64_t n) {
-  auto* b = static_cast<BlockQ5_K*>(dst);
-  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
-    float d[2];
-    uint8_t sc[8], mn[8], q[kQKK];
-    fit_kquant_groups<32, 32, 63>(x, d, sc, mn, q);
-    b[i].d = f32_to_fp16(d[0]);
-    b[i].dmin = f32_to_fp16(d[1]);
-    pack_kquant_scales(sc, mn, b[i].scales);
-    std::memset(b[i].qs, 0, sizeof b[i].qs);
-    std::memset(b[i].qh, 0, sizeof b[i].qh);
+    if constexpr (kFifthBit) std::memset(b[i].qh, 0, sizeof b[i].qh);
     for (int e = 0; e < kQKK; ++e) {
       int g = e / 32, l = e % 32;
       b[i].qs[32 * (g / 2) + l] |= static_cast<uint8_t>((q[e] & 0x0f) << (4 * (g & 1)));
-      b[i].qh[l] |= static_cast<uint8_t>((q[e] >> 4) << g);
+      if constexpr (kFifthBit) b[i].qh[l] |= static_cast<uint8_t>((q[e] >> 4) << g);
     }
   }
 }
@@ -442,9 +427,9 @@ QuantizeFn quantizer(TensorType type) {
     case TensorType::Q3_K:
       return q_q3_k;
     case TensorType::Q4_K:
-      return q_q4_k;
+      return q_q45_k<BlockQ4_K, false>;
     case TensorType::Q5_K:
-      return q_q5_k;
+      return q_q45_k<BlockQ5_K, true>;
     case TensorType::Q6_K:
       return q_q6_k;
     case TensorType::Q8_K:

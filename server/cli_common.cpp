@@ -1,0 +1,50 @@
+// Helpers shared by the ember subcommands (declared in commands.h).
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include "server/cli_args.h"
+#include "server/commands.h"
+
+namespace ember::cli {
+
+std::vector<int32_t> parse_ids(const std::string& list) {
+  std::vector<int32_t> ids;
+  std::stringstream s(list);
+  for (std::string item; std::getline(s, item, ',');) {
+    if (item.empty()) continue;
+    try {
+      ids.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      throw UsageError("token ids must be integers separated by commas, not '" + item + "'");
+    }
+  }
+  return ids;
+}
+
+int default_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
+                                          const std::string& text, bool special) {
+  // Chat templates often write the BOS token themselves; add it only when the text lacks it.
+  const model::Vocab& v = tokenizer.vocab();
+  bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
+  return tokenizer.encode(text, !has_bos, special);
+}
+
+jinja::Value chat_message(const std::string& role, const std::string& content) {
+  jinja::Value m = jinja::Value::object();
+  m.obj().set("role", jinja::Value(role));
+  m.obj().set("content", jinja::Value(content));
+  return m;
+}
+
+bool print_piece(const std::string& piece) {
+  std::fwrite(piece.data(), 1, piece.size(), stdout);
+  std::fflush(stdout);
+  return true;
+}
+
+}  // namespace ember::cli
