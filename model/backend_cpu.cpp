@@ -35,12 +35,25 @@ float gelu_tanh(float x) {
 CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), vector_ops_(cpu::vector_ops()) {}
 
 Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
-  scratch_.emplace_back(new float[static_cast<size_t>(rows * cols)]());
-  return {scratch_.back().get(), rows, cols};
+  constexpr size_t kChunkFloats = size_t(4) << 20;  // 16 MiB
+  constexpr size_t kAlign = 16;                     // floats: tensors start 64 bytes apart
+  const size_t n = (static_cast<size_t>(rows * cols) + kAlign - 1) / kAlign * kAlign;
+  while (current_chunk_ < chunks_.size() &&
+         chunks_[current_chunk_].used + n > chunks_[current_chunk_].size)
+    ++current_chunk_;
+  if (current_chunk_ == chunks_.size()) {
+    const size_t size = std::max(n, kChunkFloats);
+    chunks_.push_back({std::unique_ptr<float[]>(new float[size]), size, 0});
+  }
+  Chunk& c = chunks_[current_chunk_];
+  float* p = c.data.get() + c.used;
+  c.used += n;
+  return {p, rows, cols};
 }
 
 void CpuBackend::reset_scratch() {
-  scratch_.clear();
+  for (Chunk& c : chunks_) c.used = 0;
+  current_chunk_ = 0;
 }
 
 void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, float scale,

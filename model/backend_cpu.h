@@ -47,7 +47,14 @@ class CpuBackend : public Backend {
   cpu::ThreadPool pool_;
   const cpu::VectorOps& vector_ops_;
   cpu::MatmulScratch matmul_scratch_;
-  std::vector<std::unique_ptr<float[]>> scratch_;  // freed by reset_scratch
+  // Activations come from chunks that are kept between forward passes and rewound by
+  // reset_scratch(), so steady-state steps neither allocate nor fault pages in.
+  struct Chunk {
+    std::unique_ptr<float[]> data;
+    size_t size = 0, used = 0;
+  };
+  std::vector<Chunk> chunks_;
+  size_t current_chunk_ = 0;
   // KV cache: per layer, n_ctx rows of kv_dim values (F16 bits or floats).
   CacheType cache_type_ = CacheType::kF16;
   int n_ctx_ = 0, kv_dim_ = 0;

@@ -147,7 +147,9 @@ TEST_P(SyntheticModels, MatchReferenceLogits) {
       EXPECT_LE(to_llamacpp, 6e-2);
       EXPECT_GE(agree_ref64, 0.85);
       // llama.cpp ran with an F16 cache: its argmax is compared in the same configuration.
-      if (cache == model::CacheType::kF16) EXPECT_GE(agree_llamacpp, 0.90);
+      if (cache == model::CacheType::kF16) {
+        EXPECT_GE(agree_llamacpp, 0.90);
+      }
     }
   }
 }
