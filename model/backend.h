@@ -27,9 +27,12 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  // Scratch activations, valid until reset_scratch().
+  // Scratch activations, valid until reset_scratch(), or until scratch_rewind() to a mark taken
+  // before they were allocated (the forward pass rewinds after every layer).
   virtual Tensor alloc(int64_t rows, int64_t cols) = 0;
   virtual void reset_scratch() = 0;
+  virtual size_t scratch_mark() const = 0;
+  virtual void scratch_rewind(size_t mark) = 0;
 
   // out[i] = row ids[i] of the embedding table, times `scale`.
   virtual void embed(const Weight& table, const std::vector<int32_t>& ids, float scale,

@@ -52,8 +52,19 @@ Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
 }
 
 void CpuBackend::reset_scratch() {
-  for (Chunk& c : chunks_) c.used = 0;
-  current_chunk_ = 0;
+  scratch_rewind(0);
+}
+
+// A mark is the chunk index in the high bits and the floats used in it in the low 40 bits.
+size_t CpuBackend::scratch_mark() const {
+  size_t used = current_chunk_ < chunks_.size() ? chunks_[current_chunk_].used : 0;
+  return (current_chunk_ << 40) | used;
+}
+
+void CpuBackend::scratch_rewind(size_t mark) {
+  current_chunk_ = mark >> 40;
+  for (size_t i = current_chunk_; i < chunks_.size(); ++i)
+    chunks_[i].used = i == current_chunk_ ? (mark & ((size_t(1) << 40) - 1)) : 0;
 }
 
 void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, float scale,

@@ -18,6 +18,8 @@ class CpuBackend : public Backend {
 
   Tensor alloc(int64_t rows, int64_t cols) override;
   void reset_scratch() override;
+  size_t scratch_mark() const override;
+  void scratch_rewind(size_t mark) override;
   void embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
              Tensor out) override;
   void matmul(const Weight& w, const Tensor& x, Tensor out, int expert = -1) override;

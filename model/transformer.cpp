@@ -27,8 +27,10 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, bool
   Tensor x = backend_.alloc(n, hp_.n_embd);
   backend_.embed(w_.token_embd, tokens, hp_.embed_scale, x);
   for (int l = 0; l < hp_.n_layer; ++l) {
+    const size_t mark = backend_.scratch_mark();  // a layer's temporaries die with it
     backend_.add(x, attention_block(l, x, positions));
     backend_.add(x, ffn_block(l, x));
+    backend_.scratch_rewind(mark);
   }
 
   // Logits of the rows asked for: the final norm and the output matrix, [rows, n_vocab].
