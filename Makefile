@@ -18,6 +18,7 @@ serve: build default-model
 	fi
 
 test: build build-asan models
+	scripts/check-arm.sh --gtest_brief=1
 	ctest --test-dir $(RELEASE_DIR) --output-on-failure
 	ctest --test-dir $(ASAN_DIR) -L parsers --output-on-failure
 

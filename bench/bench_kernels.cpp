@@ -108,9 +108,8 @@ int run_bench_kernels(const std::vector<std::string>& argv) {
   cpu::Isa isa = cpu::best_isa();
   if (auto name = args.get("isa")) {
     bool found = false;
-    for (int i = 0; i <= static_cast<int>(cpu::best_isa()); ++i)
-      if (*name == cpu::isa_name(static_cast<cpu::Isa>(i)))
-        isa = static_cast<cpu::Isa>(i), found = true;
+    for (cpu::Isa level : cpu::available_isas())
+      if (*name == cpu::isa_name(level)) isa = level, found = true;
     if (!found)
       throw cli::UsageError("--isa must be one this CPU has, up to " +
                             std::string(cpu::isa_name(cpu::best_isa())));

@@ -52,6 +52,7 @@ const CpuFeatures& cpu_features() {
 Isa best_isa() {
   const CpuFeatures& f = cpu_features();
   Isa best = Isa::Scalar;
+  if (f.neon) best = Isa::Neon;
   if (f.avx2 && f.fma && f.f16c) best = Isa::Avx2;
   if (best == Isa::Avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni)
     best = Isa::Avx512Vnni;
@@ -70,10 +71,21 @@ const char* isa_name(Isa isa) {
       return "scalar";
     case Isa::Avx2:
       return "avx2";
+    case Isa::Neon:
+      return "neon";
     case Isa::Avx512Vnni:
       return "avx512-vnni";
   }
   return "?";
+}
+
+std::vector<Isa> available_isas() {
+  std::vector<Isa> out = {Isa::Scalar};
+  Isa best = best_isa();
+  if (best == Isa::Neon) out.push_back(Isa::Neon);
+  if (best == Isa::Avx2 || best == Isa::Avx512Vnni) out.push_back(Isa::Avx2);
+  if (best == Isa::Avx512Vnni) out.push_back(Isa::Avx512Vnni);
+  return out;
 }
 
 std::string describe_cpu_features() {

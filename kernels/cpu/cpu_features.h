@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace ember::cpu {
 
@@ -15,11 +16,13 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 
-// Kernel levels, each a superset of the one before. Scalar runs anywhere.
-enum class Isa { Scalar = 0, Avx2 = 1, Avx512Vnni = 2 };
-constexpr int kIsaCount = 3;
+// Kernel levels. Scalar runs anywhere; on x86 each level is a superset of the one before;
+// Neon is the ARM level.
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512Vnni = 2, Neon = 3 };
+constexpr int kIsaCount = 4;
 
-Isa best_isa();  // the highest level this CPU supports; EMBER_ISA=scalar|avx2|avx512 caps it
+Isa best_isa();  // the best level this CPU supports; EMBER_ISA=scalar|avx2 caps it
+std::vector<Isa> available_isas();  // every level this CPU can run, scalar first
 const char* isa_name(Isa isa);
 std::string describe_cpu_features();  // "avx2 fma f16c avx512f ..." for gpu-info and benches
 

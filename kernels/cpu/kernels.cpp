@@ -16,6 +16,9 @@ void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot,
 const VectorOps& avx2_vector_ops();
 const VectorOps& avx512vnni_vector_ops();
 #endif
+#if defined(__aarch64__)
+void neon_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile);  // dot_neon.cpp
+#endif
 
 namespace {
 
@@ -99,6 +102,11 @@ struct Tables {
         if (level == static_cast<int>(Isa::Avx2)) avx2_kernels(k.weight_type, &dot, &tile);
         if (level == static_cast<int>(Isa::Avx512Vnni))
           avx512vnni_kernels(k.weight_type, &dot, &tile);
+        if (dot) k.vec_dot = dot, k.dot_tile = tile, k.isa = static_cast<Isa>(level);
+#elif defined(__aarch64__)
+        VecDotFn dot = nullptr;
+        DotTileFn tile = nullptr;
+        if (level == static_cast<int>(Isa::Neon)) neon_kernels(k.weight_type, &dot, &tile);
         if (dot) k.vec_dot = dot, k.dot_tile = tile, k.isa = static_cast<Isa>(level);
 #endif
         by_isa[level].push_back(k);
