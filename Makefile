@@ -14,7 +14,7 @@ serve: build default-model
 	else \
 	  echo "make serve: built $(RELEASE_DIR)/bin/ember and fetched models/$(DEFAULT_MODEL)."; \
 	  echo "make serve: the HTTP server is not written yet (issue #6), so there is nothing to start;"; \
-	  echo "            try: $(RELEASE_DIR)/bin/ember inspect models/$(DEFAULT_MODEL)"; \
+	  echo "            try: $(RELEASE_DIR)/bin/ember chat --model models/$(DEFAULT_MODEL)"; \
 	fi
 
 test: build build-asan models
