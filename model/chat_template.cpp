@@ -106,7 +106,11 @@ ChatTemplate ChatTemplate::builtin(const std::string& name, std::string bos_toke
 
 const std::string& ChatTemplate::builtin_source(const std::string& name) {
   auto it = builtins().find(name);
-  if (it == builtins().end()) throw jinja::Error("no built-in chat template '" + name + "'");
+  if (it == builtins().end()) {
+    std::string names;
+    for (const std::string& n : builtin_names()) names += (names.empty() ? "" : ", ") + n;
+    throw jinja::Error("no built-in chat template '" + name + "' (there are " + names + ")");
+  }
   return it->second;
 }
 

@@ -163,10 +163,4 @@ std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
   return pieces;
 }
 
-std::vector<std::string> PreTokenizer::known_names() {
-  std::vector<std::string> names;
-  for (const Family& f : kFamilies) names.emplace_back(f.name);
-  return names;
-}
-
 }  // namespace ember::model

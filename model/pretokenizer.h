@@ -25,9 +25,6 @@ class PreTokenizer {
   // The pieces of `text`, in order; together they are exactly `text`.
   std::vector<std::string_view> split(std::string_view text) const;
 
-  // Every name this build knows.
-  static std::vector<std::string> known_names();
-
  private:
   struct Compiled;
   std::vector<std::unique_ptr<Compiled>> expressions_;

@@ -280,17 +280,10 @@ std::string Tokenizer::piece(TokenId id, bool special) const {
 }
 
 std::string Tokenizer::decode(std::span<const TokenId> ids, bool special) const {
+  StreamDecoder stream(*this, special);  // one place strips the prefix space
   std::string out;
-  bool at_start = true;
-  for (TokenId id : ids) {
-    std::string p = piece(id, special);
-    if (at_start && !p.empty()) {
-      if (vocab_.add_space_prefix && p[0] == ' ') p.erase(0, 1);
-      at_start = false;
-    }
-    out += p;
-  }
-  return out;
+  for (TokenId id : ids) out += stream.push(id);
+  return out + stream.finish();
 }
 
 std::string StreamDecoder::push(TokenId id) {
