@@ -13,6 +13,14 @@ namespace ember::jinja {
 
 struct Stmt;
 
+// How much work one render may do before it fails with jinja::Error. Templates come from model
+// files, so a hostile or broken one must not hang or exhaust the server.
+struct RenderLimits {
+  // Work units: one per statement, loop iteration and expression evaluated, plus one per 64
+  // bytes of every string produced. A long chat renders in a few thousand.
+  int64_t max_work = 5'000'000;
+};
+
 class Template {
  public:
   // Throws jinja::Error on a syntax error.
@@ -24,7 +32,7 @@ class Template {
   // Renders with the variables of `context` (a dict) plus the built-in globals (range,
   // namespace, raise_exception, strftime_now, dict). Throws jinja::Error, including the message
   // of raise_exception().
-  std::string render(const Value& context) const;
+  std::string render(const Value& context, const RenderLimits& limits = {}) const;
 
  private:
   struct Parsed;

@@ -19,10 +19,15 @@ namespace {
 enum class Flow { kNormal, kBreak, kContinue };
 
 // Limits that keep a hostile or broken template from hanging or exhausting the server.
-constexpr int kMaxCallDepth = 64;                // nested macro calls
-constexpr int64_t kMaxRange = 1000000;           // elements of one range()
-constexpr int64_t kMaxSteps = 20000000;          // statements and loop iterations per render
-constexpr size_t kMaxOutput = size_t(64) << 20;  // bytes of output
+// The work budget (RenderLimits) bounds time; these bound memory and recursion.
+constexpr int kMaxCallDepth = 64;         // nested macro calls
+constexpr int64_t kMaxRange = 1000000;    // elements of one range()
+constexpr int64_t kMaxStoredNodes = 1 << 20;  // list/dict elements reachable from one variable
+
+// Throws unless a string of `bytes` may be built.
+void check_string_size(size_t bytes) {
+  if (bytes > kMaxStringBytes) throw Error("a string in the template grows too large");
+}
 
 std::string strip(const std::string& s, const std::string& chars, bool left, bool right) {
   size_t b = 0, e = s.size();
@@ -37,16 +42,32 @@ std::string strip(const std::string& s, const std::string& chars, bool left, boo
   return s.substr(b, e - b);
 }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to,
+// Python's str.replace: at most `count` (all when negative) non-overlapping occurrences.
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to,
                         int64_t count = -1) {
-  if (from.empty()) return s;
-  size_t pos = 0;
-  while (count != 0 && (pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
+  std::string out;
+  if (from.empty()) {  // `to` goes before every character and at the end
+    for (size_t i = 0; i <= s.size(); ++i) {
+      const bool boundary = i == s.size() || (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+      if (boundary && count != 0) {
+        out += to;
+        check_string_size(out.size());
+        if (count > 0) --count;
+      }
+      if (i < s.size()) out += s[i];
+    }
+    return out;
+  }
+  size_t done = 0, pos;
+  while (count != 0 && (pos = s.find(from, done)) != std::string::npos) {
+    out.append(s, done, pos - done).append(to);
+    check_string_size(out.size());
+    done = pos + from.size();
     if (count > 0) --count;
   }
-  return s;
+  out.append(s, done, std::string::npos);
+  check_string_size(out.size());
+  return out;
 }
 
 std::string to_upper(std::string s) {
@@ -170,7 +191,7 @@ Value items_of(const Value& v) {
 
 class Renderer {
  public:
-  explicit Renderer(const Value& context) {
+  Renderer(const Value& context, const RenderLimits& limits) : limits_(limits) {
     scopes_.emplace_back();
     install_globals();
     if (context.is_object())
@@ -184,8 +205,37 @@ class Renderer {
  private:
   using Scope = std::unordered_map<std::string, Value>;
   std::vector<Scope> scopes_;
-  int64_t steps_ = 0;
+  RenderLimits limits_;
+  int64_t work_ = 0;
   int call_depth_ = 0;
+
+  void charge(int64_t units) {
+    work_ += units;
+    if (work_ > limits_.max_work) throw Error("template takes too much work to render");
+  }
+
+  // A value about to be stored in a variable or namespace: its nesting and size stay bounded
+  // (so printing, comparing and freeing it cannot recurse without end), and a namespace never
+  // ends up inside itself (a cycle would never be freed).
+  void check_storable(const Value& v, const Object* target) {
+    int64_t nodes = 0;
+    std::function<void(const Value&, int)> visit = [&](const Value& x, int depth) {
+      if (depth > kMaxNesting) throw Error("a value in the template is nested too deeply");
+      if (x.is_array()) {
+        nodes += static_cast<int64_t>(x.array().size());
+        if (nodes > kMaxStoredNodes) throw Error("a value in the template grows too large");
+        charge(static_cast<int64_t>(x.array().size()) / 8 + 1);
+        for (const Value& item : x.array()) visit(item, depth + 1);
+      } else if (x.is_object()) {
+        if (&x.obj() == target) throw Error("a namespace cannot contain itself");
+        nodes += static_cast<int64_t>(x.obj().items.size());
+        if (nodes > kMaxStoredNodes) throw Error("a value in the template grows too large");
+        charge(static_cast<int64_t>(x.obj().items.size()) / 8 + 1);
+        for (const auto& item : x.obj().items) visit(item.second, depth + 1);
+      }
+    };
+    visit(v, 0);
+  }
 
   Value lookup(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
@@ -252,8 +302,8 @@ class Renderer {
   }
 
   Flow exec(const Stmt& s, std::string& out) {
-    if (++steps_ > kMaxSteps) throw Error("template takes too many steps to render");
-    if (out.size() > kMaxOutput) throw Error("template output is too large");
+    charge(1);
+    check_string_size(out.size());
     switch (s.kind) {
       case Stmt::Kind::kText:
         out += s.text;
@@ -273,14 +323,19 @@ class Renderer {
           Value target = lookup(s.targets[0]);
           if (!target.is_namespace())
             throw Error("cannot assign attribute '" + s.targets[1] + "' of " + target.type_name());
+          check_storable(v, &target.obj());
           target.obj().set(s.targets[1], v);
         } else if (s.targets.size() == 1) {
+          check_storable(v, nullptr);
           assign(s.targets[0], v);
         } else {
           Array parts = iterate(v);
           if (parts.size() != s.targets.size())
             throw Error("cannot unpack " + std::to_string(parts.size()) + " values");
-          for (size_t i = 0; i < parts.size(); ++i) assign(s.targets[i], parts[i]);
+          for (size_t i = 0; i < parts.size(); ++i) {
+            check_storable(parts[i], nullptr);
+            assign(s.targets[i], parts[i]);
+          }
         }
         return Flow::kNormal;
       }
@@ -339,7 +394,7 @@ class Renderer {
     if (items.empty()) return exec(s.else_body, out);
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
-      if (++steps_ > kMaxSteps) throw Error("template takes too many steps to render");
+      charge(1);
       scopes_.emplace_back();
       bind_targets(s, items[i]);
       Value loop = Value::object();
@@ -385,7 +440,21 @@ class Renderer {
     return a;
   }
 
+  // Every evaluation is charged to the work budget, strings and lists by their size.
   Value eval(const Expr& e) {
+    Value v = eval_uncharged(e);
+    if (v.is_string()) {
+      check_string_size(v.as_string().size());
+      charge(1 + static_cast<int64_t>(v.as_string().size() / 64));
+    } else if (v.is_array()) {
+      charge(1 + static_cast<int64_t>(v.array().size() / 8));
+    } else {
+      charge(1);
+    }
+    return v;
+  }
+
+  Value eval_uncharged(const Expr& e) {
     switch (e.kind) {
       case Expr::Kind::kLiteral:
         return e.value;
@@ -514,8 +583,12 @@ class Renderer {
       }
     }
     if (op == "*" && l.is_string() && r.is_int()) {
+      if (r.as_int() > 0) check_string_size(l.as_string().size() * static_cast<uint64_t>(r.as_int()));
+      const size_t total = r.as_int() > 0 ? l.as_string().size() * r.as_int() : 0;
       std::string out;
-      for (int64_t i = 0; i < r.as_int(); ++i) out += l.as_string();
+      out.reserve(total);
+      out = l.as_string().substr(0, total);
+      while (out.size() < total) out.append(out, 0, std::min(out.size(), total - out.size()));
       return Value(out);
     }
     if (!l.is_number() || !r.is_number())
@@ -602,8 +675,10 @@ class Renderer {
         return bind([](const Value& s, CallArgs& a) {
           std::string out;
           Array items = iterate(a.get(0, "iterable"));
-          for (size_t i = 0; i < items.size(); ++i)
+          for (size_t i = 0; i < items.size(); ++i) {
             out += (i ? s.as_string() : "") + items[i].str();
+            check_string_size(out.size());
+          }
           return Value(out);
         });
       if (name == "find" || name == "count")
@@ -686,8 +761,9 @@ class Renderer {
     }
     if (name == "tojson") {
       Value indent = a.get(0, "indent");
-      return Value(v.to_json(
-          indent.is_undefined() || indent.is_none() ? -1 : static_cast<int>(indent.as_int())));
+      const int64_t spaces = indent.is_undefined() || indent.is_none() ? -1 : indent.as_int();
+      if (spaces > 1024) throw Error("tojson indent is too large");
+      return Value(v.to_json(static_cast<int>(spaces)));
     }
     if (name == "replace") {
       Value count = a.get(2, "count");
@@ -699,9 +775,11 @@ class Renderer {
       Value attribute = a.get(1, "attribute");
       std::string out;
       Array items = iterate(v);
-      for (size_t i = 0; i < items.size(); ++i)
+      for (size_t i = 0; i < items.size(); ++i) {
         out +=
             (i ? sep : "") + (attribute.is_undefined() ? items[i] : items[i].get(attribute)).str();
+        check_string_size(out.size());
+      }
       return Value(out);
     }
     if (name == "first" || name == "last") {
@@ -768,6 +846,7 @@ class Renderer {
     }
     if (name == "indent") {
       int64_t width = a.get(0, "width", Value(int64_t{4})).as_int();
+      if (width < 0 || width > 1024) throw Error("indent width must be between 0 and 1024");
       bool first = a.get(1, "first", Value(false)).truthy();
       bool blank = a.get(2, "blank", Value(false)).truthy();
       std::string pad(static_cast<size_t>(width), ' ');
@@ -777,6 +856,7 @@ class Renderer {
         const std::string& line = lines[i].as_string();
         bool indent_line = (i > 0 || first) && (blank || !line.empty());
         out += (i ? "\n" : "") + (indent_line ? pad : "") + line;
+        check_string_size(out.size());
       }
       return Value(out);
     }
@@ -859,8 +939,8 @@ Template::~Template() = default;
 Template::Template(Template&&) noexcept = default;
 Template& Template::operator=(Template&&) noexcept = default;
 
-std::string Template::render(const Value& context) const {
-  Renderer renderer(context);
+std::string Template::render(const Value& context, const RenderLimits& limits) const {
+  Renderer renderer(context, limits);
   std::string out;
   renderer.render(parsed_->body, out);
   return out;

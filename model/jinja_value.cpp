@@ -212,73 +212,121 @@ std::string Value::str() const {
 }
 
 std::string Value::repr() const {
+  std::string out;
+  append_repr(out, 0);
+  return out;
+}
+
+namespace {
+
+void check_growth(const std::string& out, int depth) {
+  if (out.size() > kMaxStringBytes) throw Error("a value is too large to print");
+  if (depth > kMaxNesting) throw Error("a value is nested too deeply to print");
+}
+
+}  // namespace
+
+void Value::append_repr(std::string& out, int depth) const {
+  check_growth(out, depth);
   switch (kind_) {
     case Kind::kString:
-      return quote_python(s_);
-    case Kind::kArray: {
-      std::string out = "[";
-      for (size_t i = 0; i < a_->size(); ++i) out += (i ? ", " : "") + (*a_)[i].repr();
-      return out + "]";
-    }
-    case Kind::kObject: {
-      std::string out = "{";
-      for (size_t i = 0; i < o_->items.size(); ++i)
-        out +=
-            (i ? ", " : "") + quote_python(o_->items[i].first) + ": " + o_->items[i].second.repr();
-      return out + "}";
-    }
+      out += quote_python(s_);
+      return;
+    case Kind::kArray:
+      out += '[';
+      for (size_t i = 0; i < a_->size(); ++i) {
+        if (i) out += ", ";
+        (*a_)[i].append_repr(out, depth + 1);
+      }
+      out += ']';
+      return;
+    case Kind::kObject:
+      out += '{';
+      for (size_t i = 0; i < o_->items.size(); ++i) {
+        if (i) out += ", ";
+        out += quote_python(o_->items[i].first) + ": ";
+        o_->items[i].second.append_repr(out, depth + 1);
+      }
+      out += '}';
+      return;
     case Kind::kFunction:
-      return "<function>";
+      out += "<function>";
+      return;
     default:
-      return str();
+      out += str();
   }
 }
 
-std::string Value::to_json(int indent, int depth) const {
+std::string Value::to_json(int indent) const {
+  std::string out;
+  append_json(out, indent, 0);
+  return out;
+}
+
+void Value::append_json(std::string& out, int indent, int depth) const {
+  check_growth(out, depth);
   auto newline = [&](int d) {
-    return indent < 0 ? std::string() : "\n" + std::string(static_cast<size_t>(indent * d), ' ');
+    if (indent >= 0) out += "\n" + std::string(static_cast<size_t>(indent) * d, ' ');
   };
   switch (kind_) {
     case Kind::kUndefined:
     case Kind::kNone:
-      return "null";
+      out += "null";
+      return;
     case Kind::kBool:
-      return b_ ? "true" : "false";
+      out += b_ ? "true" : "false";
+      return;
     case Kind::kInt:
-      return std::to_string(i_);
+      out += std::to_string(i_);
+      return;
     case Kind::kFloat:
-      return std::isfinite(d_) ? format_float(d_)
+      out += std::isfinite(d_) ? format_float(d_)
                                : (std::isnan(d_) ? "NaN" : (d_ > 0 ? "Infinity" : "-Infinity"));
-    case Kind::kString: {
-      std::string out;
+      return;
+    case Kind::kString:
       append_json_string(out, s_);
-      return out;
-    }
-    case Kind::kArray: {
-      if (a_->empty()) return "[]";
-      std::string out = "[";
-      for (size_t i = 0; i < a_->size(); ++i)
-        out += (i ? (indent < 0 ? ", " : ",") : "") + newline(depth + 1) +
-               (*a_)[i].to_json(indent, depth + 1);
-      return out + newline(depth) + "]";
-    }
-    case Kind::kObject: {
-      if (o_->items.empty()) return "{}";
-      std::string out = "{";
-      for (size_t i = 0; i < o_->items.size(); ++i) {
-        out += (i ? (indent < 0 ? ", " : ",") : "") + newline(depth + 1);
-        append_json_string(out, o_->items[i].first);
-        out += ": " + o_->items[i].second.to_json(indent, depth + 1);
+      return;
+    case Kind::kArray:
+      if (a_->empty()) {
+        out += "[]";
+        return;
       }
-      return out + newline(depth) + "}";
-    }
+      out += '[';
+      for (size_t i = 0; i < a_->size(); ++i) {
+        if (i) out += indent < 0 ? ", " : ",";
+        newline(depth + 1);
+        (*a_)[i].append_json(out, indent, depth + 1);
+      }
+      newline(depth);
+      out += ']';
+      return;
+    case Kind::kObject:
+      if (o_->items.empty()) {
+        out += "{}";
+        return;
+      }
+      out += '{';
+      for (size_t i = 0; i < o_->items.size(); ++i) {
+        if (i) out += indent < 0 ? ", " : ",";
+        newline(depth + 1);
+        append_json_string(out, o_->items[i].first);
+        out += ": ";
+        o_->items[i].second.append_json(out, indent, depth + 1);
+      }
+      newline(depth);
+      out += '}';
+      return;
     case Kind::kFunction:
       throw Error("a function cannot be written as JSON");
   }
-  return "null";
 }
 
 bool Value::equals(const Value& o) const {
+  return equals(o, 0);
+}
+
+bool Value::equals(const Value& o, int depth) const {
+  if (depth > kMaxNesting) throw Error("values are nested too deeply to compare");
   if (is_number() && o.is_number()) {
     if (kind_ == Kind::kFloat || o.kind_ == Kind::kFloat) return as_double() == o.as_double();
     return as_int() == o.as_int();
@@ -293,14 +341,14 @@ bool Value::equals(const Value& o) const {
     case Kind::kArray: {
       if (a_->size() != o.a_->size()) return false;
       for (size_t i = 0; i < a_->size(); ++i)
-        if (!(*a_)[i].equals((*o.a_)[i])) return false;
+        if (!(*a_)[i].equals((*o.a_)[i], depth + 1)) return false;
       return true;
     }
     case Kind::kObject: {
       if (o_->items.size() != o.o_->items.size()) return false;
       for (const auto& [k, v] : o_->items) {
         const Value* other = o.o_->find(k);
-        if (!other || !v.equals(*other)) return false;
+        if (!other || !v.equals(*other, depth + 1)) return false;
       }
       return true;
     }

@@ -18,6 +18,9 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The largest string a template may build (its output included), in bytes.
+constexpr size_t kMaxStringBytes = size_t(64) << 20;
+
 class Value;
 using Array = std::vector<Value>;
 struct Object;
@@ -70,15 +73,21 @@ class Value {
   Value attr(const std::string& name) const { return get(Value(name)); }
   size_t length() const;  // strings count characters (code points)
 
+  // These throw jinja::Error rather than build a string over kMaxStringBytes or recurse into
+  // values nested deeper than kMaxNesting.
   std::string str() const;   // Python str(): what {{ x }} prints
   std::string repr() const;  // Python repr(): how values print inside lists and dicts
-  std::string to_json(int indent = -1, int depth = 0) const;  // json.dumps(ensure_ascii=False)
+  std::string to_json(int indent = -1) const;  // json.dumps(ensure_ascii=False)
 
   bool equals(const Value& other) const;
   int compare(const Value& other) const;  // <0, 0, >0; throws for incomparable kinds
   std::string type_name() const;
 
  private:
+  void append_repr(std::string& out, int depth) const;
+  void append_json(std::string& out, int indent, int depth) const;
+  bool equals(const Value& other, int depth) const;
+
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
   int64_t i_ = 0;
@@ -104,6 +113,9 @@ struct CallArgs {
   // The argument at `index` or named `name`, else `fallback`.
   Value get(size_t index, const std::string& name, Value fallback = Value()) const;
 };
+
+// How deep lists and dicts may nest inside each other (a template building deeper values fails).
+constexpr int kMaxNesting = 256;
 
 // Counts code points in UTF-8.
 size_t utf8_length(const std::string& s);

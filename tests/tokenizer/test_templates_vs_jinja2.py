@@ -77,6 +77,7 @@ FEATURES = [
     ("{{ messages[1:] | length }} {{ messages[-1].role }} {{ s[1:3] }} {{ s[::-1] }} {{ s[:-1] }} {{ [1, 2, 3, 4][::2] }} {{ s[0] }}", {"s": "abcdef"}),
     # operators and Python-style printing
     ("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }} {{ 1 + 2 * 3 }} {{ 'ab' ~ 1 ~ none }} {{ 'ab' * 3 }} {{ [1] + [2] }}", {}),
+    ("{{ 'ab' * 0 }}|{{ 'ab' * -1 }}|{{ '' * 4 }}|{{ 'xy' * 5 }}|{{ 'a-b--c'.replace('-', '+', 2) }}|{{ 'aaa' | replace('a', 'bb') }}|{{ 'abc'.replace('', '-') }}", {}),
     ("{{ 1 < 2 < 3 }} {{ 'a' in ['a'] }} {{ 'z' not in 'abc' }} {{ not true or false and true }} {{ 1 == 1.0 }} {{ none == none }} {{ [1, 'a', none, true, 1.5] }} {{ {'k': 'v'} }} {{ 0.1 + 0.2 }} {{ 1e20 }} {{ 3.0 }}", {}),
     # errors raised by templates
     ("{% if messages[0].role != 'system' %}{{ raise_exception('first message must be system') }}{% endif %}ok", {"messages": [{"role": "system", "content": "x"}]}),
@@ -133,3 +134,22 @@ def test_errors_are_reported(tmp_path):
     (tmp_path / "raise.jinja").write_text("{{ raise_exception('roles must alternate') }}")
     out = subprocess.run([EMBER, "template", "--template-file", str(tmp_path / "raise.jinja")], capture_output=True)
     assert out.returncode == 1 and b"roles must alternate" in out.stderr
+
+
+HOSTILE = [
+    ("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", b"cannot contain itself"),
+    ("{% set ns = namespace(a=[]) %}{% for i in range(1000) %}{% set ns.a = [ns.a] %}{% endfor %}", b"nested too deeply"),
+    ("{% set ns = namespace(a=[1]) %}{% for i in range(64) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a }}", b"too large"),
+    ("{{ 'x' * 99999999999 }}", b"too large"),
+    ("{{ ('a' * 50000000) | replace('a', 'bb') }}", b"too large"),
+    ("{% for i in range(1000000) %}{% for j in range(1000000) %}{{ i }}{% endfor %}{% endfor %}", b"too much work"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(HOSTILE)))
+def test_hostile_templates_fail_cleanly(tmp_path, index):
+    source, message = HOSTILE[index]
+    (tmp_path / "t.jinja").write_text(source)
+    out = subprocess.run([EMBER, "template", "--template-file", str(tmp_path / "t.jinja")],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 1 and message in out.stderr, out.stderr.decode()
