@@ -50,15 +50,19 @@ class Backend {
   // out = act(gate) · up, element-wise.
   virtual void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) = 0;
 
-  // KV cache for one sequence: `n_layer` layers of `n_ctx` positions × kv_dim values.
-  virtual void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type) = 0;
+  // KV cache for `n_seq` independent sequences, each `n_layer` layers of `n_ctx` positions ×
+  // kv_dim values. Memory is only touched as positions are written.
+  virtual void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) = 0;
+  // Row t of k and v goes to position positions[t] of sequence seqs[t].
   virtual void store_kv(int layer, const Tensor& k, const Tensor& v,
-                        const std::vector<int32_t>& positions) = 0;
-  // Causal attention of q (tokens × n_head·head_dim) over the cached positions ≤ each token's,
-  // limited to the last `window` positions when window > 0; GQA groups query heads per kv head.
+                        const std::vector<int32_t>& positions,
+                        const std::vector<int32_t>& seqs) = 0;
+  // Causal attention of q (tokens × n_head·head_dim), token t over the cached positions ≤
+  // positions[t] of its own sequence seqs[t], limited to the last `window` positions when
+  // window > 0; GQA groups query heads per kv head.
   virtual void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
-                         int n_head, int n_head_kv, int head_dim, float scale, int window,
-                         Tensor out) = 0;
+                         const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
+                         int head_dim, float scale, int window, Tensor out) = 0;
 
   // Mixture of experts, on the rows of x: top-k softmax routing from `router_logits` (rows ×
   // n_expert), optionally renormalised; then for every expert the rows routed to it go through
@@ -68,6 +72,8 @@ class Backend {
   // x[t] *= sigmoid(gate[t]) for a [rows, 1] gate.
   virtual void scale_rows_sigmoid(Tensor x, const Tensor& gate) = 0;
 
+  // out[i] = row rows[i] of x.
+  virtual void copy_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor out) = 0;
   // Copies rows [first, first + count) of t to the host.
   virtual void read_rows(const Tensor& t, int64_t first, int64_t count, float* host) = 0;
 };

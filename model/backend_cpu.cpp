@@ -143,49 +143,61 @@ void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tenso
   }
 }
 
-void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type) {
+void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) {
   cache_type_ = type;
   n_ctx_ = n_ctx;
   kv_dim_ = kv_dim;
-  const size_t bytes = size_t(n_ctx) * kv_dim * (type == CacheType::kF16 ? 2 : 4);
-  k_cache_.assign(n_layer, std::vector<uint8_t>(bytes));
-  v_cache_.assign(n_layer, std::vector<uint8_t>(bytes));
+  n_seq_ = n_seq;
+  const size_t bytes = size_t(n_seq) * n_ctx * kv_dim * (type == CacheType::kF16 ? 2 : 4);
+  k_cache_.clear();
+  v_cache_.clear();
+  for (int l = 0; l < n_layer; ++l) {
+    k_cache_.push_back(std::make_unique_for_overwrite<uint8_t[]>(bytes));
+    v_cache_.push_back(std::make_unique_for_overwrite<uint8_t[]>(bytes));
+  }
+}
+
+uint8_t* CpuBackend::cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq,
+                               int pos) const {
+  const size_t row_bytes = size_t(kv_dim_) * (cache_type_ == CacheType::kF16 ? 2 : 4);
+  return layer_cache.get() + (size_t(seq) * n_ctx_ + pos) * row_bytes;
 }
 
 void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
-                          const std::vector<int32_t>& positions) {
+                          const std::vector<int32_t>& positions,
+                          const std::vector<int32_t>& seqs) {
   for (size_t t = 0; t < positions.size(); ++t) {
-    int pos = positions[t];
+    const int pos = positions[t], seq = seqs[t];
     if (pos < 0 || pos >= n_ctx_)
       throw std::runtime_error("position " + std::to_string(pos) + " is outside the context of " +
                                std::to_string(n_ctx_) + " tokens");
+    if (seq < 0 || seq >= n_seq_)
+      throw std::runtime_error("sequence " + std::to_string(seq) + " is outside the cache's " +
+                               std::to_string(n_seq_));
     for (auto [src, cache] : {std::pair{&k, &k_cache_[layer]}, std::pair{&v, &v_cache_[layer]}}) {
       const float* row = src->data + t * src->cols;
-      if (cache_type_ == CacheType::kF32) {
-        std::memcpy(cache->data() + size_t(pos) * kv_dim_ * 4, row, kv_dim_ * sizeof(float));
-      } else {
-        vector_ops_.f32_to_fp16(
-            row, reinterpret_cast<uint16_t*>(cache->data()) + size_t(pos) * kv_dim_, kv_dim_);
-      }
+      uint8_t* dst = cache_row(*cache, seq, pos);
+      if (cache_type_ == CacheType::kF32)
+        std::memcpy(dst, row, kv_dim_ * sizeof(float));
+      else
+        vector_ops_.f32_to_fp16(row, reinterpret_cast<uint16_t*>(dst), kv_dim_);
     }
   }
 }
 
 // A pointer to values [first, first + count) of cached row `pos`: straight into the cache when it
 // holds floats, else converted into `buffer`.
-const float* CpuBackend::cached_row(const std::vector<uint8_t>& layer_cache, int pos, int first,
-                                    int count, float* buffer) const {
-  if (cache_type_ == CacheType::kF32)
-    return reinterpret_cast<const float*>(layer_cache.data()) + size_t(pos) * kv_dim_ + first;
-  const auto* src =
-      reinterpret_cast<const uint16_t*>(layer_cache.data()) + size_t(pos) * kv_dim_ + first;
-  vector_ops_.fp16_to_f32(src, buffer, count);
+const float* CpuBackend::cached_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq,
+                                    int pos, int first, int count, float* buffer) const {
+  const uint8_t* row = cache_row(layer_cache, seq, pos);
+  if (cache_type_ == CacheType::kF32) return reinterpret_cast<const float*>(row) + first;
+  vector_ops_.fp16_to_f32(reinterpret_cast<const uint16_t*>(row) + first, buffer, count);
   return buffer;
 }
 
 void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
-                           int n_head, int n_head_kv, int head_dim, float scale, int window,
-                           Tensor out) {
+                           const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
+                           int head_dim, float scale, int window, Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
   const int group = n_head / n_head_kv;  // query heads sharing one kv head
   // One job per (token, kv head): each cached K and V row is loaded once for its whole group.
@@ -195,13 +207,13 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
     for (int64_t job = begin; job < end; ++job) {
       const int64_t t = job / n_head_kv;
       const int g = static_cast<int>(job % n_head_kv);
-      const int pos = positions[t];
+      const int pos = positions[t], seq = seqs[t];
       const int lo = window > 0 ? std::max(0, pos - window + 1) : 0, span = pos - lo + 1;
       const float* q0 =
           q.data + t * q.cols + int64_t(g) * group * head_dim;  // the group's first head
       scores.resize(size_t(group) * span);
       for (int j = 0; j < span; ++j) {
-        const float* k = cached_row(k_cache_[layer], lo + j, g * head_dim, head_dim, row.data());
+        const float* k = cached_row(k_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
         for (int h = 0; h < group; ++h)
           scores[size_t(h) * span + j] = vector_ops_.dot(q0 + h * head_dim, k, head_dim) * scale;
       }
@@ -215,7 +227,7 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int j = 0; j < span; ++j) {
-        const float* v = cached_row(v_cache_[layer], lo + j, g * head_dim, head_dim, row.data());
+        const float* v = cached_row(v_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
         for (int h = 0; h < group; ++h)
           vector_ops_.axpy(scores[size_t(h) * span + j], v, acc.data() + size_t(h) * head_dim,
                            head_dim);
@@ -275,6 +287,11 @@ void CpuBackend::scale_rows_sigmoid(Tensor x, const Tensor& gate) {
     const float s = 1.0f / (1.0f + std::exp(-gate.data[r]));
     for (int64_t c = 0; c < x.cols; ++c) x.data[r * x.cols + c] *= s;
   }
+}
+
+void CpuBackend::copy_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor out) {
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(out.data + i * out.cols, x.data + rows[i] * x.cols, x.cols * sizeof(float));
 }
 
 void CpuBackend::read_rows(const Tensor& t, int64_t first, int64_t count, float* host) {

@@ -29,22 +29,26 @@ class CpuBackend : public Backend {
             RopeStyle style) override;
   void add(Tensor x, const Tensor& y) override;
   void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) override;
-  void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type) override;
-  void store_kv(int layer, const Tensor& k, const Tensor& v,
-                const std::vector<int32_t>& positions) override;
-  void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions, int n_head,
-                 int n_head_kv, int head_dim, float scale, int window, Tensor out) override;
+  void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) override;
+  void store_kv(int layer, const Tensor& k, const Tensor& v, const std::vector<int32_t>& positions,
+                const std::vector<int32_t>& seqs) override;
+  void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
+                 const std::vector<int32_t>& seqs, int n_head, int n_head_kv, int head_dim,
+                 float scale, int window, Tensor out) override;
   void moe_ffn(const LayerWeights& w, const HyperParams& hp, const Tensor& x,
                const Tensor& router_logits, Tensor out) override;
   void scale_rows_sigmoid(Tensor x, const Tensor& gate) override;
+  void copy_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor out) override;
   void read_rows(const Tensor& t, int64_t first, int64_t count, float* host) override;
 
   cpu::ThreadPool& pool() { return pool_; }
 
  private:
-  // Values [first, first + count) of cached row `pos` of one layer, as floats.
-  const float* cached_row(const std::vector<uint8_t>& layer_cache, int pos, int first, int count,
-                          float* buffer) const;
+  // Where row `pos` of sequence `seq` lives in one layer's cache.
+  uint8_t* cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos) const;
+  // Values [first, first + count) of cached row `pos` of sequence `seq`, as floats.
+  const float* cached_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos,
+                          int first, int count, float* buffer) const;
 
   cpu::ThreadPool pool_;
   const cpu::VectorOps& vector_ops_;
@@ -57,10 +61,11 @@ class CpuBackend : public Backend {
   };
   std::vector<Chunk> chunks_;
   size_t current_chunk_ = 0;
-  // KV cache: per layer, n_ctx rows of kv_dim values (F16 bits or floats).
+  // KV cache: per layer, n_seq × n_ctx rows of kv_dim values (F16 bits or floats), allocated
+  // without being written so that the pages of unused positions stay untouched.
   CacheType cache_type_ = CacheType::kF16;
-  int n_ctx_ = 0, kv_dim_ = 0;
-  std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
+  int n_ctx_ = 0, kv_dim_ = 0, n_seq_ = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> k_cache_, v_cache_;
 };
 
 }  // namespace ember::model

@@ -1,6 +1,9 @@
 #include "model/generate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <stdexcept>
 
 namespace ember::model {
 namespace {
@@ -22,72 +25,109 @@ size_t stop_prefix_at_end(const std::string& text, const std::vector<std::string
   return hold;
 }
 
+// log softmax(logits)[token] and the `top` best tokens with theirs.
+TokenLogprob logprob_of(const std::vector<float>& logits, TokenId token, int top) {
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(double(l) - max_logit);
+  const float log_z = max_logit + static_cast<float>(std::log(sum));
+  TokenLogprob out{token, logits[token] - log_z, {}};
+  std::vector<TokenId> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<TokenId>(i);
+  const size_t k = std::min<size_t>(std::max(top, 0), ids.size());
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](TokenId a, TokenId b) { return logits[a] > logits[b]; });
+  for (size_t i = 0; i < k; ++i) out.top.emplace_back(ids[i], logits[ids[i]] - log_z);
+  return out;
+}
+
 }  // namespace
+
+Completion::Completion(const Tokenizer& tokenizer, GenerateRequest request)
+    : tokenizer_(tokenizer),
+      request_(std::move(request)),
+      sampler_(request_.sampling),
+      decoder_(tokenizer),
+      history_(request_.prompt) {
+  if (request_.prompt.empty()) throw std::runtime_error("the prompt has no tokens");
+  for (const std::string& s : request_.stop)
+    if (!s.empty()) stops_.push_back(s);
+  result_.prompt_tokens = static_cast<int>(request_.prompt.size());
+  result_.finish_reason = "length";
+  if (request_.max_tokens <= 0) finished_ = true;
+}
+
+std::string Completion::hand_out(size_t upto) {
+  if (upto <= emitted_) return {};
+  std::string piece = result_.text.substr(emitted_, upto - emitted_);
+  emitted_ = upto;
+  return piece;
+}
+
+std::string Completion::step(std::vector<float>& logits) {
+  if (finished_) return {};
+  // Log-probabilities are those of the model's distribution, before penalties and sampling.
+  TokenLogprob lp;
+  const bool want_logprobs = request_.top_logprobs >= 0;
+  std::vector<float> raw;
+  if (want_logprobs) raw = logits;
+  const TokenId next = sampler_.sample(logits, history_);
+  if (tokenizer_.vocab().is_end_of_generation(next)) return finish("stop");
+  if (want_logprobs) result_.logprobs.push_back(logprob_of(raw, next, request_.top_logprobs));
+  history_.push_back(next);
+  result_.tokens.push_back(next);
+  result_.completion_tokens = static_cast<int>(result_.tokens.size());
+  result_.text += decoder_.push(next);
+
+  // A stop string ends the text just before it.
+  size_t cut = std::string::npos;
+  for (const std::string& s : stops_) {
+    size_t hit = result_.text.find(s, emitted_ > s.size() ? emitted_ - s.size() : 0);
+    if (hit != std::string::npos) cut = std::min(cut, hit);
+  }
+  if (cut != std::string::npos) {
+    result_.text.resize(cut);
+    finished_ = true;
+    result_.finish_reason = "stop";
+    return hand_out(cut);
+  }
+  if (static_cast<int>(result_.tokens.size()) >= request_.max_tokens) return finish("length");
+  return hand_out(result_.text.size() - stop_prefix_at_end(result_.text, stops_));
+}
+
+std::string Completion::finish(const std::string& reason) {
+  if (finished_) return {};
+  finished_ = true;
+  result_.finish_reason = reason;
+  result_.text += decoder_.finish();  // an unfinished character at the end
+  return hand_out(result_.text.size());
+}
 
 GenerateResult generate(Transformer& model, const Tokenizer& tokenizer,
                         const GenerateRequest& request,
                         const std::function<bool(const std::string&)>& on_text) {
-  GenerateResult result;
-  result.prompt_tokens = static_cast<int>(request.prompt.size());
-  if (request.prompt.empty()) throw std::runtime_error("the prompt has no tokens");
-  Sampler sampler(request.sampling);
+  Completion completion(tokenizer, request);
   model.reset();
-
   auto start = std::chrono::steady_clock::now();
   std::vector<float> logits = model.forward(request.prompt, false);
-  result.prompt_seconds = seconds_since(start);
+  const double prompt_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
-
-  std::vector<TokenId> history = request.prompt;
-  StreamDecoder decoder(tokenizer);
-  size_t emitted = 0;  // bytes of result.text handed out
-  result.finish_reason = "length";
-  std::vector<std::string> stops;
-  for (const std::string& s : request.stop)
-    if (!s.empty()) stops.push_back(s);
-
-  bool cut_by_stop_string = false;
-  auto hand_out = [&](size_t upto) {
-    if (upto <= emitted) return true;
-    std::string piece = result.text.substr(emitted, upto - emitted);
-    emitted = upto;
-    return on_text ? on_text(piece) : true;
-  };
-
-  for (int i = 0; i < request.max_tokens; ++i) {
-    TokenId next = sampler.sample(logits, history);
-    if (tokenizer.vocab().is_end_of_generation(next)) {
-      result.finish_reason = "stop";
+  while (!completion.finished()) {
+    std::string text = completion.step(logits);
+    if (!text.empty() && on_text && !on_text(text)) {
+      completion.finish("stop");
       break;
     }
-    history.push_back(next);
-    result.tokens.push_back(next);
-    result.text += decoder.push(next);
-
-    // A stop string ends the text just before it.
-    size_t cut = std::string::npos;
-    for (const std::string& s : stops) {
-      size_t hit = result.text.find(s, emitted > s.size() ? emitted - s.size() : 0);
-      if (hit != std::string::npos) cut = std::min(cut, hit);
-    }
-    if (cut != std::string::npos) {
-      cut_by_stop_string = true;
-      result.text.resize(cut);
-      hand_out(cut);
-      result.finish_reason = "stop";
+    if (completion.finished()) break;
+    if (model.n_past() >= model.n_ctx()) {
+      std::string rest = completion.finish("length");
+      if (!rest.empty() && on_text) on_text(rest);
       break;
     }
-    if (!hand_out(result.text.size() - stop_prefix_at_end(result.text, stops))) {
-      result.finish_reason = "stop";
-      break;
-    }
-    if (i + 1 == request.max_tokens || model.n_past() >= model.n_ctx()) break;
-    logits = model.forward({next}, false);
+    logits = model.forward({completion.last_token()}, false);
   }
-  if (cut_by_stop_string == false)
-    result.text += decoder.finish();  // an unfinished character at the end
-  hand_out(result.text.size());
-  result.completion_tokens = static_cast<int>(result.tokens.size());
+  GenerateResult result = std::move(completion.result());
+  result.prompt_seconds = prompt_seconds;
   result.generation_seconds = seconds_since(start);
   return result;
 }

@@ -1,6 +1,8 @@
-// Text generation on one sequence: prompt processing in one batch, then one token per step,
-// with the sampler, end-of-generation tokens, stop strings and a token limit. Text is handed
-// out as it becomes final (never a broken UTF-8 character, never the start of a stop string).
+// Text generation: the state of one sequence's completion (sampler, end-of-generation tokens,
+// stop strings, token limit, streaming text), and generate(), which runs one sequence on its own.
+// The server's scheduler drives many Completions through one batched forward pass per step.
+// Text is handed out as it becomes final: never a broken UTF-8 character, never the start of a
+// stop string.
 #pragma once
 
 #include <functional>
@@ -18,19 +20,58 @@ struct GenerateRequest {
   SamplingParams sampling;
   int max_tokens = 256;
   std::vector<std::string> stop;  // generation ends before the first of these strings
+  int top_logprobs = -1;          // ≥ 0: record each token's log-probability and this many best
+};
+
+// The log-probability of one generated token, and the best alternatives at its position.
+struct TokenLogprob {
+  TokenId token = 0;
+  float logprob = 0;
+  std::vector<std::pair<TokenId, float>> top;
 };
 
 struct GenerateResult {
   std::string text;
   std::vector<TokenId> tokens;  // the generated tokens (an end-of-generation token excluded)
+  std::vector<TokenLogprob> logprobs;  // one per token when the request asked for them
   int prompt_tokens = 0;
   int completion_tokens = 0;
   std::string finish_reason;  // "stop" or "length"
   double prompt_seconds = 0, generation_seconds = 0;
 };
 
-// Runs `request` from an empty context. `on_text` receives text as it becomes final; returning
-// false from it stops generation (finish_reason "stop").
+class Completion {
+ public:
+  Completion(const Tokenizer& tokenizer, GenerateRequest request);
+
+  // Chooses the next token from `logits` (n_vocab floats; changed by the penalties). Returns
+  // the text that became final with it; check finished() afterwards.
+  std::string step(std::vector<float>& logits);
+  // Ends generation early (a client went away, the context is full): the text still held back
+  // is returned, and finish_reason becomes `reason`.
+  std::string finish(const std::string& reason);
+
+  bool finished() const { return finished_; }
+  TokenId last_token() const { return result_.tokens.back(); }  // the token to feed next
+  const GenerateRequest& request() const { return request_; }
+  GenerateResult& result() { return result_; }
+
+ private:
+  std::string hand_out(size_t upto);
+
+  const Tokenizer& tokenizer_;
+  GenerateRequest request_;
+  Sampler sampler_;
+  StreamDecoder decoder_;
+  std::vector<TokenId> history_;  // prompt and output, for the penalties
+  std::vector<std::string> stops_;
+  GenerateResult result_;
+  size_t emitted_ = 0;  // bytes of result_.text handed out
+  bool finished_ = false;
+};
+
+// Runs `request` on sequence 0 of `model` from an empty context. `on_text` receives text as it
+// becomes final; returning false from it stops generation (finish_reason "stop").
 GenerateResult generate(Transformer& model, const Tokenizer& tokenizer,
                         const GenerateRequest& request,
                         const std::function<bool(const std::string&)>& on_text = {});

@@ -6,50 +6,66 @@
 namespace ember::model {
 
 Transformer::Transformer(const gguf::ModelFiles& files, Backend& backend, int n_ctx,
-                         CacheType cache)
+                         CacheType cache, int n_seq)
     : hp_(HyperParams::from_gguf(files.metadata())),
       w_(ModelWeights::resolve(files, hp_)),
       backend_(backend),
-      n_ctx_(n_ctx > 0 ? n_ctx : hp_.n_ctx_train) {
-  backend_.init_cache(hp_.n_layer, n_ctx_, hp_.n_head_kv * hp_.head_dim, cache);
+      n_ctx_(n_ctx > 0 ? n_ctx : hp_.n_ctx_train),
+      n_seq_(n_seq) {
+  backend_.init_cache(hp_.n_layer, n_ctx_, hp_.n_head_kv * hp_.head_dim, cache, n_seq_);
 }
 
 std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, bool all_logits) {
   if (tokens.empty()) return {};
-  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int n = static_cast<int>(tokens.size());
   if (n_past_ + n > n_ctx_)
     throw std::runtime_error("the sequence needs " + std::to_string(n_past_ + n) +
                              " positions but the context holds " + std::to_string(n_ctx_));
-  std::vector<int32_t> positions(tokens.size());
-  for (int64_t i = 0; i < n; ++i) positions[i] = static_cast<int32_t>(n_past_ + i);
+  Batch batch;
+  for (int i = 0; i < n; ++i) batch.add(tokens[i], n_past_ + i, 0, all_logits || i == n - 1);
+  std::vector<float> logits = decode(batch);
+  n_past_ += n;
+  return logits;
+}
+
+std::vector<float> Transformer::decode(const Batch& batch) {
+  if (batch.tokens.empty()) return {};
+  const int64_t n = static_cast<int64_t>(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch.positions[i] < 0 || batch.positions[i] >= n_ctx_)
+      throw std::runtime_error("position " + std::to_string(batch.positions[i]) +
+                               " is outside the context of " + std::to_string(n_ctx_));
+    if (batch.seqs[i] < 0 || batch.seqs[i] >= n_seq_)
+      throw std::runtime_error("sequence " + std::to_string(batch.seqs[i]) + " does not exist");
+  }
 
   // x: the residual stream, [n, n_embd].
   Tensor x = backend_.alloc(n, hp_.n_embd);
-  backend_.embed(w_.token_embd, tokens, hp_.embed_scale, x);
+  backend_.embed(w_.token_embd, batch.tokens, hp_.embed_scale, x);
   for (int l = 0; l < hp_.n_layer; ++l) {
     const size_t mark = backend_.scratch_mark();  // a layer's temporaries die with it
-    backend_.add(x, attention_block(l, x, positions));
+    backend_.add(x, attention_block(l, x, batch));
     backend_.add(x, ffn_block(l, x));
     backend_.scratch_rewind(mark);
   }
 
   // Logits of the rows asked for: the final norm and the output matrix, [rows, n_vocab].
-  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
-  Tensor last{x.data + first * x.cols, rows, x.cols};
-  Tensor normed = backend_.alloc(rows, hp_.n_embd);
-  backend_.rms_norm(last, w_.output_norm, hp_.rms_eps, normed);
-  Tensor logits = backend_.alloc(rows, n_vocab());
-  backend_.matmul(w_.output, normed, logits);
+  const int64_t rows = static_cast<int64_t>(batch.logits_for.size());
   std::vector<float> out(static_cast<size_t>(rows * n_vocab()));
-  backend_.read_rows(logits, 0, rows, out.data());
+  if (rows > 0) {
+    Tensor picked = backend_.alloc(rows, hp_.n_embd);
+    backend_.copy_rows(x, batch.logits_for, picked);
+    backend_.rms_norm(picked, w_.output_norm, hp_.rms_eps, picked);
+    Tensor logits = backend_.alloc(rows, n_vocab());
+    backend_.matmul(w_.output, picked, logits);
+    backend_.read_rows(logits, 0, rows, out.data());
+  }
   backend_.reset_scratch();
-  n_past_ += static_cast<int>(n);
   return out;
 }
 
 // Pre-norm attention with GQA, RoPE and the KV cache; returns what is added to the residual.
-Tensor Transformer::attention_block(int layer, const Tensor& x,
-                                    const std::vector<int32_t>& positions) {
+Tensor Transformer::attention_block(int layer, const Tensor& x, const Batch& batch) {
   const LayerWeights& w = w_.layers[layer];
   const int64_t n = x.rows, q_dim = int64_t(hp_.n_head) * hp_.head_dim,
                 kv_dim = int64_t(hp_.n_head_kv) * hp_.head_dim;
@@ -71,12 +87,12 @@ Tensor Transformer::attention_block(int layer, const Tensor& x,
   }
   const bool local = hp_.is_local_layer(layer);
   const float base = local ? hp_.rope_base_local : hp_.rope_base;
-  backend_.rope(q, positions, hp_.n_head, hp_.n_rot, base, hp_.rope_style);
-  backend_.rope(k, positions, hp_.n_head_kv, hp_.n_rot, base, hp_.rope_style);
-  backend_.store_kv(layer, k, v, positions);
+  backend_.rope(q, batch.positions, hp_.n_head, hp_.n_rot, base, hp_.rope_style);
+  backend_.rope(k, batch.positions, hp_.n_head_kv, hp_.n_rot, base, hp_.rope_style);
+  backend_.store_kv(layer, k, v, batch.positions, batch.seqs);
 
   Tensor attn = backend_.alloc(n, q_dim);
-  backend_.attention(layer, q, positions, hp_.n_head, hp_.n_head_kv, hp_.head_dim, hp_.attn_scale,
+  backend_.attention(layer, q, batch.positions, batch.seqs, hp_.n_head, hp_.n_head_kv, hp_.head_dim, hp_.attn_scale,
                      local ? hp_.sliding_window : 0, attn);
   Tensor out = backend_.alloc(n, hp_.n_embd);
   backend_.matmul(w.wo, attn, out);

@@ -11,12 +11,27 @@
 
 namespace ember::model {
 
+// Tokens of one or more sequences that go through the model together (continuous batching):
+// entry i is token tokens[i] at position positions[i] of sequence seqs[i].
+struct Batch {
+  std::vector<int32_t> tokens, positions, seqs;
+  std::vector<int32_t> logits_for;  // the entries whose logits are wanted, in this order
+
+  void add(int32_t token, int32_t position, int32_t seq, bool want_logits) {
+    if (want_logits) logits_for.push_back(static_cast<int32_t>(tokens.size()));
+    tokens.push_back(token);
+    positions.push_back(position);
+    seqs.push_back(seq);
+  }
+  size_t size() const { return tokens.size(); }
+};
+
 class Transformer {
  public:
   // `files` must outlive the transformer (weights are views into its mapping). n_ctx: positions
-  // the KV cache holds (0: the model's training context).
+  // the KV cache holds per sequence (0: the model's training context); n_seq: sequences it holds.
   Transformer(const gguf::ModelFiles& files, Backend& backend, int n_ctx = 0,
-              CacheType cache = CacheType::kF16);
+              CacheType cache = CacheType::kF16, int n_seq = 1);
 
   const HyperParams& hparams() const { return hp_; }
   int n_vocab() const { return static_cast<int>(w_.token_embd.rows()); }
@@ -29,15 +44,22 @@ class Transformer {
   // row-major) when `all_logits`, else those of the last token only.
   std::vector<float> forward(const std::vector<int32_t>& tokens, bool all_logits);
 
+  // Runs a batch of tokens from any sequences (each sequence's positions must follow on from
+  // what its cache holds) and returns the logits of the entries in batch.logits_for
+  // (logits_for.size() × n_vocab, row-major). Sequence 0 is the one forward() uses.
+  std::vector<float> decode(const Batch& batch);
+  int n_seq() const { return n_seq_; }
+
  private:
-  Tensor attention_block(int layer, const Tensor& x, const std::vector<int32_t>& positions);
+  Tensor attention_block(int layer, const Tensor& x, const Batch& batch);
   Tensor ffn_block(int layer, const Tensor& x);
 
   HyperParams hp_;
   ModelWeights w_;
   Backend& backend_;
   int n_ctx_;
-  int n_past_ = 0;
+  int n_seq_;
+  int n_past_ = 0;  // positions of sequence 0 that forward() has filled
 };
 
 }  // namespace ember::model
