@@ -2,7 +2,11 @@
 // methods and globals that chat templates use.
 #include <algorithm>
 #include <cmath>
+#include <climits>
+#include <cstdint>
 #include <ctime>
+#include <functional>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "model/jinja.h"
@@ -23,6 +27,24 @@ enum class Flow { kNormal, kBreak, kContinue };
 constexpr int kMaxCallDepth = 64;         // nested macro calls
 constexpr int64_t kMaxRange = 1000000;    // elements of one range()
 constexpr int64_t kMaxStoredNodes = 1 << 20;  // list/dict elements reachable from one variable
+
+int64_t negate(int64_t v) {
+  if (v == INT64_MIN) throw Error("integer overflow in -");
+  return -v;
+}
+
+// base ** exponent for exponent >= 0, failing on overflow (Python's integers have no bound).
+int64_t int_power(int64_t base, int64_t exponent) {
+  int64_t result = 1;
+  while (exponent > 0) {
+    if (exponent & 1)
+      if (__builtin_mul_overflow(result, base, &result)) throw Error("integer overflow in **");
+    exponent >>= 1;
+    if (exponent > 0 && __builtin_mul_overflow(base, base, &base))
+      throw Error("integer overflow in **");
+  }
+  return result;
+}
 
 // Throws unless a string of `bytes` may be built.
 void check_string_size(size_t bytes) {
@@ -504,7 +526,7 @@ class Renderer {
         Value v = eval(*e.target);
         if (e.name == "not") return Value(!v.truthy());
         if (e.name == "-")
-          return v.kind() == Value::Kind::kFloat ? Value(-v.as_double()) : Value(-v.as_int());
+          return v.kind() == Value::Kind::kFloat ? Value(-v.as_double()) : Value(negate(v.as_int()));
         return v;
       }
       case Expr::Kind::kBinary:
@@ -599,9 +621,10 @@ class Renderer {
       if (r.as_double() == 0) throw Error("division by zero");
       return Value(l.as_double() / r.as_double());
     }
-    if (op == "**")
-      return floats ? Value(std::pow(l.as_double(), r.as_double()))
-                    : Value(static_cast<int64_t>(std::pow(l.as_double(), r.as_double())));
+    if (op == "**") {
+      if (floats || r.as_int() < 0) return Value(std::pow(l.as_double(), r.as_double()));
+      return Value(int_power(l.as_int(), r.as_int()));
+    }
     if (floats) {
       double a = l.as_double(), b = r.as_double();
       if (op == "+") return Value(a + b);
@@ -611,11 +634,19 @@ class Renderer {
       if (op == "//") return Value(std::floor(a / b));
       return Value(a - b * std::floor(a / b));  // Python's %
     }
-    int64_t a = l.as_int(), b = r.as_int();
-    if (op == "+") return Value(a + b);
-    if (op == "-") return Value(a - b);
-    if (op == "*") return Value(a * b);
+    int64_t a = l.as_int(), b = r.as_int(), c;
+    if (op == "+" || op == "-" || op == "*") {
+      bool overflow = op == "+"   ? __builtin_add_overflow(a, b, &c)
+                      : op == "-" ? __builtin_sub_overflow(a, b, &c)
+                                  : __builtin_mul_overflow(a, b, &c);
+      if (overflow) throw Error("integer overflow in " + op);
+      return Value(c);
+    }
     if (b == 0) throw Error("division by zero");
+    if (b == -1) {  // the one quotient that can overflow
+      if (a == INT64_MIN) throw Error("integer overflow in " + op);
+      return Value(op == "//" ? -a : int64_t{0});
+    }
     int64_t q = a / b;
     if ((a % b != 0) && ((a < 0) != (b < 0))) --q;  // floor division
     if (op == "//") return Value(q);
@@ -732,7 +763,11 @@ class Renderer {
     if (name == "int") {
       if (v.is_number()) return Value(v.as_int());
       try {
-        return Value(static_cast<int64_t>(std::stoll(v.str())));
+        size_t used = 0;
+        const std::string text = strip(v.str(), "", true, true);
+        const long long parsed = std::stoll(text, &used);
+        if (used != text.size()) throw std::invalid_argument(text);
+        return Value(static_cast<int64_t>(parsed));
       } catch (const std::exception&) {
         return a.get(0, "default", Value(int64_t{0}));
       }
@@ -747,7 +782,7 @@ class Renderer {
     }
     if (name == "abs")
       return v.kind() == Value::Kind::kFloat ? Value(std::fabs(v.as_double()))
-                                             : Value(static_cast<int64_t>(std::llabs(v.as_int())));
+                                             : Value(negate(v.as_int()) < 0 ? v.as_int() : negate(v.as_int()));
     if (name == "round") {
       int64_t precision = a.get(0, "precision", Value(int64_t{0})).as_int();
       double scale = std::pow(10.0, static_cast<double>(precision));

@@ -64,7 +64,12 @@ bool Value::truthy() const {
 int64_t Value::as_int() const {
   if (kind_ == Kind::kInt) return i_;
   if (kind_ == Kind::kBool) return b_;
-  if (kind_ == Kind::kFloat) return static_cast<int64_t>(d_);
+  if (kind_ == Kind::kFloat) {
+    // ±2^63 are the bounds; NaN fails both comparisons.
+    if (!(d_ > -9223372036854775808.0 && d_ < 9223372036854775808.0))
+      throw Error("a number too large for an integer");
+    return static_cast<int64_t>(d_);
+  }
   throw Error("expected a number, got " + type_name());
 }
 

@@ -1,0 +1,193 @@
+#include "server/api_request.h"
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "model/jinja_json.h"
+
+namespace ember::server {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+double number(const json& body, const char* key, double fallback, double lo, double hi) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return fallback;
+  if (!it->is_number())
+    throw ApiError(400, std::string("'") + key + "' must be a number", key);
+  const double v = it->get<double>();
+  if (!(v >= lo && v <= hi))
+    throw ApiError(400, std::string("'") + key + "' must be between " + json(lo).dump() +
+                            " and " + json(hi).dump(), key);
+  return v;
+}
+
+bool boolean(const json& body, const char* key, bool fallback) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) throw ApiError(400, std::string("'") + key + "' must be true or false", key);
+  return it->get<bool>();
+}
+
+std::string text_content(const json& content, const std::string& where) {
+  if (content.is_null()) return "";
+  if (content.is_string()) return content.get<std::string>();
+  if (content.is_array()) {  // parts: only text parts carry text
+    std::string out;
+    for (const json& part : content) {
+      if (!part.is_object()) throw ApiError(400, where + " has a part that is not an object", "messages");
+      auto type = part.find("type");
+      if (type != part.end() && *type == "text") {
+        auto t = part.find("text");
+        if (t == part.end() || !t->is_string())
+          throw ApiError(400, where + " has a text part without text", "messages");
+        out += t->get<std::string>();
+      }
+    }
+    return out;
+  }
+  throw ApiError(400, where + ": content must be a string or a list of parts", "messages");
+}
+
+}  // namespace
+
+ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
+                            const std::string& default_model) {
+  json body;
+  try {
+    body = json::parse(body_text);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, "the body is not valid JSON (at byte " + std::to_string(e.byte) +
+                            "): " + std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+  }
+  if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
+
+  ParsedRequest out;
+  Job& job = out.job;
+  auto model = body.find("model");
+  if (model != body.end() && !model->is_null()) {
+    if (!model->is_string()) throw ApiError(400, "'model' must be a string", "model");
+    job.model = model->get<std::string>();
+  }
+  if (job.model.empty()) job.model = default_model;
+  if (job.model.empty())
+    throw ApiError(400, "'model' is required (GET /v1/models lists them)", "model");
+
+  if (endpoint == Endpoint::kChat) {
+    auto messages = body.find("messages");
+    if (messages == body.end() || !messages->is_array() || messages->empty())
+      throw ApiError(400, "'messages' must be a non-empty list", "messages");
+    // Copies of the messages with text content, so templates see strings they can print;
+    // parts lists are kept when they hold more than text (templates may handle images).
+    json cleaned = json::array();
+    for (size_t i = 0; i < messages->size(); ++i) {
+      const json& m = (*messages)[i];
+      const std::string where = "messages[" + std::to_string(i) + "]";
+      if (!m.is_object()) throw ApiError(400, where + " must be an object", "messages");
+      auto role = m.find("role");
+      if (role == m.end() || !role->is_string())
+        throw ApiError(400, where + " needs a 'role' string", "messages");
+      static const char* kRoles[] = {"system", "user", "assistant", "tool", "developer", "function"};
+      if (std::find(std::begin(kRoles), std::end(kRoles), role->get<std::string>()) == std::end(kRoles))
+        throw ApiError(400, where + " has an unknown role '" + role->get<std::string>() + "'", "messages");
+      json copy = m;
+      if (role->get<std::string>() == "developer") copy["role"] = "system";
+      auto content = m.find("content");
+      copy["content"] = text_content(content == m.end() ? json() : *content, where);
+      cleaned.push_back(std::move(copy));
+    }
+    job.chat = true;
+    job.messages = jinja::from_json(cleaned);
+    json extra = json::object();
+    for (const char* key : {"tools", "tool_choice", "chat_template_kwargs"}) {
+      auto it = body.find(key);
+      if (it == body.end() || it->is_null()) continue;
+      if (std::string(key) == "chat_template_kwargs") {
+        if (!it->is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object", key);
+        for (auto& [k, v] : it->items()) extra[k] = v;
+      } else {
+        extra[key] = *it;
+      }
+    }
+    job.template_extra = jinja::from_json(extra);
+  } else {
+    auto prompt = body.find("prompt");
+    if (prompt == body.end() || prompt->is_null())
+      throw ApiError(400, "'prompt' is required", "prompt");
+    if (prompt->is_array()) {  // OpenAI allows a list of prompts; one is served
+      if (prompt->size() != 1 || !(*prompt)[0].is_string())
+        throw ApiError(400, "'prompt' must be a string (or a list of exactly one string)", "prompt");
+      job.prompt = (*prompt)[0].get<std::string>();
+    } else if (prompt->is_string()) {
+      job.prompt = prompt->get<std::string>();
+    } else {
+      throw ApiError(400, "'prompt' must be a string", "prompt");
+    }
+  }
+
+  model::GenerateRequest& g = job.generation;
+  model::SamplingParams& s = g.sampling;
+  s.temperature = static_cast<float>(number(body, "temperature", s.temperature, 0, 100));
+  s.top_p = static_cast<float>(number(body, "top_p", s.top_p, 0, 1));
+  s.top_k = static_cast<int>(number(body, "top_k", s.top_k, 0, 1e9));
+  s.min_p = static_cast<float>(number(body, "min_p", s.min_p, 0, 1));
+  s.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", s.repeat_penalty, 0, 100));
+  s.presence_penalty = static_cast<float>(number(body, "presence_penalty", 0, -2, 2));
+  s.frequency_penalty = static_cast<float>(number(body, "frequency_penalty", 0, -2, 2));
+  if (body.contains("seed") && !body["seed"].is_null()) {
+    if (!body["seed"].is_number_integer()) throw ApiError(400, "'seed' must be an integer", "seed");
+    s.seed = static_cast<uint64_t>(body["seed"].get<int64_t>());
+  } else {
+    s.seed = std::random_device{}();
+  }
+  const double max_tokens = body.contains("max_completion_tokens")
+                                ? number(body, "max_completion_tokens", 256, 0, 1e9)
+                                : number(body, "max_tokens", endpoint == Endpoint::kChat ? 1e9 : 256, 0, 1e9);
+  g.max_tokens = static_cast<int>(max_tokens);
+  const double n = number(body, "n", 1, 0, 1e9);
+  if (n != 1) throw ApiError(400, "only n = 1 is supported", "n");
+
+  auto stop = body.find("stop");
+  if (stop != body.end() && !stop->is_null()) {
+    if (stop->is_string()) {
+      g.stop.push_back(stop->get<std::string>());
+    } else if (stop->is_array()) {
+      for (const json& x : *stop) {
+        if (!x.is_string()) throw ApiError(400, "'stop' must be a string or a list of strings", "stop");
+        g.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      throw ApiError(400, "'stop' must be a string or a list of strings", "stop");
+    }
+  }
+
+  // logprobs: a boolean (chat, with top_logprobs 0-20) or a count 0-5 (completions).
+  auto logprobs = body.find("logprobs");
+  if (logprobs != body.end() && !logprobs->is_null()) {
+    if (endpoint == Endpoint::kChat) {
+      out.logprobs = boolean(body, "logprobs", false);
+      if (out.logprobs) g.top_logprobs = static_cast<int>(number(body, "top_logprobs", 0, 0, 20));
+    } else {
+      if (logprobs->is_boolean()) {
+        out.logprobs = logprobs->get<bool>();
+        if (out.logprobs) g.top_logprobs = 0;
+      } else {
+        g.top_logprobs = static_cast<int>(number(body, "logprobs", 0, 0, 5));
+        out.logprobs = true;
+      }
+    }
+  } else if (body.contains("top_logprobs") && endpoint == Endpoint::kChat &&
+             !body["top_logprobs"].is_null()) {
+    number(body, "top_logprobs", 0, 0, 20);  // validated; ignored without logprobs
+  }
+
+  out.stream = boolean(body, "stream", false);
+  auto options = body.find("stream_options");
+  if (options != body.end() && !options->is_null()) {
+    if (!options->is_object()) throw ApiError(400, "'stream_options' must be an object", "stream_options");
+    out.include_usage = boolean(*options, "include_usage", false);
+  }
+  return out;
+}
+
+}  // namespace ember::server

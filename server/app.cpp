@@ -1,0 +1,455 @@
+#include "server/app.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "server/api_request.h"
+#include "server/version.h"
+
+namespace ember::server {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string random_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return std::string(prefix) + buf;
+}
+
+uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// Constant-time comparison: the time taken does not reveal how much of a guess was right.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::string& longer = a.size() >= b.size() ? a : b;
+  for (size_t i = 0; i < longer.size(); ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0, y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+json usage_of(int prompt, int completion) {
+  return {{"prompt_tokens", prompt},
+          {"completion_tokens", completion},
+          {"total_tokens", prompt + completion}};
+}
+
+json bytes_of(const std::string& s) {
+  json out = json::array();
+  for (unsigned char c : s) out.push_back(c);
+  return out;
+}
+
+// Streams or collects one generation and answers in the shape of its endpoint.
+class GenerationSink : public JobSink {
+ public:
+  GenerationSink(std::shared_ptr<http::Responder> responder, Endpoint endpoint,
+                 ParsedRequest parsed)
+      : responder_(std::move(responder)),
+        endpoint_(endpoint),
+        stream_(parsed.stream),
+        include_usage_(parsed.include_usage),
+        logprobs_(parsed.logprobs),
+        id_(random_id(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-")),
+        created_(unix_now()),
+        model_(parsed.job.model) {}
+
+  bool cancelled() const override { return responder_->closed(); }
+
+  void on_start(const std::string& model_id, int prompt_tokens) override {
+    model_ = model_id;
+    prompt_tokens_ = prompt_tokens;
+    if (!stream_) return;
+    responder_->start_stream(200, "text/event-stream");
+    started_ = true;
+    if (endpoint_ == Endpoint::kChat)
+      event(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, json()));
+  }
+
+  void on_text(const std::string& text, std::vector<TokenInfo> logprobs) override {
+    if (!stream_) {
+      for (auto& t : logprobs) logprobs_seen_.push_back(std::move(t));
+      return;
+    }
+    json lp = logprobs_ ? logprobs_json(logprobs) : json();
+    if (endpoint_ == Endpoint::kChat) {
+      event(chunk(json{{"content", text}}, nullptr, lp));
+    } else if (endpoint_ == Endpoint::kShimmyGenerate) {
+      event(json{{"response", text}});
+    } else {
+      event(chunk(text, nullptr, lp));
+    }
+  }
+
+  void on_done(const model::GenerateResult& r) override {
+    responder_->log_field("model=" + model_);
+    responder_->log_field("prompt_tokens=" + std::to_string(r.prompt_tokens));
+    responder_->log_field("completion_tokens=" + std::to_string(r.completion_tokens));
+    responder_->log_field("finish=" + r.finish_reason);
+    const json usage = usage_of(r.prompt_tokens, r.completion_tokens);
+    if (stream_) {
+      if (endpoint_ == Endpoint::kChat) {
+        event(chunk(json::object(), r.finish_reason, json()));
+      } else if (endpoint_ == Endpoint::kShimmyGenerate) {
+        event(json{{"response", ""}, {"done", true}, {"finish_reason", r.finish_reason}});
+      } else {
+        event(chunk("", r.finish_reason, json()));
+      }
+      if (include_usage_ && endpoint_ != Endpoint::kShimmyGenerate) {
+        json u = base(endpoint_ == Endpoint::kChat ? "chat.completion.chunk" : "text_completion");
+        u["choices"] = json::array();
+        u["usage"] = usage;
+        event(u);
+      }
+      responder_->write("data: [DONE]\n\n");
+      responder_->end();
+      return;
+    }
+    http::Response out;
+    if (endpoint_ == Endpoint::kShimmyGenerate) {
+      out.body = dump(json{{"response", r.text}});
+      responder_->send(std::move(out));
+      return;
+    }
+    json lp = logprobs_ ? logprobs_json(logprobs_seen_) : json();
+    json body;
+    if (endpoint_ == Endpoint::kChat) {
+      body = base("chat.completion");
+      body["choices"] = json::array({json{{"index", 0},
+                                          {"message", {{"role", "assistant"}, {"content", r.text}}},
+                                          {"logprobs", lp},
+                                          {"finish_reason", r.finish_reason}}});
+    } else {
+      body = base("text_completion");
+      body["choices"] = json::array({json{{"text", r.text},
+                                          {"index", 0},
+                                          {"logprobs", lp},
+                                          {"finish_reason", r.finish_reason}}});
+    }
+    body["usage"] = usage;
+    out.body = dump(body);
+    responder_->send(std::move(out));
+  }
+
+  void on_error(int status, const std::string& message) override {
+    const std::string type = status >= 500 ? "server_error" : status == 404 ? "not_found_error"
+                                                                            : "invalid_request_error";
+    if (started_) {
+      event(json::parse(error_body(status, message, type, "")));
+      responder_->end();
+      return;
+    }
+    http::Response out;
+    out.status = status;
+    if (status == 503) out.headers.emplace_back("Retry-After", "1");
+    out.body = error_body(status, message, type, "");
+    responder_->send(std::move(out));
+  }
+
+ private:
+  json base(const char* object) const {
+    return json{{"id", id_}, {"object", object}, {"created", created_}, {"model", model_},
+                {"system_fingerprint", "ember"}};
+  }
+
+  json chunk(const json& delta_or_text, const json& finish, const json& logprobs) const {
+    json c = base(endpoint_ == Endpoint::kChat ? "chat.completion.chunk" : "text_completion");
+    json choice = endpoint_ == Endpoint::kChat
+                      ? json{{"index", 0}, {"delta", delta_or_text}, {"logprobs", logprobs},
+                             {"finish_reason", finish}}
+                      : json{{"text", delta_or_text}, {"index", 0}, {"logprobs", logprobs},
+                             {"finish_reason", finish}};
+    c["choices"] = json::array({choice});
+    return c;
+  }
+
+  // Chat: {"content": [{token, logprob, bytes, top_logprobs}]}; completions: parallel lists.
+  json logprobs_json(const std::vector<TokenInfo>& infos) const {
+    if (endpoint_ == Endpoint::kChat) {
+      json content = json::array();
+      for (const TokenInfo& t : infos) {
+        json top = json::array();
+        for (const auto& [tok, lp] : t.top)
+          top.push_back({{"token", tok}, {"logprob", lp}, {"bytes", bytes_of(tok)}});
+        content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", bytes_of(t.token)},
+                           {"top_logprobs", top}});
+      }
+      return json{{"content", content}, {"refusal", nullptr}};
+    }
+    json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+    for (const TokenInfo& t : infos) {
+      tokens.push_back(t.token);
+      lps.push_back(t.logprob);
+      json top = json::object();
+      for (const auto& [tok, lp] : t.top) top[tok] = lp;
+      tops.push_back(top);
+      offsets.push_back(text_offset_);
+      text_offset_ += static_cast<int>(t.token.size());
+    }
+    return json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops},
+                {"text_offset", offsets}};
+  }
+
+  void event(const json& j) { responder_->write("data: " + dump(j) + "\n\n"); }
+
+  std::shared_ptr<http::Responder> responder_;
+  Endpoint endpoint_;
+  bool stream_, include_usage_, logprobs_;
+  std::string id_;
+  int64_t created_;
+  std::string model_;
+  int prompt_tokens_ = 0;
+  bool started_ = false;
+  std::vector<TokenInfo> logprobs_seen_;
+  mutable int text_offset_ = 0;
+};
+
+}  // namespace
+
+std::string error_body(int status, const std::string& message, const std::string& type,
+                       const std::string& param) {
+  return dump(json{{"error",
+                    {{"message", message},
+                     {"type", type},
+                     {"param", param.empty() ? json() : json(param)},
+                     {"code", status}}}});
+}
+
+App::App(ModelRegistry& registry, Scheduler& scheduler, AppOptions options)
+    : registry_(registry), scheduler_(scheduler), options_(std::move(options)) {}
+
+void App::error(std::shared_ptr<http::Responder> responder, int status, const std::string& message,
+                const std::string& type, const std::string& param, http::Headers headers) {
+  counters_->errors++;
+  http::Response r;
+  r.status = status;
+  r.headers = std::move(headers);
+  r.body = error_body(status, message, type, param);
+  responder->send(std::move(r));
+}
+
+bool App::authorized(const http::Request& request) const {
+  if (options_.api_key.empty()) return true;
+  const std::string* auth = request.header("authorization");
+  if (!auth || auth->size() < 7) return false;
+  std::string scheme = auth->substr(0, 7);
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer ") return false;
+  return same_secret(auth->substr(7), options_.api_key);
+}
+
+void App::handle(const http::Request& request, std::shared_ptr<http::Responder> responder) {
+  counters_->requests++;
+  const std::string& path = request.path;
+  const std::string& method = request.method;
+  const bool get = method == "GET" || method == "HEAD";
+  auto wrong_method = [&](const char* allowed) {
+    error(responder, 405, method + " is not allowed on " + path + " (allowed: " + allowed + ")",
+          "invalid_request_error", "", {{"Allow", allowed}});
+  };
+
+  if (path == "/health" || path == "/v1/health") return get ? health(responder) : wrong_method("GET, HEAD");
+  if (!authorized(request)) {
+    counters_->unauthorized++;
+    return error(responder, 401,
+                 "a valid API key is required: send 'Authorization: Bearer KEY'",
+                 "authentication_error", "", {{"WWW-Authenticate", "Bearer"}});
+  }
+  struct Route {
+    const char* path;
+    const char* allowed;
+    std::function<void()> run;
+  };
+  const Route routes[] = {
+      {"/v1/chat/completions", "POST", [&] { generate(request, responder, int(Endpoint::kChat)); }},
+      {"/v1/completions", "POST", [&] { generate(request, responder, int(Endpoint::kCompletion)); }},
+      {"/api/generate", "POST", [&] { generate(request, responder, int(Endpoint::kNativeGenerate)); }},
+      {"/v1/generate", "POST", [&] { generate(request, responder, int(Endpoint::kShimmyGenerate)); }},
+      {"/v1/models", "GET, HEAD", [&] { list_models(responder, ""); }},
+      {"/api/tags", "GET, HEAD", [&] { tags(responder); }},
+      {"/metrics", "GET, HEAD", [&] { metrics(responder); }},
+      {"/api/models/discover", "POST", [&] { discover(responder); }},
+      {"/", "GET, HEAD", [&] { root(responder); }},
+  };
+  for (const Route& r : routes) {
+    if (path != r.path) continue;
+    const std::string allowed = r.allowed;
+    const bool ok = allowed.find(method) != std::string::npos && !method.empty() &&
+                    (method != "HEAD" || allowed.find("HEAD") != std::string::npos) &&
+                    (allowed == "POST" ? method == "POST" : get);
+    return ok ? r.run() : wrong_method(r.allowed);
+  }
+  if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11)
+    return get ? list_models(responder, path.substr(11)) : wrong_method("GET, HEAD");
+  error(responder, 404, "no route for " + method + " " + path, "not_found_error");
+}
+
+void App::generate(const http::Request& request, std::shared_ptr<http::Responder> responder,
+                   int endpoint_value) {
+  const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
+  const std::vector<ModelEntry> models = registry_.list();
+  ParsedRequest parsed;
+  try {
+    parsed = parse_request(endpoint, request.body, models.size() == 1 ? models[0].id : "");
+  } catch (const ApiError& e) {
+    return error(responder, e.status, e.what(), e.type, e.param);
+  }
+  if (!registry_.find(parsed.job.model)) {
+    std::string names;
+    for (const ModelEntry& m : models) names += (names.empty() ? "" : ", ") + m.id;
+    return error(responder, 404,
+                 "model '" + parsed.job.model + "' not found; available: " +
+                     (names.empty() ? "none (put GGUF files in ./models or use --model-dirs)" : names),
+                 "not_found_error", "model");
+  }
+  auto sink = std::make_shared<GenerationSink>(responder, endpoint, parsed);
+  if (!scheduler_.submit(std::move(parsed.job), sink))
+    return error(responder, 503, "the server is busy: every slot and the queue are full",
+                 "server_error", "", {{"Retry-After", "1"}});
+}
+
+void App::health(std::shared_ptr<http::Responder> responder) {
+  const SchedulerStats s = scheduler_.stats();
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  json body = {{"status", "healthy"},
+               {"version", kVersion},
+               {"uptime_seconds", uptime},
+               {"backend", options_.backend},
+               {"models", {{"found", registry_.list().size()}, {"loaded", s.loaded}}},
+               {"memory", {{"resident_bytes", resident_bytes()}}},
+               {"slots",
+                {{"parallel", scheduler_.options().parallel},
+                 {"active", s.active},
+                 {"queued", s.queued}}},
+               {"requests",
+                {{"total", counters_->requests.load()},
+                 {"generations", s.requests},
+                 {"errors", counters_->errors.load() + s.errors},
+                 {"cancelled", s.cancelled}}},
+               {"tokens", {{"prompt", s.prompt_tokens}, {"completion", s.completion_tokens}}}};
+  http::Response r;
+  r.body = dump(body);
+  responder->send(std::move(r));
+}
+
+void App::metrics(std::shared_ptr<http::Responder> responder) {
+  const SchedulerStats s = scheduler_.stats();
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, double value) {
+    char line[256];
+    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name,
+                  type, name, value);
+    out += line;
+  };
+  metric("ember_requests_total", "counter", "HTTP requests received", double(counters_->requests));
+  metric("ember_request_errors_total", "counter", "requests answered with an error",
+         double(counters_->errors + s.errors));
+  metric("ember_generations_total", "counter", "generation requests started", double(s.requests));
+  metric("ember_generations_cancelled_total", "counter", "generations whose client went away",
+         double(s.cancelled));
+  metric("ember_prompt_tokens_total", "counter", "prompt tokens processed", double(s.prompt_tokens));
+  metric("ember_completion_tokens_total", "counter", "tokens generated", double(s.completion_tokens));
+  metric("ember_queue_depth", "gauge", "requests waiting for a slot", s.queued);
+  metric("ember_active_requests", "gauge", "requests generating now", s.active);
+  metric("ember_models_loaded", "gauge", "models in memory", double(s.loaded.size()));
+  metric("ember_time_to_first_token_seconds_sum", "counter", "time to first token, summed",
+         s.ttft_seconds_sum);
+  metric("ember_time_to_first_token_seconds_count", "counter", "requests with a first token",
+         double(s.ttft_count));
+  metric("ember_time_per_token_seconds_sum", "counter", "time between tokens, summed",
+         s.token_seconds_sum);
+  metric("ember_time_per_token_seconds_count", "counter", "tokens after the first",
+         double(s.token_count));
+  metric("ember_batch_steps_total", "counter", "forward passes", double(s.steps));
+  metric("ember_batch_tokens_total", "counter", "tokens through forward passes",
+         double(s.batched_tokens));
+  metric("ember_resident_memory_bytes", "gauge", "resident set size", double(resident_bytes()));
+  http::Response r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = out;
+  responder->send(std::move(r));
+}
+
+void App::list_models(std::shared_ptr<http::Responder> responder, const std::string& one) {
+  auto object = [](const ModelEntry& m) {
+    return json{{"id", m.id}, {"object", "model"}, {"created", m.modified}, {"owned_by", "ember"}};
+  };
+  http::Response r;
+  if (!one.empty()) {
+    auto m = registry_.find(one);
+    if (!m) return error(responder, 404, "model '" + one + "' not found", "not_found_error", "model");
+    r.body = dump(object(*m));
+  } else {
+    json data = json::array();
+    for (const ModelEntry& m : registry_.list()) data.push_back(object(m));
+    r.body = dump(json{{"object", "list"}, {"data", data}});
+  }
+  responder->send(std::move(r));
+}
+
+void App::tags(std::shared_ptr<http::Responder> responder) {
+  json models = json::array();
+  for (const ModelEntry& m : registry_.list()) {
+    char modified[32];
+    std::time_t t = static_cast<std::time_t>(m.modified);
+    std::tm utc{};
+    gmtime_r(&t, &utc);
+    std::strftime(modified, sizeof modified, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    models.push_back({{"name", m.id},
+                      {"model", m.id},
+                      {"modified_at", modified},
+                      {"size", m.size_bytes},
+                      {"digest", ""},
+                      {"details",
+                       {{"format", "gguf"},
+                        {"family", m.arch},
+                        {"families", json::array({m.arch})},
+                        {"quantization_level", m.quant}}}});
+  }
+  http::Response r;
+  r.body = dump(json{{"models", models}});
+  responder->send(std::move(r));
+}
+
+void App::discover(std::shared_ptr<http::Responder> responder) {
+  const size_t n = registry_.rescan();
+  json ids = json::array();
+  for (const ModelEntry& m : registry_.list()) ids.push_back(m.id);
+  http::Response r;
+  r.body = dump(json{{"status", "ok"}, {"models_found", n}, {"models", ids}});
+  responder->send(std::move(r));
+}
+
+void App::root(std::shared_ptr<http::Responder> responder) {
+  json body = {{"name", "ember"},
+               {"version", kVersion},
+               {"description", "GGUF inference server with an OpenAI-compatible API"},
+               {"endpoints",
+                {"GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
+                 "POST /v1/completions", "POST /api/generate", "POST /v1/generate", "GET /api/tags",
+                 "POST /api/models/discover", "GET /metrics"}},
+               {"downloads", json::array()}};
+  http::Response r;
+  r.body = dump(body);
+  responder->send(std::move(r));
+}
+
+}  // namespace ember::server

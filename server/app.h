@@ -1,0 +1,55 @@
+// The HTTP API of `ember serve` (SPEC.md): routes, authentication, and the glue between the
+// HTTP server and the scheduler. JSON is handled here and in api_request.cpp only.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "server/http/server.h"
+#include "server/model_registry.h"
+#include "server/scheduler.h"
+
+namespace ember::server {
+
+struct AppOptions {
+  std::string api_key;  // empty: no authentication
+  std::string backend = "cpu";
+};
+
+class App {
+ public:
+  App(ModelRegistry& registry, Scheduler& scheduler, AppOptions options);
+  void handle(const http::Request& request, std::shared_ptr<http::Responder> responder);
+
+ private:
+  struct Counters {
+    std::atomic<uint64_t> requests{0}, errors{0}, unauthorized{0};
+  };
+
+  bool authorized(const http::Request& request) const;
+  void generate(const http::Request& request, std::shared_ptr<http::Responder> responder,
+                int endpoint);
+  void health(std::shared_ptr<http::Responder> responder);
+  void metrics(std::shared_ptr<http::Responder> responder);
+  void list_models(std::shared_ptr<http::Responder> responder, const std::string& one);
+  void tags(std::shared_ptr<http::Responder> responder);
+  void root(std::shared_ptr<http::Responder> responder);
+  void discover(std::shared_ptr<http::Responder> responder);
+  void error(std::shared_ptr<http::Responder> responder, int status, const std::string& message,
+             const std::string& type = "invalid_request_error", const std::string& param = "",
+             http::Headers headers = {});
+
+  ModelRegistry& registry_;
+  Scheduler& scheduler_;
+  AppOptions options_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
+};
+
+// An OpenAI-shaped error body: {"error": {"message", "type", "param", "code"}}.
+std::string error_body(int status, const std::string& message, const std::string& type,
+                       const std::string& param);
+
+}  // namespace ember::server

@@ -1,0 +1,178 @@
+// `ember serve`: the HTTP server. Flags win over environment variables (SPEC.md), and the
+// SHIMMY_* variables are accepted for users moving from Shimmy.
+//   ember serve [--bind HOST:PORT] [--model-dirs D1:D2] [--model FILE] [--api-key K]
+//               [--backend cpu] [--threads N] [--ctx N] [--parallel N] [--max-queue N]
+//               [--max-loaded-models N] [--cors-origins O1,O2] [--max-body-mb N]
+//               [--request-timeout S] [--idle-timeout S]
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "server/app.h"
+#include "server/cli_args.h"
+#include "server/commands.h"
+#include "server/http/event_loop.h"
+#include "server/http/server.h"
+#include "server/model_registry.h"
+#include "server/version.h"
+#include "server/scheduler.h"
+
+namespace ember::cli {
+namespace {
+
+std::optional<std::string> env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v && *v) return std::string(v);
+  return std::nullopt;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, sep);)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int to_int(const std::string& value, const char* what, int lo, int hi) {
+  try {
+    size_t used = 0;
+    const long v = std::stol(value, &used);
+    if (used == value.size() && v >= lo && v <= hi) return static_cast<int>(v);
+  } catch (const std::exception&) {
+  }
+  throw UsageError(std::string(what) + " must be a whole number from " + std::to_string(lo) +
+                   " to " + std::to_string(hi) + ", not '" + value + "'");
+}
+
+// HOST:PORT, [IPv6]:PORT, HOST alone, or :PORT.
+void parse_bind(const std::string& bind, std::string& host, int& port) {
+  std::string h = bind, p;
+  if (!bind.empty() && bind[0] == '[') {
+    const size_t close = bind.find(']');
+    if (close == std::string::npos) throw UsageError("--bind: malformed IPv6 address '" + bind + "'");
+    h = bind.substr(1, close - 1);
+    if (close + 1 < bind.size() && bind[close + 1] == ':') p = bind.substr(close + 2);
+  } else if (const size_t colon = bind.rfind(':');
+             colon != std::string::npos && bind.find(':') == colon) {
+    h = bind.substr(0, colon);
+    p = bind.substr(colon + 1);
+  }
+  if (!h.empty()) host = h;
+  if (!p.empty()) port = to_int(p, "the port", 0, 65535);
+}
+
+}  // namespace
+
+int run_serve(const std::vector<std::string>& argv) {
+  Args args(argv,
+            {"bind", "model-dirs", "model", "api-key", "backend", "threads", "ctx", "parallel",
+             "max-queue", "max-loaded-models", "cors-origins", "max-body-mb", "request-timeout",
+             "idle-timeout", "batch", "n-cpu-moe"},
+            {"cpu-moe"});
+  auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
+    if (auto v = args.get(flag)) return v;
+    for (const char* var : vars)
+      if (auto v = env(var)) return v;
+    return std::optional<std::string>();
+  };
+
+  std::string host = "127.0.0.1";
+  int port = 11435;
+  if (auto b = pick("bind", {"EMBER_BIND", "SHIMMY_BIND_ADDRESS"})) parse_bind(*b, host, port);
+  if (!args.has("bind"))
+    if (auto p = env("EMBER_PORT") ? env("EMBER_PORT") : env("SHIMMY_PORT"))
+      port = to_int(*p, "EMBER_PORT", 0, 65535);
+
+  std::vector<std::string> dirs = {"./models"};
+  if (auto d = pick("model-dirs", {"EMBER_MODEL_DIRS", "SHIMMY_MODEL_DIRS", "SHIMMY_MODEL_PATHS"}))
+    for (const std::string& x : split(*d, ':')) dirs.push_back(x);
+  std::vector<std::string> files;
+  if (auto f = env("EMBER_BASE_GGUF") ? env("EMBER_BASE_GGUF") : env("SHIMMY_BASE_GGUF"))
+    files.push_back(*f);
+  if (auto f = args.get("model")) files.push_back(*f);
+
+  const std::string backend = pick("backend", {"EMBER_BACKEND"}).value_or("cpu");
+  if (backend != "cpu")
+    throw UsageError("backend '" + backend + "' is not available in this build yet; use --backend cpu");
+
+  server::SchedulerOptions sched;
+  sched.threads = to_int(pick("threads", {"EMBER_THREADS"}).value_or(std::to_string(default_threads())),
+                         "--threads", 1, 1024);
+  sched.n_ctx = to_int(pick("ctx", {"EMBER_CTX"}).value_or("4096"), "--ctx", 16, 1 << 20);
+  sched.parallel = to_int(args.get("parallel").value_or("4"), "--parallel", 1, 256);
+  sched.max_queue = to_int(args.get("max-queue").value_or("64"), "--max-queue", 0, 100000);
+  sched.max_loaded_models =
+      to_int(args.get("max-loaded-models").value_or("2"), "--max-loaded-models", 1, 64);
+  sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
+
+  http::ServerOptions http_options;
+  if (auto o = args.get("cors-origins")) http_options.cors_origins = split(*o, ',');
+  http_options.limits.max_body_bytes =
+      size_t(to_int(args.get("max-body-mb").value_or("16"), "--max-body-mb", 1, 4096)) << 20;
+  http_options.request_timeout =
+      std::chrono::seconds(to_int(args.get("request-timeout").value_or("30"), "--request-timeout", 1, 86400));
+  http_options.idle_timeout =
+      std::chrono::seconds(to_int(args.get("idle-timeout").value_or("30"), "--idle-timeout", 1, 86400));
+
+  server::AppOptions app_options;
+  app_options.api_key = pick("api-key", {"EMBER_API_KEY"}).value_or("");
+  app_options.backend = backend;
+
+  // SIGINT/SIGTERM arrive through a signalfd on the event loop; SIGPIPE is ignored (sends use
+  // MSG_NOSIGNAL anyway).
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before any thread starts, so all inherit it
+  signal(SIGPIPE, SIG_IGN);
+  const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+  server::ModelRegistry registry(dirs, files);
+  http::EventLoop loop;
+  server::Scheduler scheduler(registry, sched);
+  server::App app(registry, scheduler, app_options);
+  http::Server http_server(loop, http_options,
+                           [&app](const http::Request& r, std::shared_ptr<http::Responder> resp) {
+                             app.handle(r, std::move(resp));
+                           });
+  const int bound = http_server.listen(host, port);
+  const bool v6 = host.find(':') != std::string::npos;
+  std::printf("listening on %s%s%s:%d\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "", bound);
+  std::fflush(stdout);
+  // Discovery after the socket is up: startup to listening stays instant.
+  const size_t found = registry.rescan();
+  std::fprintf(stderr, "ember %s: %zu model(s) found; %d slot(s) per model, context %d, %d threads\n",
+               ember::kVersion, found, sched.parallel, sched.n_ctx, sched.threads);
+
+  bool stopping = false;
+  std::chrono::steady_clock::time_point stop_deadline;
+  loop.watch(signal_fd, EPOLLIN, [&](uint32_t) {
+    signalfd_siginfo info;
+    while (read(signal_fd, &info, sizeof info) == sizeof info) {
+      if (stopping) continue;
+      stopping = true;
+      std::fprintf(stderr, "signal %u: finishing in-flight requests, then exiting\n", info.ssi_signo);
+      http_server.stop_accepting();
+      scheduler.shutdown();
+      stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    }
+  });
+  loop.every(std::chrono::milliseconds(50), [&] {
+    if (!stopping) return;
+    if (http_server.connection_count() == 0 || std::chrono::steady_clock::now() > stop_deadline)
+      loop.stop();
+  });
+  loop.run();
+  loop.unwatch(signal_fd);
+  close(signal_fd);
+  std::fprintf(stderr, "stopped\n");
+  return 0;
+}
+
+}  // namespace ember::cli

@@ -1,0 +1,53 @@
+// The models ember can serve: GGUF files found in the model directories (./models,
+// --model-dirs / EMBER_MODEL_DIRS) and single files (EMBER_BASE_GGUF, --model), each under an
+// id derived from its file name (SPEC.md): "tinyllama-1.1b-chat-v1.0.Q2_K.gguf" →
+// "tinyllama-1.1b-chat-v1.0.q2-k", with "tinyllama-1.1b-chat-v1.0" as an alias while no other
+// file claims it. Only files whose GGUF header parses count; a split set is one model.
+// Thread-safe: the scheduler resolves ids while the HTTP side lists them.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ember::server {
+
+struct ModelEntry {
+  std::string id;
+  std::string alias;  // empty when there is none
+  std::string path;   // the file (the first part of a split set)
+  std::string arch;   // general.architecture
+  std::string quant;  // e.g. "Q4_K_M", from general.file_type or the tensor types
+  uint64_t size_bytes = 0;  // all parts
+  int64_t modified = 0;     // seconds since the epoch
+  int parts = 1;
+};
+
+// The id of a model file (without directories): lower-cased, '_' → '-', no ".gguf", no split
+// suffix. Exposed for tests.
+std::string model_id_for(const std::string& file_name);
+// The id without its quantisation suffix ("smollm2-135m-instruct.q4-1" → "smollm2-135m-instruct"),
+// or empty when there is none.
+std::string alias_for(const std::string& id);
+
+class ModelRegistry {
+ public:
+  ModelRegistry(std::vector<std::string> dirs, std::vector<std::string> files);
+
+  // Scans again; returns the number of models found. Errors in single files are reported on
+  // stderr and skipped (a bad file never stops the server).
+  size_t rescan();
+  std::vector<ModelEntry> list() const;
+  // By id or alias (case-insensitive).
+  std::optional<ModelEntry> find(const std::string& name) const;
+  std::vector<std::string> dirs() const { return dirs_; }
+
+ private:
+  std::vector<std::string> dirs_, files_;
+  mutable std::mutex mutex_;
+  std::vector<ModelEntry> models_;
+};
+
+}  // namespace ember::server

@@ -1,0 +1,364 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "gguf/model_files.h"
+#include "model/backend_cpu.h"
+#include "model/chat_template.h"
+#include "model/tokenizer.h"
+#include "model/transformer.h"
+
+namespace ember::server {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+}  // namespace
+
+// One request generating in a model's KV-cache sequence.
+struct Scheduler::Slot {
+  bool active = false;
+  std::unique_ptr<model::Completion> completion;
+  std::shared_ptr<JobSink> sink;
+  int n_past = 0;            // positions of this sequence in the cache
+  size_t prompt_done = 0;    // prompt tokens already through the model
+  size_t logprobs_sent = 0;  // completion logprobs already handed out
+  Clock::time_point submitted, first_token, last_token;
+};
+
+// A loaded model: its files (mapped), backend, transformer with one cache sequence per slot.
+struct Scheduler::Engine {
+  ModelEntry entry;
+  gguf::ModelFiles files;
+  model::Tokenizer tokenizer;
+  std::unique_ptr<model::ChatTemplate> chat;  // null when the template does not parse
+  std::string chat_error;
+  model::CpuBackend backend;
+  model::Transformer transformer;
+  std::vector<Slot> slots;
+  Clock::time_point last_used = Clock::now();
+
+  Engine(const ModelEntry& e, gguf::ModelFiles f, const SchedulerOptions& o)
+      : entry(e),
+        files(std::move(f)),
+        tokenizer(model::Vocab::from_gguf(files.metadata())),
+        backend(o.threads),
+        transformer(files, backend, context_for(files, o.n_ctx), model::CacheType::kF16,
+                    o.parallel),
+        slots(static_cast<size_t>(o.parallel)) {
+    try {
+      chat = std::make_unique<model::ChatTemplate>(
+          model::ChatTemplate::for_model(files.metadata(), tokenizer.vocab()));
+    } catch (const std::exception& err) {
+      chat_error = err.what();
+    }
+  }
+
+  static int context_for(const gguf::ModelFiles& f, int wanted) {
+    const int train = model::HyperParams::from_gguf(f.metadata()).n_ctx_train;
+    return train > 0 ? std::min(wanted, train) : wanted;
+  }
+  bool busy() const {
+    return std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.active; });
+  }
+};
+
+Scheduler::Scheduler(ModelRegistry& registry, SchedulerOptions options)
+    : registry_(registry), options_(options) {
+  thread_ = std::thread([this] { run(); });
+}
+
+Scheduler::~Scheduler() {
+  shutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Scheduler::submit(Job job, std::shared_ptr<JobSink> sink) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ || static_cast<int>(queue_.size()) >= options_.max_queue) return false;
+    queue_.push_back({std::move(job), std::move(sink), Clock::now()});
+    stats_.queued = static_cast<int>(queue_.size());
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+Scheduler::Engine* Scheduler::engine_for(const ModelEntry& entry) {
+  auto it = engines_.find(entry.id);
+  if (it != engines_.end() && it->second->entry.path == entry.path) return it->second.get();
+  if (it != engines_.end()) {  // the id now names another file
+    if (it->second->busy()) return nullptr;
+    engines_.erase(it);
+  }
+  // Make room: unload the least recently used idle model.
+  while (static_cast<int>(engines_.size()) >= std::max(1, options_.max_loaded_models)) {
+    auto victim = engines_.end();
+    for (auto e = engines_.begin(); e != engines_.end(); ++e)
+      if (!e->second->busy() &&
+          (victim == engines_.end() || e->second->last_used < victim->second->last_used))
+        victim = e;
+    if (victim == engines_.end()) return nullptr;  // all busy: wait for a slot
+    std::fprintf(stderr, "unloading %s (least recently used)\n", victim->first.c_str());
+    engines_.erase(victim);
+  }
+  const auto start = Clock::now();
+  auto engine = std::make_unique<Engine>(entry, gguf::ModelFiles::open(entry.path), options_);
+  std::fprintf(stderr, "loaded %s in %.0f ms (context %d × %d slots)\n", entry.id.c_str(),
+               seconds_between(start, Clock::now()) * 1000, engine->transformer.n_ctx(),
+               options_.parallel);
+  Engine* raw = engine.get();
+  engines_[entry.id] = std::move(engine);
+  return raw;
+}
+
+// Starts a queued job in a free slot of its model; false when none is free yet. Errors (unknown
+// model, bad template, prompt too long) are reported to the sink and count as handled.
+bool Scheduler::admit(Pending& p) {
+  auto fail = [&](int status, const std::string& message) {
+    p.sink->on_error(status, message);
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.errors++;
+    return true;
+  };
+  if (p.sink->cancelled()) return true;
+  std::optional<ModelEntry> entry = registry_.find(p.job.model);
+  if (!entry) return fail(404, "model '" + p.job.model + "' is not available");
+  Engine* engine = nullptr;
+  try {
+    engine = engine_for(*entry);
+  } catch (const std::exception& err) {
+    return fail(500, "model '" + entry->id + "' cannot be loaded: " + err.what());
+  }
+  if (!engine) return false;
+  auto free_slot = std::find_if(engine->slots.begin(), engine->slots.end(),
+                                [](const Slot& s) { return !s.active; });
+  if (free_slot == engine->slots.end()) return false;
+
+  model::GenerateRequest request = p.job.generation;
+  try {
+    std::string text = p.job.prompt;
+    bool special = false;
+    if (p.job.chat) {
+      if (!engine->chat)
+        return fail(500, "the chat template of '" + entry->id + "' does not parse: " +
+                             engine->chat_error);
+      text = engine->chat->render(p.job.messages, true, p.job.template_extra);
+      special = true;
+    }
+    // Chat templates often write the BOS token themselves; add it only when the text lacks it.
+    const model::Vocab& v = engine->tokenizer.vocab();
+    const bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
+    request.prompt = engine->tokenizer.encode(text, !has_bos, special);
+  } catch (const jinja::Error& err) {
+    return fail(400, std::string("the chat template failed: ") + err.what());
+  } catch (const std::exception& err) {
+    return fail(400, err.what());
+  }
+  if (request.prompt.empty()) return fail(400, "the prompt is empty");
+  const int n_ctx = engine->transformer.n_ctx();
+  if (static_cast<int>(request.prompt.size()) >= n_ctx)
+    return fail(400, "the prompt has " + std::to_string(request.prompt.size()) +
+                         " tokens but the context holds " + std::to_string(n_ctx) +
+                         " (start the server with a larger --ctx)");
+
+  Slot& slot = *free_slot;
+  slot = Slot();
+  slot.active = true;
+  slot.completion = std::make_unique<model::Completion>(engine->tokenizer, std::move(request));
+  slot.sink = p.sink;
+  slot.submitted = p.submitted;
+  engine->last_used = Clock::now();
+  p.sink->on_start(entry->id, static_cast<int>(slot.completion->request().prompt.size()));
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.requests++;
+  stats_.prompt_tokens += slot.completion->request().prompt.size();
+  return true;
+}
+
+void Scheduler::run() {
+  while (true) {
+    std::vector<Pending> incoming;
+    bool any_active = false;
+    for (auto& [id, e] : engines_) any_active |= e->busy();
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!any_active && queue_.empty() && !stopping_)
+        wake_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (stopping_) {
+        for (Pending& p : queue_) p.sink->on_error(503, "the server is shutting down");
+        queue_.clear();
+        stats_.queued = 0;
+        lock.unlock();
+        for (auto& [id, e] : engines_)
+          for (Slot& s : e->slots)
+            if (s.active) {
+              std::string rest = s.completion->finish("stop");
+              if (!rest.empty()) s.sink->on_text(rest, {});
+              s.sink->on_done(s.completion->result());
+              release(*e, s);
+            }
+        return;
+      }
+      incoming.assign(std::make_move_iterator(queue_.begin()),
+                      std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
+    // Admit in arrival order; what cannot start yet goes back to the queue's front.
+    std::vector<Pending> waiting;
+    for (Pending& p : incoming)
+      if (!admit(p)) waiting.push_back(std::move(p));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.insert(queue_.begin(), std::make_move_iterator(waiting.begin()),
+                    std::make_move_iterator(waiting.end()));
+      stats_.queued = static_cast<int>(queue_.size());
+      stats_.loaded.clear();
+      for (auto& [id, e] : engines_) stats_.loaded.push_back(id);
+    }
+    bool stepped = false;
+    for (auto& [id, e] : engines_)
+      if (e->busy()) {
+        step(*e);
+        stepped = true;
+      }
+    if (!stepped && !waiting.empty()) {
+      // Nothing can run (e.g. every model slot is held by a busy model): wait briefly.
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    int active = 0;
+    for (auto& [id, e] : engines_)
+      for (const Slot& s : e->slots) active += s.active;
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.active = active;
+  }
+}
+
+void Scheduler::release(Engine& engine, Slot& slot) {
+  slot.active = false;
+  slot.completion.reset();
+  slot.sink.reset();
+  engine.last_used = Clock::now();
+}
+
+// One forward pass for every active slot of `engine`: each generating slot's last token, then
+// prompt chunks of the slots still reading theirs, within the step's token budget.
+void Scheduler::step(Engine& engine) {
+  model::Batch batch;
+  std::vector<int> logits_owner;  // slot index of each logits row
+  int budget = std::max(options_.batch_tokens, options_.parallel);
+  for (size_t i = 0; i < engine.slots.size(); ++i) {
+    Slot& s = engine.slots[i];
+    if (!s.active) continue;
+    if (s.sink->cancelled()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.cancelled++;
+      release(engine, s);
+      continue;
+    }
+    if (s.prompt_done < s.completion->request().prompt.size()) continue;
+    batch.add(s.completion->last_token(), s.n_past, static_cast<int32_t>(i), true);
+    logits_owner.push_back(static_cast<int>(i));
+    s.n_past++;
+    --budget;
+  }
+  for (size_t i = 0; i < engine.slots.size() && budget > 0; ++i) {
+    Slot& s = engine.slots[i];
+    const std::vector<model::TokenId>& prompt =
+        s.active ? s.completion->request().prompt : std::vector<model::TokenId>{};
+    if (!s.active || s.prompt_done >= prompt.size()) continue;
+    const size_t take = std::min<size_t>(prompt.size() - s.prompt_done, budget);
+    for (size_t j = 0; j < take; ++j) {
+      const bool last = s.prompt_done + 1 == prompt.size();
+      batch.add(prompt[s.prompt_done], s.n_past, static_cast<int32_t>(i), last);
+      if (last) logits_owner.push_back(static_cast<int>(i));
+      s.prompt_done++;
+      s.n_past++;
+    }
+    budget -= static_cast<int>(take);
+  }
+  if (batch.size() == 0) return;
+
+  std::vector<float> logits;
+  try {
+    logits = engine.transformer.decode(batch);
+  } catch (const std::exception& err) {
+    for (int i : logits_owner) {
+      engine.slots[i].sink->on_error(500, std::string("inference failed: ") + err.what());
+      release(engine, engine.slots[i]);
+    }
+    return;
+  }
+  const size_t n_vocab = static_cast<size_t>(engine.transformer.n_vocab());
+  const auto now = Clock::now();
+  uint64_t generated = 0;
+  double ttft = 0, token_time = 0;
+  uint64_t ttft_n = 0, token_n = 0;
+  std::vector<float> row(n_vocab);
+  for (size_t r = 0; r < logits_owner.size(); ++r) {
+    Slot& s = engine.slots[logits_owner[r]];
+    std::copy(logits.begin() + r * n_vocab, logits.begin() + (r + 1) * n_vocab, row.begin());
+    const size_t before = s.completion->result().tokens.size();
+    std::string text = s.completion->step(row);
+    if (s.completion->result().tokens.size() > before) {
+      ++generated;
+      if (before == 0) {
+        s.first_token = now;
+        ttft += seconds_between(s.submitted, now);
+        ++ttft_n;
+      } else {
+        token_time += seconds_between(s.last_token, now);
+        ++token_n;
+      }
+      s.last_token = now;
+    }
+    if (!s.completion->finished() && s.n_past >= engine.transformer.n_ctx()) {
+      text += s.completion->finish("length");  // the context is full
+    }
+    std::vector<TokenInfo> infos;
+    const auto& lps = s.completion->result().logprobs;
+    if (!text.empty() || s.completion->finished()) {
+      for (; s.logprobs_sent < lps.size(); ++s.logprobs_sent) {
+        const model::TokenLogprob& lp = lps[s.logprobs_sent];
+        TokenInfo info{engine.tokenizer.piece(lp.token), lp.logprob, {}};
+        for (auto [id, l] : lp.top) info.top.emplace_back(engine.tokenizer.piece(id), l);
+        infos.push_back(std::move(info));
+      }
+    }
+    if (!text.empty() || !infos.empty()) s.sink->on_text(text, std::move(infos));
+    if (s.completion->finished()) {
+      s.sink->on_done(s.completion->result());
+      release(engine, s);
+    }
+  }
+  engine.last_used = now;
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.steps++;
+  stats_.batched_tokens += batch.size();
+  stats_.completion_tokens += generated;
+  stats_.ttft_seconds_sum += ttft;
+  stats_.ttft_count += ttft_n;
+  stats_.token_seconds_sum += token_time;
+  stats_.token_count += token_n;
+}
+
+}  // namespace ember::server

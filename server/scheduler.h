@@ -1,0 +1,113 @@
+// The scheduler owns the loaded models and runs inference on its own thread, so the event loop
+// never waits for it. Continuous batching: every active request of a model advances together,
+// one token each per forward pass; a new request joins at the next step (its prompt in chunks
+// that share the step's token budget with the others' next tokens). `parallel` requests run
+// per model, a bounded queue waits behind them, and a request whose client went away frees its
+// slot at the next step. Models load on first use and the least recently used idle one is
+// unloaded when more than `max_loaded_models` would be loaded.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/generate.h"
+#include "model/jinja_value.h"
+#include "server/model_registry.h"
+
+namespace ember::server {
+
+struct SchedulerOptions {
+  int parallel = 4;           // requests generating at once per model
+  int n_ctx = 4096;           // context per request (clipped to the model's training context)
+  int threads = 2;            // compute threads per loaded model
+  int max_queue = 64;         // requests waiting beyond the parallel ones
+  int batch_tokens = 256;     // tokens per forward pass (prompt chunks share this budget)
+  int max_loaded_models = 2;
+};
+
+// A token's log-probability with its text, for the API's logprobs fields.
+struct TokenInfo {
+  std::string token;
+  float logprob = 0;
+  std::vector<std::pair<std::string, float>> top;
+};
+
+// What the API side asks for. Exactly one of `prompt` (raw text) or `messages` (chat).
+struct Job {
+  std::string model;
+  bool chat = false;
+  std::string prompt;
+  jinja::Value messages, template_extra;  // chat messages; tools and friends for the template
+  model::GenerateRequest generation;      // sampling, max_tokens, stop, logprobs (no prompt yet)
+};
+
+// How the scheduler reports back, on its own thread. Implementations hand the data to the
+// event loop; they must not block.
+class JobSink {
+ public:
+  virtual ~JobSink() = default;
+  virtual void on_start(const std::string& model_id, int prompt_tokens) {}
+  virtual void on_text(const std::string& text, std::vector<TokenInfo> logprobs) = 0;
+  virtual void on_done(const model::GenerateResult& result) = 0;
+  virtual void on_error(int status, const std::string& message) = 0;
+  virtual bool cancelled() const = 0;
+};
+
+struct SchedulerStats {
+  int queued = 0, active = 0;
+  std::vector<std::string> loaded;
+  uint64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cancelled = 0, errors = 0;
+  double ttft_seconds_sum = 0;  // time to first token, summed over requests
+  uint64_t ttft_count = 0;
+  double token_seconds_sum = 0;  // time per generated token after the first, summed
+  uint64_t token_count = 0;
+  uint64_t steps = 0, batched_tokens = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(ModelRegistry& registry, SchedulerOptions options);
+  ~Scheduler();
+
+  // Queues a job; false when the queue is full (the caller answers 503 with Retry-After).
+  bool submit(Job job, std::shared_ptr<JobSink> sink);
+  // Ends every request: active ones finish with what they have, queued ones get an error.
+  void shutdown();
+  SchedulerStats stats() const;
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  struct Engine;
+  struct Slot;
+  struct Pending {
+    Job job;
+    std::shared_ptr<JobSink> sink;
+    std::chrono::steady_clock::time_point submitted;
+  };
+
+  void run();
+  bool admit(Pending& pending);  // false: no free slot for its model yet
+  Engine* engine_for(const ModelEntry& entry);
+  void step(Engine& engine);
+  void release(Engine& engine, Slot& slot);
+
+  ModelRegistry& registry_;
+  SchedulerOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::map<std::string, std::unique_ptr<Engine>> engines_;  // scheduler thread only
+  SchedulerStats stats_;  // under mutex_
+  std::thread thread_;
+};
+
+}  // namespace ember::server
