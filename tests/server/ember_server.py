@@ -1,0 +1,74 @@
+"""Starts the real `ember serve` binary on a free port for end-to-end tests."""
+import os
+import pathlib
+import signal
+import subprocess
+import threading
+import time
+
+EMBER = os.environ.get("EMBER_BIN", "build/release/bin/ember")
+MODEL_CACHE = pathlib.Path(os.environ.get("EMBER_MODEL_CACHE", pathlib.Path.home() / ".cache/ember/models"))
+SMOLLM2_FILE = MODEL_CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_FILE = MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"
+SMOLLM2 = "smollm2-135m-instruct.q4-1"
+GEMMA3 = "gemma-3-270m-q4-k-m"
+
+
+class EmberServer:
+    """`with EmberServer(tmp_path, "--parallel", "4") as s:` → s.url, s.host, s.port, s.log()."""
+
+    def __init__(self, workdir, *args, env=None, models=(SMOLLM2_FILE, GEMMA3_FILE)):
+        self.workdir = pathlib.Path(workdir)
+        self.args = list(args)
+        self.env = dict(os.environ, **(env or {}))
+        self.models = models
+        self.stderr_lines = []
+
+    def __enter__(self):
+        models_dir = self.workdir / "models"
+        models_dir.mkdir(parents=True, exist_ok=True)
+        for m in self.models:
+            assert m.exists(), f"{m} is missing: run scripts/fetch-models.sh (make test does)"
+            link = models_dir / m.name
+            if not link.exists():
+                link.symlink_to(m)
+        self.proc = subprocess.Popen([os.path.abspath(EMBER), "serve", "--bind", "127.0.0.1:0", *self.args],
+                                     cwd=self.workdir, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.first_line = self.proc.stdout.readline()
+        assert self.first_line.startswith("listening on "), (self.first_line, self.proc.stderr.read())
+        self.host, port = self.first_line.split()[-1].rsplit(":", 1)
+        self.port = int(port)
+        self.url = f"http://{self.host}:{self.port}"
+        threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+
+    def log(self):
+        return "".join(self.stderr_lines)
+
+    def stop(self, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=timeout)
+        return self.proc.returncode
+
+    def __exit__(self, *exc):
+        try:
+            code = self.stop()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        assert code == 0, f"ember serve exited with {code}:\n{self.log()}"
+
+
+def wait_until(predicate, timeout=10.0, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
