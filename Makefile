@@ -9,13 +9,7 @@ export EMBER_MODEL_CACHE := $(MODEL_CACHE)
 .PHONY: serve test deps build build-asan models default-model test-release test-asan clean
 
 serve: build default-model
-	@if $(RELEASE_DIR)/bin/ember --help 2>/dev/null | grep -q '^  serve'; then \
-	  exec $(RELEASE_DIR)/bin/ember serve; \
-	else \
-	  echo "make serve: built $(RELEASE_DIR)/bin/ember and fetched models/$(DEFAULT_MODEL)."; \
-	  echo "make serve: the HTTP server is not written yet (issue #6), so there is nothing to start;"; \
-	  echo "            try: $(RELEASE_DIR)/bin/ember chat --model models/$(DEFAULT_MODEL)"; \
-	fi
+	exec $(RELEASE_DIR)/bin/ember serve
 
 test: build build-asan models
 	scripts/check-arm.sh --gtest_brief=1
@@ -34,7 +28,8 @@ build: deps
 build-asan: deps
 	@[ -f $(ASAN_DIR)/CMakeCache.txt ] || CC=clang CXX=clang++ cmake -S . -B $(ASAN_DIR) -G Ninja \
 	  -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=ON -DEMBER_FUZZ=ON
-	cmake --build $(ASAN_DIR) --target test_gguf test_tokenizer fuzz_gguf fuzz_tokenizer fuzz_jinja make_gguf_corpus ember
+	cmake --build $(ASAN_DIR) --target test_gguf test_tokenizer test_server fuzz_gguf fuzz_tokenizer fuzz_jinja fuzz_http \
+	  fuzz_api_request make_gguf_corpus ember
 
 models:
 	@scripts/fetch-models.sh

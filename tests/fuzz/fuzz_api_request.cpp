@@ -1,0 +1,22 @@
+// libFuzzer target for request bodies of the generation endpoints: any bytes as the JSON body
+// of each endpoint either become a Job or an ApiError with a 4xx status — never a crash or
+// another exception.
+#include <cstdint>
+#include <string_view>
+
+#include "server/api_request.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ember::server;
+  std::string_view body(reinterpret_cast<const char*>(data), size);
+  for (Endpoint e : {Endpoint::kChat, Endpoint::kCompletion, Endpoint::kNativeGenerate,
+                     Endpoint::kShimmyGenerate}) {
+    try {
+      ParsedRequest r = parse_request(e, body, "default-model");
+      if (r.job.model.empty()) __builtin_trap();
+    } catch (const ApiError& err) {
+      if (err.status < 400 || err.status > 499) __builtin_trap();
+    }
+  }
+  return 0;
+}

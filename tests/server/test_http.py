@@ -1,0 +1,277 @@
+"""`ember serve` at the HTTP level: curl against the native and Shimmy endpoints with SSE framing
+checked byte by byte, keep-alive and pipelining, chunked bodies, 100-continue, HEAD, CORS, routes
+and methods, malformed and hostile input (the server must answer clearly and stay up), slow and
+vanishing clients, 16 concurrent streams against solo runs, and a clean SIGTERM."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ember_server import GEMMA3, SMOLLM2, SMOLLM2_FILE, EmberServer, wait_until  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with EmberServer(tmp_path_factory.mktemp("serve"), "--parallel", "4", "--ctx", "1024",
+                     "--request-timeout", "2", "--max-body-mb", "1",
+                     "--cors-origins", "http://allowed.example") as s:
+        yield s
+        # After everything below, the server must still be up and healthy.
+        assert json.loads(curl(s, "/health")[2])["status"] == "healthy"
+
+
+def curl(server, path, *args, body=None):
+    """Returns (status, headers text, body) of one request made by curl."""
+    cmd = ["curl", "-sS", "-N", "-D", "-", f"{server.url}{path}", *args]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json", "--data-binary", body if isinstance(body, str) else json.dumps(body)]
+    out = subprocess.run(cmd, capture_output=True, timeout=120).stdout.decode("utf-8", "replace")
+    head, _, rest = out.partition("\r\n\r\n")
+    while head.startswith("HTTP/1.1 100"):
+        head, _, rest = rest.partition("\r\n\r\n")
+    return int(head.split()[1]), head, rest
+
+
+def raw(server, data, read_until_close=True, timeout=10):
+    """Sends bytes on a fresh connection and returns everything received until it closes."""
+    with socket.create_connection((server.host, server.port), timeout=timeout) as s:
+        s.sendall(data)
+        if not read_until_close:
+            return s.recv(65536)
+        chunks = []
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def sse_events(body):
+    """Checks SSE framing byte by byte: every event is `data: <json>` ended by a blank line, the
+    last is `data: [DONE]`. Returns the decoded JSON events."""
+    assert body.endswith("data: [DONE]\n\n"), body[-200:]
+    frames = body.split("\n\n")
+    assert frames[-1] == "" and frames[-2] == "data: [DONE]"
+    events = []
+    for f in frames[:-2]:
+        assert f.startswith("data: ") and "\n" not in f, repr(f)
+        events.append(json.loads(f[len("data: "):]))
+    return events
+
+
+# ---- endpoints through curl ----
+
+def test_native_generate(server):
+    status, _, body = curl(server, "/api/generate", body={"model": GEMMA3, "prompt": "Q: What is the capital of France?\nA:",
+                                                          "max_tokens": 8, "temperature": 0})
+    assert status == 200
+    r = json.loads(body)
+    assert "Paris" in r["choices"][0]["text"] and r["choices"][0]["index"] == 0
+    assert r["choices"][0]["finish_reason"] in ("stop", "length")
+    assert r["usage"]["completion_tokens"] > 0
+
+    status, head, body = curl(server, "/api/generate", body={"model": GEMMA3, "prompt": "Q: What is the capital of France?\nA:",
+                                                             "max_tokens": 8, "temperature": 0, "stream": True})
+    assert status == 200 and "text/event-stream" in head and "Transfer-Encoding: chunked" in head
+    events = sse_events(body)
+    assert "".join(e["choices"][0]["text"] for e in events) == r["choices"][0]["text"]
+    assert events[-1]["choices"][0]["finish_reason"] == r["choices"][0]["finish_reason"]
+
+
+def test_shimmy_generate(server):
+    args = {"model": SMOLLM2, "prompt": "The capital of France is", "max_tokens": 6, "temperature": 0}
+    status, _, body = curl(server, "/v1/generate", body=args)
+    assert status == 200
+    text = json.loads(body)["response"]
+    assert isinstance(text, str) and text
+    status, _, body = curl(server, "/v1/generate", body=dict(args, stream=True))
+    events = sse_events(body)
+    assert "".join(e["response"] for e in events) == text
+    assert events[-1]["done"] is True
+
+
+def test_chat_sse_byte_by_byte(server):
+    status, head, body = curl(server, "/v1/chat/completions", body={
+        "model": SMOLLM2, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "temperature": 0,
+        "stream": True, "stream_options": {"include_usage": True}})
+    assert status == 200 and "Cache-Control: no-cache" in head
+    events = sse_events(body)
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(e["object"] == "chat.completion.chunk" for e in events)
+    assert len({e["id"] for e in events}) == 1
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] <= 5
+
+
+def test_listing_health_metrics_root(server):
+    status, _, body = curl(server, "/api/tags")
+    names = [m["name"] for m in json.loads(body)["models"]]
+    assert status == 200 and SMOLLM2 in names and GEMMA3 in names
+    tag = next(m for m in json.loads(body)["models"] if m["name"] == SMOLLM2)
+    assert tag["details"]["format"] == "gguf" and tag["details"]["family"] == "llama" and tag["size"] > 0
+    health = json.loads(curl(server, "/v1/health")[2])
+    assert health["status"] == "healthy" and health["models"]["found"] == 2 and health["backend"] == "cpu"
+    status, head, body = curl(server, "/metrics")
+    assert status == 200 and "text/plain" in head
+    assert "# TYPE ember_requests_total counter" in body and "ember_queue_depth" in body
+    assert "ember_time_to_first_token_seconds_sum" in body
+    root = json.loads(curl(server, "/")[2])
+    assert root["name"] == "ember" and "POST /v1/chat/completions" in root["endpoints"]
+    status, _, body = curl(server, "/api/models/discover", "-X", "POST")
+    assert status == 200 and json.loads(body)["models_found"] == 2
+
+
+def test_routes_methods_and_errors(server):
+    status, _, body = curl(server, "/nope")
+    assert status == 404 and json.loads(body)["error"]["type"] == "not_found_error"
+    status, head, _ = curl(server, "/v1/chat/completions")
+    assert status == 405 and "Allow: POST" in head
+    status, _, _ = curl(server, "/v1/models", "-X", "POST")
+    assert status == 405
+    status, _, body = curl(server, "/v1/chat/completions", body='{"model": "x", "messages": [')
+    err = json.loads(body)["error"]
+    assert status == 400 and "at byte" in err["message"] and err["code"] == 400
+    status, _, body = curl(server, "/v1/chat/completions", body=[1, 2])
+    assert status == 400
+    status, _, body = curl(server, "/v1/completions", body={"model": "ghost", "prompt": "x"})
+    assert status == 404 and SMOLLM2 in json.loads(body)["error"]["message"]
+    status, _, body = curl(server, "/v1/completions", body={"model": SMOLLM2, "prompt": "x", "max_tokens": "many"})
+    assert status == 400 and json.loads(body)["error"]["param"] == "max_tokens"
+
+
+def test_head_cors_and_preflight(server):
+    out = raw(server, b"HEAD /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: " in head and body == b""
+    status, head, _ = curl(server, "/v1/models", "-H", "Origin: http://allowed.example")
+    assert "Access-Control-Allow-Origin: http://allowed.example" in head
+    status, head, _ = curl(server, "/v1/models", "-H", "Origin: http://evil.example")
+    assert "Access-Control-Allow-Origin" not in head
+    status, head, _ = curl(server, "/v1/chat/completions", "-X", "OPTIONS", "-H", "Origin: http://allowed.example",
+                           "-H", "Access-Control-Request-Method: POST",
+                           "-H", "Access-Control-Request-Headers: authorization, content-type")
+    assert status == 204 and "Access-Control-Allow-Methods:" in head
+    assert "Access-Control-Allow-Headers: authorization, content-type" in head
+
+
+# ---- HTTP mechanics on raw sockets ----
+
+def test_keep_alive_and_pipelining(server):
+    req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    out = raw(server, req + req + last)
+    assert out.count(b"HTTP/1.1 200 OK") == 3
+    assert out.rfind(b'"object":"list"') > out.rfind(b'"status":"healthy"')  # answered in order
+
+
+def test_chunked_request_body_and_expect_continue(server):
+    body = json.dumps({"model": SMOLLM2, "prompt": "Hello", "max_tokens": 2, "temperature": 0}).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7)) + b"0\r\n\r\n"
+    out = raw(server, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n" + chunked)
+    assert out.startswith(b"HTTP/1.1 200") and b'"text_completion"' in out
+    with socket.create_connection((server.host, server.port), timeout=30) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        rest = b""
+        while (b := s.recv(65536)):
+            rest += b
+        assert rest.startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("data,status", [
+    (b"BLAH\r\n\r\n", b"400"),
+    (b"GET / HTTP/9.9\r\n\r\n", b"505"),
+    (b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", b"431"),
+    (b"POST /v1/completions HTTP/1.1\r\nContent-Length: 5000000\r\n\r\n", b"413"),
+    (b"POST /v1/completions HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", b"400"),
+    (b"POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\n\x00\x01\x02\r\n\r\n", b"400"),
+])
+def test_malformed_requests_get_clear_errors(server, data, status):
+    out = raw(server, data)
+    assert out.startswith(b"HTTP/1.1 " + status), out[:200]
+    assert b'"error"' in out and b"Connection: close" in out
+
+
+def test_truncated_and_silent_clients_are_dropped(server):
+    # A body that never completes: 408 after the request timeout (2 s here), connection closed.
+    start = time.time()
+    out = raw(server, b"POST /v1/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"mod", timeout=10)
+    assert out.startswith(b"HTTP/1.1 408") and time.time() - start < 6
+    # Half a request line, then the client vanishes: nothing to answer, server unaffected.
+    with socket.create_connection((server.host, server.port)) as s:
+        s.sendall(b"GET /hea")
+    # Garbage bytes of every value.
+    raw(server, bytes(range(256)) * 4)
+    assert curl(server, "/health")[0] == 200
+
+
+def test_disconnect_mid_stream_frees_the_slot(server):
+    body = json.dumps({"model": SMOLLM2, "prompt": "Once upon a time", "max_tokens": 400, "temperature": 0.7,
+                       "stream": True}).encode()
+    with socket.create_connection((server.host, server.port), timeout=30) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(0.3)
+    active = lambda: json.loads(curl(server, "/health")[2])["slots"]["active"] == 0  # noqa: E731
+    assert wait_until(active, timeout=5)
+    assert json.loads(curl(server, "/health")[2])["requests"]["cancelled"] >= 1
+
+
+# ---- concurrency ----
+
+def test_sixteen_concurrent_streams_match_solo_runs(server):
+    prompts = ["The capital of France is", "My favourite food is", "In the year 3000,", "def fibonacci(n):"]
+    jobs = [{"model": SMOLLM2, "prompt": prompts[i % 4], "max_tokens": 16, "temperature": 0.8, "seed": 100 + i,
+             "stream": True} for i in range(16)]
+
+    def run(job):
+        _, _, body = curl(server, "/v1/completions", body=job)
+        events = sse_events(body)
+        return "".join(e["choices"][0]["text"] for e in events)
+
+    solo = [run(j) for j in jobs]
+    together = [None] * 16
+
+    def worker(i):
+        together[i] = run(jobs[i])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == solo
+    assert len(set(solo)) > 4  # the seeds made the outputs differ
+
+
+# ---- shutdown ----
+
+def test_sigterm_ends_streams_cleanly_and_exits_zero(tmp_path):
+    with EmberServer(tmp_path, models=(SMOLLM2_FILE,)) as s:
+        body = json.dumps({"model": SMOLLM2, "prompt": "Once upon a time", "max_tokens": 2000,
+                           "temperature": 0.7, "stream": True}).encode()
+        sock = socket.create_connection((s.host, s.port), timeout=30)
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        first = sock.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200")
+        start = time.time()
+        assert s.stop(timeout=10) == 0
+        assert time.time() - start < 5
+        rest = first
+        while (b := sock.recv(65536)):
+            rest += b
+        sock.close()
+        assert rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")  # the stream was ended properly
