@@ -61,8 +61,8 @@ class Backend {
   // positions[t] of its own sequence seqs[t], limited to the last `window` positions when
   // window > 0; GQA groups query heads per kv head.
   virtual void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
-                         const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
-                         int head_dim, float scale, int window, Tensor out) = 0;
+                         const std::vector<int32_t>& seqs, int n_head, int n_head_kv, int head_dim,
+                         float scale, int window, Tensor out) = 0;
 
   // Mixture of experts, on the rows of x: top-k softmax routing from `router_logits` (rows ×
   // n_expert), optionally renormalised; then for every expert the rows routed to it go through

@@ -164,8 +164,7 @@ uint8_t* CpuBackend::cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, in
 }
 
 void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
-                          const std::vector<int32_t>& positions,
-                          const std::vector<int32_t>& seqs) {
+                          const std::vector<int32_t>& positions, const std::vector<int32_t>& seqs) {
   for (size_t t = 0; t < positions.size(); ++t) {
     const int pos = positions[t], seq = seqs[t];
     if (pos < 0 || pos >= n_ctx_)
@@ -187,8 +186,8 @@ void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
 
 // A pointer to values [first, first + count) of cached row `pos`: straight into the cache when it
 // holds floats, else converted into `buffer`.
-const float* CpuBackend::cached_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq,
-                                    int pos, int first, int count, float* buffer) const {
+const float* CpuBackend::cached_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos,
+                                    int first, int count, float* buffer) const {
   const uint8_t* row = cache_row(layer_cache, seq, pos);
   if (cache_type_ == CacheType::kF32) return reinterpret_cast<const float*>(row) + first;
   vector_ops_.fp16_to_f32(reinterpret_cast<const uint16_t*>(row) + first, buffer, count);
@@ -213,7 +212,8 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
           q.data + t * q.cols + int64_t(g) * group * head_dim;  // the group's first head
       scores.resize(size_t(group) * span);
       for (int j = 0; j < span; ++j) {
-        const float* k = cached_row(k_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
+        const float* k =
+            cached_row(k_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
         for (int h = 0; h < group; ++h)
           scores[size_t(h) * span + j] = vector_ops_.dot(q0 + h * head_dim, k, head_dim) * scale;
       }
@@ -227,7 +227,8 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int j = 0; j < span; ++j) {
-        const float* v = cached_row(v_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
+        const float* v =
+            cached_row(v_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
         for (int h = 0; h < group; ++h)
           vector_ops_.axpy(scores[size_t(h) * span + j], v, acc.data() + size_t(h) * head_dim,
                            head_dim);

@@ -32,7 +32,7 @@ struct TokenLogprob {
 
 struct GenerateResult {
   std::string text;
-  std::vector<TokenId> tokens;  // the generated tokens (an end-of-generation token excluded)
+  std::vector<TokenId> tokens;         // the generated tokens (an end-of-generation token excluded)
   std::vector<TokenLogprob> logprobs;  // one per token when the request asked for them
   int prompt_tokens = 0;
   int completion_tokens = 0;

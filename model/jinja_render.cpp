@@ -1,8 +1,8 @@
 // Evaluation of a parsed template: expressions, statements, and the built-in filters, tests,
 // methods and globals that chat templates use.
 #include <algorithm>
-#include <cmath>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <ctime>
 #include <functional>
@@ -24,8 +24,8 @@ enum class Flow { kNormal, kBreak, kContinue };
 
 // Limits that keep a hostile or broken template from hanging or exhausting the server.
 // The work budget (RenderLimits) bounds time; these bound memory and recursion.
-constexpr int kMaxCallDepth = 64;         // nested macro calls
-constexpr int64_t kMaxRange = 1000000;    // elements of one range()
+constexpr int kMaxCallDepth = 64;             // nested macro calls
+constexpr int64_t kMaxRange = 1000000;        // elements of one range()
 constexpr int64_t kMaxStoredNodes = 1 << 20;  // list/dict elements reachable from one variable
 
 int64_t negate(int64_t v) {
@@ -526,7 +526,8 @@ class Renderer {
         Value v = eval(*e.target);
         if (e.name == "not") return Value(!v.truthy());
         if (e.name == "-")
-          return v.kind() == Value::Kind::kFloat ? Value(-v.as_double()) : Value(negate(v.as_int()));
+          return v.kind() == Value::Kind::kFloat ? Value(-v.as_double())
+                                                 : Value(negate(v.as_int()));
         return v;
       }
       case Expr::Kind::kBinary:
@@ -605,7 +606,8 @@ class Renderer {
       }
     }
     if (op == "*" && l.is_string() && r.is_int()) {
-      if (r.as_int() > 0) check_string_size(l.as_string().size() * static_cast<uint64_t>(r.as_int()));
+      if (r.as_int() > 0)
+        check_string_size(l.as_string().size() * static_cast<uint64_t>(r.as_int()));
       const size_t total = r.as_int() > 0 ? l.as_string().size() * r.as_int() : 0;
       std::string out;
       out.reserve(total);
@@ -781,8 +783,9 @@ class Renderer {
       }
     }
     if (name == "abs")
-      return v.kind() == Value::Kind::kFloat ? Value(std::fabs(v.as_double()))
-                                             : Value(negate(v.as_int()) < 0 ? v.as_int() : negate(v.as_int()));
+      return v.kind() == Value::Kind::kFloat
+                 ? Value(std::fabs(v.as_double()))
+                 : Value(negate(v.as_int()) < 0 ? v.as_int() : negate(v.as_int()));
     if (name == "round") {
       int64_t precision = a.get(0, "precision", Value(int64_t{0})).as_int();
       double scale = std::pow(10.0, static_cast<double>(precision));

@@ -92,8 +92,8 @@ Tensor Transformer::attention_block(int layer, const Tensor& x, const Batch& bat
   backend_.store_kv(layer, k, v, batch.positions, batch.seqs);
 
   Tensor attn = backend_.alloc(n, q_dim);
-  backend_.attention(layer, q, batch.positions, batch.seqs, hp_.n_head, hp_.n_head_kv, hp_.head_dim, hp_.attn_scale,
-                     local ? hp_.sliding_window : 0, attn);
+  backend_.attention(layer, q, batch.positions, batch.seqs, hp_.n_head, hp_.n_head_kv, hp_.head_dim,
+                     hp_.attn_scale, local ? hp_.sliding_window : 0, attn);
   Tensor out = backend_.alloc(n, hp_.n_embd);
   backend_.matmul(w.wo, attn, out);
   if (hp_.post_norms) backend_.rms_norm(out, w.post_attn_norm, hp_.rms_eps, out);

@@ -13,19 +13,21 @@ using json = nlohmann::ordered_json;
 double number(const json& body, const char* key, double fallback, double lo, double hi) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return fallback;
-  if (!it->is_number())
-    throw ApiError(400, std::string("'") + key + "' must be a number", key);
+  if (!it->is_number()) throw ApiError(400, std::string("'") + key + "' must be a number", key);
   const double v = it->get<double>();
   if (!(v >= lo && v <= hi))
-    throw ApiError(400, std::string("'") + key + "' must be between " + json(lo).dump() +
-                            " and " + json(hi).dump(), key);
+    throw ApiError(
+        400,
+        std::string("'") + key + "' must be between " + json(lo).dump() + " and " + json(hi).dump(),
+        key);
   return v;
 }
 
 bool boolean(const json& body, const char* key, bool fallback) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) throw ApiError(400, std::string("'") + key + "' must be true or false", key);
+  if (!it->is_boolean())
+    throw ApiError(400, std::string("'") + key + "' must be true or false", key);
   return it->get<bool>();
 }
 
@@ -35,7 +37,8 @@ std::string text_content(const json& content, const std::string& where) {
   if (content.is_array()) {  // parts: only text parts carry text
     std::string out;
     for (const json& part : content) {
-      if (!part.is_object()) throw ApiError(400, where + " has a part that is not an object", "messages");
+      if (!part.is_object())
+        throw ApiError(400, where + " has a part that is not an object", "messages");
       auto type = part.find("type");
       if (type != part.end() && *type == "text") {
         auto t = part.find("text");
@@ -57,8 +60,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
   try {
     body = json::parse(body_text);
   } catch (const json::parse_error& e) {
-    throw ApiError(400, "the body is not valid JSON (at byte " + std::to_string(e.byte) +
-                            "): " + std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+    throw ApiError(400, "the body is not valid JSON (at byte " + std::to_string(e.byte) + "): " +
+                            std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
   }
   if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
 
@@ -87,9 +90,12 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
       auto role = m.find("role");
       if (role == m.end() || !role->is_string())
         throw ApiError(400, where + " needs a 'role' string", "messages");
-      static const char* kRoles[] = {"system", "user", "assistant", "tool", "developer", "function"};
-      if (std::find(std::begin(kRoles), std::end(kRoles), role->get<std::string>()) == std::end(kRoles))
-        throw ApiError(400, where + " has an unknown role '" + role->get<std::string>() + "'", "messages");
+      static const char* kRoles[] = {"system", "user",      "assistant",
+                                     "tool",   "developer", "function"};
+      if (std::find(std::begin(kRoles), std::end(kRoles), role->get<std::string>()) ==
+          std::end(kRoles))
+        throw ApiError(400, where + " has an unknown role '" + role->get<std::string>() + "'",
+                       "messages");
       json copy = m;
       if (role->get<std::string>() == "developer") copy["role"] = "system";
       auto content = m.find("content");
@@ -116,7 +122,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
       throw ApiError(400, "'prompt' is required", "prompt");
     if (prompt->is_array()) {  // OpenAI allows a list of prompts; one is served
       if (prompt->size() != 1 || !(*prompt)[0].is_string())
-        throw ApiError(400, "'prompt' must be a string (or a list of exactly one string)", "prompt");
+        throw ApiError(400, "'prompt' must be a string (or a list of exactly one string)",
+                       "prompt");
       job.prompt = (*prompt)[0].get<std::string>();
     } else if (prompt->is_string()) {
       job.prompt = prompt->get<std::string>();
@@ -140,9 +147,10 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
   } else {
     s.seed = std::random_device{}();
   }
-  const double max_tokens = body.contains("max_completion_tokens")
-                                ? number(body, "max_completion_tokens", 256, 0, 1e9)
-                                : number(body, "max_tokens", endpoint == Endpoint::kChat ? 1e9 : 256, 0, 1e9);
+  const double max_tokens =
+      body.contains("max_completion_tokens")
+          ? number(body, "max_completion_tokens", 256, 0, 1e9)
+          : number(body, "max_tokens", endpoint == Endpoint::kChat ? 1e9 : 256, 0, 1e9);
   g.max_tokens = static_cast<int>(max_tokens);
   const double n = number(body, "n", 1, 0, 1e9);
   if (n != 1) throw ApiError(400, "only n = 1 is supported", "n");
@@ -153,7 +161,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
       g.stop.push_back(stop->get<std::string>());
     } else if (stop->is_array()) {
       for (const json& x : *stop) {
-        if (!x.is_string()) throw ApiError(400, "'stop' must be a string or a list of strings", "stop");
+        if (!x.is_string())
+          throw ApiError(400, "'stop' must be a string or a list of strings", "stop");
         g.stop.push_back(x.get<std::string>());
       }
     } else {
@@ -184,7 +193,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
   out.stream = boolean(body, "stream", false);
   auto options = body.find("stream_options");
   if (options != body.end() && !options->is_null()) {
-    if (!options->is_object()) throw ApiError(400, "'stream_options' must be an object", "stream_options");
+    if (!options->is_object())
+      throw ApiError(400, "'stream_options' must be an object", "stream_options");
     out.include_usage = boolean(*options, "include_usage", false);
   }
   return out;

@@ -17,7 +17,10 @@ class ApiError : public std::runtime_error {
  public:
   ApiError(int status, const std::string& message, std::string param = "",
            std::string type = "invalid_request_error")
-      : std::runtime_error(message), status(status), param(std::move(param)), type(std::move(type)) {}
+      : std::runtime_error(message),
+        status(status),
+        param(std::move(param)),
+        type(std::move(type)) {}
   int status;
   std::string param, type;
 };

@@ -16,9 +16,13 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
-int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t unix_now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
 
 std::string random_id(const char* prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -138,10 +142,8 @@ class GenerationSink : public JobSink {
                                           {"finish_reason", r.finish_reason}}});
     } else {
       body = base("text_completion");
-      body["choices"] = json::array({json{{"text", r.text},
-                                          {"index", 0},
-                                          {"logprobs", lp},
-                                          {"finish_reason", r.finish_reason}}});
+      body["choices"] = json::array({json{
+          {"text", r.text}, {"index", 0}, {"logprobs", lp}, {"finish_reason", r.finish_reason}}});
     }
     body["usage"] = usage;
     out.body = dump(body);
@@ -149,8 +151,9 @@ class GenerationSink : public JobSink {
   }
 
   void on_error(int status, const std::string& message) override {
-    const std::string type = status >= 500 ? "server_error" : status == 404 ? "not_found_error"
-                                                                            : "invalid_request_error";
+    const std::string type = status >= 500   ? "server_error"
+                             : status == 404 ? "not_found_error"
+                                             : "invalid_request_error";
     if (started_) {
       event(json::parse(error_body(status, message, type, "")));
       responder_->end();
@@ -165,17 +168,23 @@ class GenerationSink : public JobSink {
 
  private:
   json base(const char* object) const {
-    return json{{"id", id_}, {"object", object}, {"created", created_}, {"model", model_},
+    return json{{"id", id_},
+                {"object", object},
+                {"created", created_},
+                {"model", model_},
                 {"system_fingerprint", "ember"}};
   }
 
   json chunk(const json& delta_or_text, const json& finish, const json& logprobs) const {
     json c = base(endpoint_ == Endpoint::kChat ? "chat.completion.chunk" : "text_completion");
-    json choice = endpoint_ == Endpoint::kChat
-                      ? json{{"index", 0}, {"delta", delta_or_text}, {"logprobs", logprobs},
-                             {"finish_reason", finish}}
-                      : json{{"text", delta_or_text}, {"index", 0}, {"logprobs", logprobs},
-                             {"finish_reason", finish}};
+    json choice = endpoint_ == Endpoint::kChat ? json{{"index", 0},
+                                                      {"delta", delta_or_text},
+                                                      {"logprobs", logprobs},
+                                                      {"finish_reason", finish}}
+                                               : json{{"text", delta_or_text},
+                                                      {"index", 0},
+                                                      {"logprobs", logprobs},
+                                                      {"finish_reason", finish}};
     c["choices"] = json::array({choice});
     return c;
   }
@@ -188,7 +197,9 @@ class GenerationSink : public JobSink {
         json top = json::array();
         for (const auto& [tok, lp] : t.top)
           top.push_back({{"token", tok}, {"logprob", lp}, {"bytes", bytes_of(tok)}});
-        content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", bytes_of(t.token)},
+        content.push_back({{"token", t.token},
+                           {"logprob", t.logprob},
+                           {"bytes", bytes_of(t.token)},
                            {"top_logprobs", top}});
       }
       return json{{"content", content}, {"refusal", nullptr}};
@@ -203,7 +214,9 @@ class GenerationSink : public JobSink {
       offsets.push_back(text_offset_);
       text_offset_ += static_cast<int>(t.token.size());
     }
-    return json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops},
+    return json{{"tokens", tokens},
+                {"token_logprobs", lps},
+                {"top_logprobs", tops},
                 {"text_offset", offsets}};
   }
 
@@ -265,11 +278,11 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
           "invalid_request_error", "", {{"Allow", allowed}});
   };
 
-  if (path == "/health" || path == "/v1/health") return get ? health(responder) : wrong_method("GET, HEAD");
+  if (path == "/health" || path == "/v1/health")
+    return get ? health(responder) : wrong_method("GET, HEAD");
   if (!authorized(request)) {
     counters_->unauthorized++;
-    return error(responder, 401,
-                 "a valid API key is required: send 'Authorization: Bearer KEY'",
+    return error(responder, 401, "a valid API key is required: send 'Authorization: Bearer KEY'",
                  "authentication_error", "", {{"WWW-Authenticate", "Bearer"}});
   }
   struct Route {
@@ -279,9 +292,12 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
   };
   const Route routes[] = {
       {"/v1/chat/completions", "POST", [&] { generate(request, responder, int(Endpoint::kChat)); }},
-      {"/v1/completions", "POST", [&] { generate(request, responder, int(Endpoint::kCompletion)); }},
-      {"/api/generate", "POST", [&] { generate(request, responder, int(Endpoint::kNativeGenerate)); }},
-      {"/v1/generate", "POST", [&] { generate(request, responder, int(Endpoint::kShimmyGenerate)); }},
+      {"/v1/completions", "POST",
+       [&] { generate(request, responder, int(Endpoint::kCompletion)); }},
+      {"/api/generate", "POST",
+       [&] { generate(request, responder, int(Endpoint::kNativeGenerate)); }},
+      {"/v1/generate", "POST",
+       [&] { generate(request, responder, int(Endpoint::kShimmyGenerate)); }},
       {"/v1/models", "GET, HEAD", [&] { list_models(responder, ""); }},
       {"/api/tags", "GET, HEAD", [&] { tags(responder); }},
       {"/metrics", "GET, HEAD", [&] { metrics(responder); }},
@@ -314,10 +330,11 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
   if (!registry_.find(parsed.job.model)) {
     std::string names;
     for (const ModelEntry& m : models) names += (names.empty() ? "" : ", ") + m.id;
-    return error(responder, 404,
-                 "model '" + parsed.job.model + "' not found; available: " +
-                     (names.empty() ? "none (put GGUF files in ./models or use --model-dirs)" : names),
-                 "not_found_error", "model");
+    return error(
+        responder, 404,
+        "model '" + parsed.job.model + "' not found; available: " +
+            (names.empty() ? "none (put GGUF files in ./models or use --model-dirs)" : names),
+        "not_found_error", "model");
   }
   auto sink = std::make_shared<GenerationSink>(responder, endpoint, parsed);
   if (!scheduler_.submit(std::move(parsed.job), sink))
@@ -329,22 +346,21 @@ void App::health(std::shared_ptr<http::Responder> responder) {
   const SchedulerStats s = scheduler_.stats();
   const double uptime =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  json body = {{"status", "healthy"},
-               {"version", kVersion},
-               {"uptime_seconds", uptime},
-               {"backend", options_.backend},
-               {"models", {{"found", registry_.list().size()}, {"loaded", s.loaded}}},
-               {"memory", {{"resident_bytes", resident_bytes()}}},
-               {"slots",
-                {{"parallel", scheduler_.options().parallel},
-                 {"active", s.active},
-                 {"queued", s.queued}}},
-               {"requests",
-                {{"total", counters_->requests.load()},
-                 {"generations", s.requests},
-                 {"errors", counters_->errors.load() + s.errors},
-                 {"cancelled", s.cancelled}}},
-               {"tokens", {{"prompt", s.prompt_tokens}, {"completion", s.completion_tokens}}}};
+  json body = {
+      {"status", "healthy"},
+      {"version", kVersion},
+      {"uptime_seconds", uptime},
+      {"backend", options_.backend},
+      {"models", {{"found", registry_.list().size()}, {"loaded", s.loaded}}},
+      {"memory", {{"resident_bytes", resident_bytes()}}},
+      {"slots",
+       {{"parallel", scheduler_.options().parallel}, {"active", s.active}, {"queued", s.queued}}},
+      {"requests",
+       {{"total", counters_->requests.load()},
+        {"generations", s.requests},
+        {"errors", counters_->errors.load() + s.errors},
+        {"cancelled", s.cancelled}}},
+      {"tokens", {{"prompt", s.prompt_tokens}, {"completion", s.completion_tokens}}}};
   http::Response r;
   r.body = dump(body);
   responder->send(std::move(r));
@@ -365,8 +381,10 @@ void App::metrics(std::shared_ptr<http::Responder> responder) {
   metric("ember_generations_total", "counter", "generation requests started", double(s.requests));
   metric("ember_generations_cancelled_total", "counter", "generations whose client went away",
          double(s.cancelled));
-  metric("ember_prompt_tokens_total", "counter", "prompt tokens processed", double(s.prompt_tokens));
-  metric("ember_completion_tokens_total", "counter", "tokens generated", double(s.completion_tokens));
+  metric("ember_prompt_tokens_total", "counter", "prompt tokens processed",
+         double(s.prompt_tokens));
+  metric("ember_completion_tokens_total", "counter", "tokens generated",
+         double(s.completion_tokens));
   metric("ember_queue_depth", "gauge", "requests waiting for a slot", s.queued);
   metric("ember_active_requests", "gauge", "requests generating now", s.active);
   metric("ember_models_loaded", "gauge", "models in memory", double(s.loaded.size()));
@@ -395,7 +413,8 @@ void App::list_models(std::shared_ptr<http::Responder> responder, const std::str
   http::Response r;
   if (!one.empty()) {
     auto m = registry_.find(one);
-    if (!m) return error(responder, 404, "model '" + one + "' not found", "not_found_error", "model");
+    if (!m)
+      return error(responder, 404, "model '" + one + "' not found", "not_found_error", "model");
     r.body = dump(object(*m));
   } else {
     json data = json::array();
@@ -439,14 +458,15 @@ void App::discover(std::shared_ptr<http::Responder> responder) {
 }
 
 void App::root(std::shared_ptr<http::Responder> responder) {
-  json body = {{"name", "ember"},
-               {"version", kVersion},
-               {"description", "GGUF inference server with an OpenAI-compatible API"},
-               {"endpoints",
-                {"GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
-                 "POST /v1/completions", "POST /api/generate", "POST /v1/generate", "GET /api/tags",
-                 "POST /api/models/discover", "GET /metrics"}},
-               {"downloads", json::array()}};
+  json body = {
+      {"name", "ember"},
+      {"version", kVersion},
+      {"description", "GGUF inference server with an OpenAI-compatible API"},
+      {"endpoints",
+       {"GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
+        "POST /v1/completions", "POST /api/generate", "POST /v1/generate", "GET /api/tags",
+        "POST /api/models/discover", "GET /metrics"}},
+      {"downloads", json::array()}};
   http::Response r;
   r.body = dump(body);
   responder->send(std::move(r));

@@ -18,8 +18,8 @@
 #include "server/http/event_loop.h"
 #include "server/http/server.h"
 #include "server/model_registry.h"
-#include "server/version.h"
 #include "server/scheduler.h"
+#include "server/version.h"
 
 namespace ember::cli {
 namespace {
@@ -54,7 +54,8 @@ void parse_bind(const std::string& bind, std::string& host, int& port) {
   std::string h = bind, p;
   if (!bind.empty() && bind[0] == '[') {
     const size_t close = bind.find(']');
-    if (close == std::string::npos) throw UsageError("--bind: malformed IPv6 address '" + bind + "'");
+    if (close == std::string::npos)
+      throw UsageError("--bind: malformed IPv6 address '" + bind + "'");
     h = bind.substr(1, close - 1);
     if (close + 1 < bind.size() && bind[close + 1] == ':') p = bind.substr(close + 2);
   } else if (const size_t colon = bind.rfind(':');
@@ -98,11 +99,13 @@ int run_serve(const std::vector<std::string>& argv) {
 
   const std::string backend = pick("backend", {"EMBER_BACKEND"}).value_or("cpu");
   if (backend != "cpu")
-    throw UsageError("backend '" + backend + "' is not available in this build yet; use --backend cpu");
+    throw UsageError("backend '" + backend +
+                     "' is not available in this build yet; use --backend cpu");
 
   server::SchedulerOptions sched;
-  sched.threads = to_int(pick("threads", {"EMBER_THREADS"}).value_or(std::to_string(default_threads())),
-                         "--threads", 1, 1024);
+  sched.threads =
+      to_int(pick("threads", {"EMBER_THREADS"}).value_or(std::to_string(default_threads())),
+             "--threads", 1, 1024);
   sched.n_ctx = to_int(pick("ctx", {"EMBER_CTX"}).value_or("4096"), "--ctx", 16, 1 << 20);
   sched.parallel = to_int(args.get("parallel").value_or("4"), "--parallel", 1, 256);
   sched.max_queue = to_int(args.get("max-queue").value_or("64"), "--max-queue", 0, 100000);
@@ -114,10 +117,10 @@ int run_serve(const std::vector<std::string>& argv) {
   if (auto o = args.get("cors-origins")) http_options.cors_origins = split(*o, ',');
   http_options.limits.max_body_bytes =
       size_t(to_int(args.get("max-body-mb").value_or("16"), "--max-body-mb", 1, 4096)) << 20;
-  http_options.request_timeout =
-      std::chrono::seconds(to_int(args.get("request-timeout").value_or("30"), "--request-timeout", 1, 86400));
-  http_options.idle_timeout =
-      std::chrono::seconds(to_int(args.get("idle-timeout").value_or("30"), "--idle-timeout", 1, 86400));
+  http_options.request_timeout = std::chrono::seconds(
+      to_int(args.get("request-timeout").value_or("30"), "--request-timeout", 1, 86400));
+  http_options.idle_timeout = std::chrono::seconds(
+      to_int(args.get("idle-timeout").value_or("30"), "--idle-timeout", 1, 86400));
 
   server::AppOptions app_options;
   app_options.api_key = pick("api-key", {"EMBER_API_KEY"}).value_or("");
@@ -147,7 +150,8 @@ int run_serve(const std::vector<std::string>& argv) {
   std::fflush(stdout);
   // Discovery after the socket is up: startup to listening stays instant.
   const size_t found = registry.rescan();
-  std::fprintf(stderr, "ember %s: %zu model(s) found; %d slot(s) per model, context %d, %d threads\n",
+  std::fprintf(stderr,
+               "ember %s: %zu model(s) found; %d slot(s) per model, context %d, %d threads\n",
                ember::kVersion, found, sched.parallel, sched.n_ctx, sched.threads);
 
   bool stopping = false;
@@ -157,7 +161,8 @@ int run_serve(const std::vector<std::string>& argv) {
     while (read(signal_fd, &info, sizeof info) == sizeof info) {
       if (stopping) continue;
       stopping = true;
-      std::fprintf(stderr, "signal %u: finishing in-flight requests, then exiting\n", info.ssi_signo);
+      std::fprintf(stderr, "signal %u: finishing in-flight requests, then exiting\n",
+                   info.ssi_signo);
       http_server.stop_accepting();
       scheduler.shutdown();
       stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);

@@ -22,7 +22,8 @@ const Command kCommands[] = {
     {"serve",
      "serve [--bind HOST:PORT] [--model-dirs D1:D2] [--model FILE] [--api-key K] [--threads N]\n"
      "           [--ctx N] [--parallel N] [--max-queue N] [--max-loaded-models N]\n"
-     "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout S]\n"
+     "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout "
+     "S]\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
      ember::cli::run_serve},
     {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",

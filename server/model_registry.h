@@ -16,10 +16,10 @@ namespace ember::server {
 
 struct ModelEntry {
   std::string id;
-  std::string alias;  // empty when there is none
-  std::string path;   // the file (the first part of a split set)
-  std::string arch;   // general.architecture
-  std::string quant;  // e.g. "Q4_K_M", from general.file_type or the tensor types
+  std::string alias;        // empty when there is none
+  std::string path;         // the file (the first part of a split set)
+  std::string arch;         // general.architecture
+  std::string quant;        // e.g. "Q4_K_M", from general.file_type or the tensor types
   uint64_t size_bytes = 0;  // all parts
   int64_t modified = 0;     // seconds since the epoch
   int parts = 1;

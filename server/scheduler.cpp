@@ -159,8 +159,8 @@ bool Scheduler::admit(Pending& p) {
     bool special = false;
     if (p.job.chat) {
       if (!engine->chat)
-        return fail(500, "the chat template of '" + entry->id + "' does not parse: " +
-                             engine->chat_error);
+        return fail(
+            500, "the chat template of '" + entry->id + "' does not parse: " + engine->chat_error);
       text = engine->chat->render(p.job.messages, true, p.job.template_extra);
       special = true;
     }

@@ -25,11 +25,11 @@
 namespace ember::server {
 
 struct SchedulerOptions {
-  int parallel = 4;           // requests generating at once per model
-  int n_ctx = 4096;           // context per request (clipped to the model's training context)
-  int threads = 2;            // compute threads per loaded model
-  int max_queue = 64;         // requests waiting beyond the parallel ones
-  int batch_tokens = 256;     // tokens per forward pass (prompt chunks share this budget)
+  int parallel = 4;        // requests generating at once per model
+  int n_ctx = 4096;        // context per request (clipped to the model's training context)
+  int threads = 2;         // compute threads per loaded model
+  int max_queue = 64;      // requests waiting beyond the parallel ones
+  int batch_tokens = 256;  // tokens per forward pass (prompt chunks share this budget)
   int max_loaded_models = 2;
 };
 
@@ -106,7 +106,7 @@ class Scheduler {
   std::deque<Pending> queue_;
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<Engine>> engines_;  // scheduler thread only
-  SchedulerStats stats_;  // under mutex_
+  SchedulerStats stats_;                                    // under mutex_
   std::thread thread_;
 };
 

@@ -86,7 +86,8 @@ void EventLoop::run() {
       timeout_ms = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(timeout_ms, wait)));
     }
     const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
-    if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
+    if (n < 0 && errno != EINTR)
+      throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
     for (int i = 0; i < n; ++i) {
       // A handler may unwatch other fds (closing connections): look each one up afresh.
       auto it = handlers_.find(events[i].data.fd);

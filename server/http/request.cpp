@@ -99,7 +99,8 @@ size_t RequestParser::feed(std::string_view data) {
         size_t end = head_.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
         size_t end_len = 4;
         const size_t lf = head_.find("\n\n", before >= 1 ? before - 1 : 0);
-        if (lf != std::string::npos && (end == std::string::npos || lf < end)) end = lf, end_len = 2;
+        if (lf != std::string::npos && (end == std::string::npos || lf < end))
+          end = lf, end_len = 2;
         if (end == std::string::npos) {
           if (head_.size() > limits_.max_header_bytes)
             return fail(431, "the request headers are larger than " +
@@ -140,7 +141,8 @@ size_t RequestParser::feed(std::string_view data) {
           state_ = State::kChunkSize;
         } else if (state_ == State::kTrailers) {
           trailer_bytes_ += line_.size();
-          if (trailer_bytes_ > limits_.max_header_bytes) return fail(431, "the trailers are too large");
+          if (trailer_bytes_ > limits_.max_header_bytes)
+            return fail(431, "the trailers are too large");
           if (line.empty()) state_ = State::kDone;  // trailers are read and dropped
         } else {
           const size_t ext = line.find(';');  // chunk extensions are ignored
@@ -249,8 +251,9 @@ bool RequestParser::parse_head() {
   }
 
   const std::string* connection = request_.header("connection");
-  request_.keep_alive = request_.minor_version >= 1 ? !(connection && has_token(*connection, "close"))
-                                                    : (connection && has_token(*connection, "keep-alive"));
+  request_.keep_alive = request_.minor_version >= 1
+                            ? !(connection && has_token(*connection, "close"))
+                            : (connection && has_token(*connection, "keep-alive"));
   const std::string* expect = request_.header("expect");
   if (expect) {
     if (lower(*expect) != "100-continue") {
@@ -285,17 +288,16 @@ bool RequestParser::parse_head() {
   }
   size_t length = 0;
   if (!content_length.empty()) {
-    if (content_length.size() > 15 ||
-        !std::all_of(content_length.begin(), content_length.end(),
-                     [](char c) { return c >= '0' && c <= '9'; })) {
+    if (content_length.size() > 15 || !std::all_of(content_length.begin(), content_length.end(),
+                                                   [](char c) { return c >= '0' && c <= '9'; })) {
       fail(400, "the Content-Length header is malformed");
       return false;
     }
     length = std::stoull(content_length);
   }
   if (length > limits_.max_body_bytes) {
-    fail(413, "the request body is larger than " + std::to_string(limits_.max_body_bytes) +
-                  " bytes");
+    fail(413,
+         "the request body is larger than " + std::to_string(limits_.max_body_bytes) + " bytes");
     return false;
   }
   request_.body.reserve(length);

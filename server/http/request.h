@@ -13,10 +13,10 @@
 namespace ember::http {
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // as sent: "/v1/models?x=1"
-  std::string path;    // target without the query, percent-decoded
-  std::string query;   // after '?', raw
+  std::string method;     // "GET", "POST", ...
+  std::string target;     // as sent: "/v1/models?x=1"
+  std::string path;       // target without the query, percent-decoded
+  std::string query;      // after '?', raw
   int minor_version = 1;  // HTTP/1.x
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
@@ -63,9 +63,9 @@ class RequestParser {
 
   ParserLimits limits_;
   State state_ = State::kHead;
-  std::string head_;       // request line and headers, until the blank line
-  std::string line_;       // a chunk-size or trailer line being collected
-  size_t remaining_ = 0;   // body or chunk bytes still to come
+  std::string head_;      // request line and headers, until the blank line
+  std::string line_;      // a chunk-size or trailer line being collected
+  size_t remaining_ = 0;  // body or chunk bytes still to come
   size_t trailer_bytes_ = 0;
   Request request_;
   int error_status_ = 0;

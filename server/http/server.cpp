@@ -8,9 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -292,8 +292,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void finish_response(int status, size_t bytes) {
-    const double ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
     std::fprintf(stderr, "request peer=%s method=%s path=%s status=%d bytes=%zu ms=%.1f%s\n",
                  peer_.c_str(), method_.c_str(), path_.c_str(), status, bytes, ms,
                  log_fields_.c_str());
@@ -318,7 +317,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   RequestParser parser_;
   std::string input_, output_;
-  size_t offset_ = 0;  // bytes of output_ already sent
+  size_t offset_ = 0;                     // bytes of output_ already sent
   std::shared_ptr<Responder> responder_;  // the request being answered
   bool closed_ = false, close_after_write_ = false, peer_done_ = false, draining_ = false;
   bool draining_after_error_ = false, sent_continue_ = false, watching_out_ = false;
@@ -340,7 +339,8 @@ void Responder::run_on_connection(std::function<void(Connection&)> fn) {
 }
 
 void Responder::send(Response response) {
-  run_on_connection([this, r = std::move(response)](Connection& c) mutable { c.send(std::move(r), this); });
+  run_on_connection(
+      [this, r = std::move(response)](Connection& c) mutable { c.send(std::move(r), this); });
 }
 
 void Responder::start_stream(int status, std::string content_type, Headers headers) {
@@ -388,16 +388,18 @@ int Server::listen(const std::string& host, int port) {
   if (bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 512) != 0) {
     const int err = errno;
     ::close(fd);
-    throw std::runtime_error("cannot listen on " + host + ":" + service + ": " +
-                             std::strerror(err) +
-                             (err == EADDRINUSE ? " (another server is there; pick another --bind port, or 0 for any free one)" : ""));
+    throw std::runtime_error(
+        "cannot listen on " + host + ":" + service + ": " + std::strerror(err) +
+        (err == EADDRINUSE
+             ? " (another server is there; pick another --bind port, or 0 for any free one)"
+             : ""));
   }
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int bound = ntohs(addr.ss_family == AF_INET6
-                              ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                              : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  const int bound =
+      ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                       : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   listen_fd_ = fd;
   accepting_ = true;
   loop_.watch(fd, EPOLLIN, [this](uint32_t) { on_accept(); });
@@ -423,8 +425,8 @@ void Server::on_accept() {
   while (true) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
-    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
-                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd =
+        accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
       return;  // EAGAIN, or out of descriptors: try again on the next event
@@ -477,26 +479,46 @@ void Server::tick() {
 
 const char* Server::reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 417:
+      return "Expectation Failed";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    case 507:
+      return "Insufficient Storage";
+    default:
+      return "Unknown";
   }
 }
 

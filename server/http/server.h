@@ -31,10 +31,10 @@ struct Response {
 struct ServerOptions {
   ParserLimits limits;
   int max_connections = 1024;
-  std::chrono::seconds idle_timeout{30};     // keep-alive connection with nothing to do
-  std::chrono::seconds request_timeout{30};  // from a request's first byte to its last
-  std::chrono::seconds write_timeout{60};    // a client that reads nothing of what we send
-  size_t max_output_buffer = 32 << 20;       // bytes queued for a client that does not read
+  std::chrono::seconds idle_timeout{30};          // keep-alive connection with nothing to do
+  std::chrono::seconds request_timeout{30};       // from a request's first byte to its last
+  std::chrono::seconds write_timeout{60};         // a client that reads nothing of what we send
+  size_t max_output_buffer = 32 << 20;            // bytes queued for a client that does not read
   std::vector<std::string> cors_origins = {"*"};  // allowed Origin values; empty: no CORS
 };
 

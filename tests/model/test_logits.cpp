@@ -169,8 +169,8 @@ TEST_P(SyntheticModels, BatchEqualsTokenByToken) {
 TEST_P(SyntheticModels, InterleavedSequencesEqualSeparateRuns) {
   const std::string path = (synthetic_dir() / GetParam()).string();
   const std::vector<int32_t> base = prompt();
-  std::vector<std::vector<int32_t>> seqs = {base, {base.rbegin(), base.rend()},
-                                            {base.begin() + base.size() / 2, base.end()}};
+  std::vector<std::vector<int32_t>> seqs = {
+      base, {base.rbegin(), base.rend()}, {base.begin() + base.size() / 2, base.end()}};
   const size_t pace[] = {3, 1, 2};
   gguf::ModelFiles files = gguf::ModelFiles::open(path);
   model::CpuBackend backend(2);

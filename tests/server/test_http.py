@@ -205,6 +205,79 @@ def test_malformed_requests_get_clear_errors(server, data, status):
     assert b'"error"' in out and b"Connection: close" in out
 
 
+FIELD_CASES = [
+    # (field, bad value) for every field the generation endpoints read
+    ("model", 5), ("model", ["a"]), ("prompt", 7), ("prompt", {"a": 1}), ("prompt", ["a", "b"]),
+    ("temperature", "hot"), ("temperature", -0.5), ("temperature", 1e300), ("top_p", 2), ("top_p", "x"),
+    ("top_k", -1), ("top_k", "x"), ("min_p", -1), ("min_p", [0.1]), ("max_tokens", -5), ("max_tokens", "x"),
+    ("max_tokens", 1e30), ("max_completion_tokens", -1), ("stop", 5), ("stop", [1, 2]), ("seed", "abc"),
+    ("seed", 1.5), ("repeat_penalty", -1), ("presence_penalty", 3), ("frequency_penalty", -3),
+    ("logprobs", "yes"), ("logprobs", 99), ("n", 2), ("n", "x"), ("stream", "yes"), ("stream_options", 3),
+]
+
+
+@pytest.mark.parametrize("field,value", FIELD_CASES)
+def test_wrong_types_and_ranges_are_400(server, field, value):
+    body = {"model": SMOLLM2, "prompt": "hi", "max_tokens": 2, field: value}
+    status, _, text = curl(server, "/v1/completions", body=body)
+    err = json.loads(text)["error"]
+    assert status == 400 and err["type"] == "invalid_request_error", (field, value, text)
+
+
+@pytest.mark.parametrize("messages", [None, "hi", [], [5], [{"content": "x"}], [{"role": 3, "content": "x"}],
+                                      [{"role": "user", "content": 5}], [{"role": "user", "content": [5]}],
+                                      [{"role": "user", "content": [{"type": "text"}]}]])
+def test_bad_messages_are_400(server, messages):
+    status, _, text = curl(server, "/v1/chat/completions", body={"model": SMOLLM2, "messages": messages})
+    assert status == 400 and json.loads(text)["error"]["param"] == "messages", text
+
+
+def test_invalid_utf8_and_json(server):
+    body = b'{"model": "' + SMOLLM2.encode() + b'", "prompt": "\xff\xfe bad \xc3", "max_tokens": 2}'
+    body = body.replace(b"\\xff\\xfe", b"\xff\xfe").replace(b"\\xc3", b"\xc3")
+    out = raw(server, b"POST /v1/completions HTTP/1.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    assert out.startswith(b"HTTP/1.1 400") and b"not valid JSON" in out
+    for bad in ['{"model": ', '{"a" 1}', 'nul', '{"model": "x"}}', '[1, 2']:
+        status, _, text = curl(server, "/v1/completions", body=bad)
+        assert status == 400, bad
+
+
+def test_queue_full_gets_503_with_retry_after(tmp_path):
+    with EmberServer(tmp_path, "--parallel", "1", "--max-queue", "1", models=(SMOLLM2_FILE,)) as s:
+        long_job = {"model": SMOLLM2, "prompt": "Once upon a time", "max_tokens": 300, "temperature": 0.7}
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(curl(s, "/v1/completions", body=long_job)))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)
+        for t in threads:
+            t.join()
+        statuses = sorted(r[0] for r in results)
+        assert statuses.count(200) >= 2 and 503 in statuses, statuses
+        busy = next(r for r in results if r[0] == 503)
+        assert "Retry-After: 1" in busy[1]
+
+
+def test_slow_trickle_body_gets_408(server):
+    start = time.time()
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nContent-Length: 50\r\n\r\n")
+        out = b""
+        try:
+            for _ in range(20):  # a byte every 0.4 s: the 2 s request timeout runs out first
+                s.sendall(b"{")
+                time.sleep(0.4)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while (b := s.recv(4096)):
+                out += b
+        except ConnectionResetError:
+            pass
+    assert out.startswith(b"HTTP/1.1 408") and time.time() - start < 9
+
+
 def test_truncated_and_silent_clients_are_dropped(server):
     # A body that never completes: 408 after the request timeout (2 s here), connection closed.
     start = time.time()

@@ -22,8 +22,10 @@ std::vector<Request> parse_all(const std::string& data, size_t step, RequestPars
     while (!pending.empty() && !p.failed()) {
       const size_t used = p.feed(pending);
       pending.erase(0, used);
-      if (p.done()) out.push_back(p.take());
-      else if (used == 0) break;
+      if (p.done())
+        out.push_back(p.take());
+      else if (used == 0)
+        break;
     }
   }
   if (consumed) *consumed = data.size() - pending.size();
@@ -34,7 +36,8 @@ std::vector<Request> parse_all(const std::string& data, size_t step, RequestPars
 
 TEST(HttpParser, SimpleGetAndHeaders) {
   RequestParser p;
-  auto r = parse_all("GET /v1/models?x=1 HTTP/1.1\r\nHost: a\r\nX-Thing:  spaced value \r\n\r\n", 1000, p);
+  auto r = parse_all("GET /v1/models?x=1 HTTP/1.1\r\nHost: a\r\nX-Thing:  spaced value \r\n\r\n",
+                     1000, p);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].method, "GET");
   EXPECT_EQ(r[0].path, "/v1/models");
