@@ -116,12 +116,13 @@ size_t RequestParser::feed(std::string_view data) {
         if (!parse_head()) return used;
         break;
       }
-      case State::kBody: {
+      case State::kBody:  // Content-Length bytes, or one chunk's: then what follows them
+      case State::kChunkData: {
         const size_t take = std::min(rest.size(), remaining_);
         request_.body.append(rest.substr(0, take));
         used += take;
         remaining_ -= take;
-        if (remaining_ == 0) state_ = State::kDone;
+        if (remaining_ == 0) state_ = state_ == State::kBody ? State::kDone : State::kChunkEnd;
         break;
       }
       case State::kChunkSize:
@@ -161,14 +162,6 @@ size_t RequestParser::feed(std::string_view data) {
           state_ = size == 0 ? State::kTrailers : State::kChunkData;
         }
         line_.clear();
-        break;
-      }
-      case State::kChunkData: {
-        const size_t take = std::min(rest.size(), remaining_);
-        request_.body.append(rest.substr(0, take));
-        used += take;
-        remaining_ -= take;
-        if (remaining_ == 0) state_ = State::kChunkEnd;
         break;
       }
       case State::kDone:
