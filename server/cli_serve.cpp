@@ -89,13 +89,12 @@ int run_serve(const std::vector<std::string>& argv) {
     if (auto p = env("EMBER_PORT") ? env("EMBER_PORT") : env("SHIMMY_PORT"))
       port = to_int(*p, "EMBER_PORT", 0, 65535);
 
-  std::vector<std::string> dirs = {"./models"};
-  if (auto d = pick("model-dirs", {"EMBER_MODEL_DIRS", "SHIMMY_MODEL_DIRS", "SHIMMY_MODEL_PATHS"}))
-    for (const std::string& x : split(*d, ':')) dirs.push_back(x);
-  std::vector<std::string> files;
-  if (auto f = env("EMBER_BASE_GGUF") ? env("EMBER_BASE_GGUF") : env("SHIMMY_BASE_GGUF"))
-    files.push_back(*f);
-  if (auto f = args.get("model")) files.push_back(*f);
+  server::RegistrySources sources = server::RegistrySources::from_environment();
+  if (auto d = args.get("model-dirs")) {  // the flag replaces the variables' directories
+    sources.dirs = {"./models"};
+    for (const std::string& x : split(*d, ':')) sources.dirs.push_back(x);
+  }
+  if (auto f = args.get("model")) sources.files.push_back(*f);
 
   const std::string backend = pick("backend", {"EMBER_BACKEND"}).value_or("cpu");
   if (backend != "cpu")
@@ -136,7 +135,7 @@ int run_serve(const std::vector<std::string>& argv) {
   signal(SIGPIPE, SIG_IGN);
   const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-  server::ModelRegistry registry(dirs, files);
+  server::ModelRegistry registry(sources);
   http::EventLoop loop;
   server::Scheduler scheduler(registry, sched);
   server::App app(registry, scheduler, app_options);

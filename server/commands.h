@@ -20,6 +20,9 @@ int run_generate(const std::vector<std::string>& args);
 int run_perplexity(const std::vector<std::string>& args);
 int run_chat(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
+int run_list(const std::vector<std::string>& args);
+int run_discover(const std::vector<std::string>& args);
+int run_probe(const std::vector<std::string>& args);
 
 // Shared by the commands (cli_common.cpp).
 std::vector<int32_t> parse_ids(const std::string& list);  // "1,2,3" → ids; UsageError on junk

@@ -26,6 +26,11 @@ const Command kCommands[] = {
      "S]\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
      ember::cli::run_serve},
+    {"list", "list [--short] [--model-dirs D1:D2]   models found by discovery", ember::cli::run_list},
+    {"discover", "discover [--model-dirs D1:D2]   rescan and print what was found",
+     ember::cli::run_discover},
+    {"probe", "probe ID [--model-dirs D1:D2]   load a model, run one token, report time and memory",
+     ember::cli::run_probe},
     {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",
      ember::cli::run_inspect},
     {"tokenize", "tokenize --model FILE (--text TEXT | --file F) [--no-bos] [--special]",

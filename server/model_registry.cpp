@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
+#include <sstream>
 
 #include "gguf/model_files.h"
 #include "gguf/types.h"
@@ -32,13 +36,15 @@ std::string file_type_name(int64_t t) {
   return it == kNames.end() ? "" : it->second;
 }
 
-std::optional<ModelEntry> probe(const fs::path& path) {
+std::optional<ModelEntry> probe(const fs::path& path, const std::string& source,
+                                std::string id = "") {
   try {
     gguf::ModelFiles files = gguf::ModelFiles::open(path.string());
     ModelEntry e;
     e.path = path.string();
-    e.id = model_id_for(path.filename().string());
-    e.alias = alias_for(e.id);
+    e.source = source;
+    e.id = id.empty() ? model_id_for(path.filename().string()) : id;
+    e.alias = id.empty() ? alias_for(e.id) : "";
     e.arch = std::string(files.metadata().get_string("general.architecture").value_or(""));
     if (auto ft = files.metadata().get_int("general.file_type")) e.quant = file_type_name(*ft);
     if (e.quant.empty()) {  // the type of the largest tensor
@@ -74,6 +80,64 @@ bool is_later_split_part(const fs::path& p) {
   return std::regex_search(stem, m, split_suffix()) && m[1].str() != "00001";
 }
 
+// Hugging Face cache: hub/models--ORG--NAME/snapshots/REV/FILE.gguf (FILE may sit in
+// sub-folders of the repo; the snapshot entries are symlinks into blobs/).
+void scan_hf_cache(const std::string& hub, const std::function<void(const fs::path&)>& add) {
+  std::error_code ec;
+  if (hub.empty() || !fs::is_directory(hub, ec)) return;
+  for (const auto& repo : fs::directory_iterator(hub, ec)) {
+    if (repo.path().filename().string().rfind("models--", 0) != 0) continue;
+    const fs::path snapshots = repo.path() / "snapshots";
+    if (!fs::is_directory(snapshots, ec)) continue;
+    for (auto it = fs::recursive_directory_iterator(snapshots, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it.depth() >= 3) it.disable_recursion_pending();
+      const fs::path& p = it->path();
+      if (is_gguf_name(p) && !is_later_split_part(p) && fs::is_regular_file(p, ec)) add(p);
+    }
+  }
+}
+
+// Ollama: manifests/HOST/NAMESPACE/NAME/TAG is JSON whose layer of media type
+// application/vnd.ollama.image.model names blobs/sha256-HEX. Id NAME:TAG (NAMESPACE/NAME:TAG
+// outside the default "library" namespace).
+void scan_ollama(const std::string& root,
+                 const std::function<void(const fs::path&, const std::string&)>& add) {
+  std::error_code ec;
+  const fs::path manifests = fs::path(root) / "manifests";
+  if (root.empty() || !fs::is_directory(manifests, ec)) return;
+  for (auto it = fs::recursive_directory_iterator(manifests, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const fs::path rel = fs::relative(it->path(), manifests, ec);
+    std::vector<std::string> parts;
+    for (const auto& part : rel) parts.push_back(part.string());
+    if (parts.size() < 3) continue;
+    const std::string tag = parts.back(), name = parts[parts.size() - 2],
+                      ns = parts.size() >= 4 ? parts[parts.size() - 3] : "library";
+    std::ifstream in(it->path());
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string manifest = text.str();
+    // The digest of the model layer, found without a JSON library: each layer object holds
+    // "mediaType" and "digest"; take the digest nearest after the model media type.
+    const size_t media = manifest.find("application/vnd.ollama.image.model");
+    if (media == std::string::npos) continue;
+    const size_t object_start = manifest.rfind('{', media);
+    const size_t object_end = manifest.find('}', media);
+    if (object_start == std::string::npos || object_end == std::string::npos) continue;
+    const std::string layer = manifest.substr(object_start, object_end - object_start);
+    static const std::regex digest_re("\"digest\"\\s*:\\s*\"sha256:([0-9a-f]{64})\"");
+    std::smatch m;
+    if (!std::regex_search(layer, m, digest_re)) continue;
+    const fs::path blob = fs::path(root) / "blobs" / ("sha256-" + m[1].str());
+    if (!fs::is_regular_file(blob, ec)) continue;
+    std::string id = (ns == "library" ? "" : ns + "/") + name + ":" + tag;
+    for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    add(blob, id);
+  }
+}
+
 }  // namespace
 
 std::string model_id_for(const std::string& file_name) {
@@ -101,23 +165,57 @@ std::string alias_for(const std::string& id) {
   return alias.empty() ? "" : alias;
 }
 
-ModelRegistry::ModelRegistry(std::vector<std::string> dirs, std::vector<std::string> files)
-    : dirs_(std::move(dirs)), files_(std::move(files)) {}
+std::optional<std::string> env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v && *v) return std::string(v);
+  return std::nullopt;
+}
+
+RegistrySources RegistrySources::from_environment() {
+  RegistrySources s;
+  s.dirs.push_back("./models");
+  for (const char* var : {"EMBER_MODEL_DIRS", "SHIMMY_MODEL_DIRS", "SHIMMY_MODEL_PATHS"})
+    if (auto v = env(var)) {
+      std::stringstream in(*v);
+      for (std::string d; std::getline(in, d, ':');)
+        if (!d.empty()) s.dirs.push_back(d);
+      break;
+    }
+  for (const char* var : {"EMBER_BASE_GGUF", "SHIMMY_BASE_GGUF"})
+    if (auto v = env(var)) {
+      s.files.push_back(*v);
+      break;
+    }
+  const std::string home = env("HOME").value_or("");
+  if (auto v = env("HF_HUB_CACHE"))
+    s.hf_hub = *v;
+  else if (auto h = env("HF_HOME"))
+    s.hf_hub = *h + "/hub";
+  else if (!home.empty())
+    s.hf_hub = home + "/.cache/huggingface/hub";
+  if (auto v = env("OLLAMA_MODELS"))
+    s.ollama = *v;
+  else if (!home.empty())
+    s.ollama = home + "/.ollama/models";
+  return s;
+}
+
+ModelRegistry::ModelRegistry(RegistrySources sources) : sources_(std::move(sources)) {}
 
 size_t ModelRegistry::rescan() {
   std::vector<ModelEntry> found;
   std::vector<std::string> seen_paths;
-  auto add = [&](const fs::path& p) {
+  auto add = [&](const fs::path& p, const std::string& source, const std::string& id = "") {
     std::error_code ec;
     fs::path canonical = fs::weakly_canonical(p, ec);
     const std::string key = (ec ? p : canonical).string();
     if (std::find(seen_paths.begin(), seen_paths.end(), key) != seen_paths.end()) return;
     seen_paths.push_back(key);
-    if (auto e = probe(p)) found.push_back(std::move(*e));
+    if (auto e = probe(p, source, id)) found.push_back(std::move(*e));
   };
-  for (const std::string& f : files_)
-    if (!f.empty()) add(f);
-  for (const std::string& d : dirs_) {
+  for (const std::string& f : sources_.files)
+    if (!f.empty()) add(f, "file");
+  for (const std::string& d : sources_.dirs) {
     std::error_code ec;
     if (d.empty() || !fs::is_directory(d, ec)) continue;
     // Model directories hold files directly or one level of sub-directories (one per repo).
@@ -127,9 +225,12 @@ size_t ModelRegistry::rescan() {
       if (it.depth() >= 2) it.disable_recursion_pending();
       const fs::path& p = it->path();
       if (!it->is_regular_file(ec) || !is_gguf_name(p) || is_later_split_part(p)) continue;
-      add(p);
+      add(p, "dir");
     }
   }
+  scan_hf_cache(sources_.hf_hub, [&](const fs::path& p) { add(p, "hf-cache"); });
+  scan_ollama(sources_.ollama,
+              [&](const fs::path& p, const std::string& id) { add(p, "ollama", id); });
   // Ids must be unique: a later duplicate gets a numbered id.
   std::map<std::string, int> ids;
   for (ModelEntry& e : found) {

@@ -1,5 +1,7 @@
 // The models ember can serve: GGUF files found in the model directories (./models,
-// --model-dirs / EMBER_MODEL_DIRS) and single files (EMBER_BASE_GGUF, --model), each under an
+// --model-dirs / EMBER_MODEL_DIRS), single files (EMBER_BASE_GGUF, --model), the Hugging Face
+// cache (models--ORG--NAME/snapshots/REV/FILE.gguf) and Ollama's store (manifests naming a
+// model layer, stored as blobs/sha256-…; id NAME:TAG), each under an
 // id derived from its file name (SPEC.md): "tinyllama-1.1b-chat-v1.0.Q2_K.gguf" →
 // "tinyllama-1.1b-chat-v1.0.q2-k", with "tinyllama-1.1b-chat-v1.0" as an alias while no other
 // file claims it. Only files whose GGUF header parses count; a split set is one model.
@@ -23,6 +25,19 @@ struct ModelEntry {
   uint64_t size_bytes = 0;  // all parts
   int64_t modified = 0;     // seconds since the epoch
   int parts = 1;
+  std::string source;  // "dir", "file", "hf-cache" or "ollama"
+};
+
+// Where to look. Empty directories are skipped.
+struct RegistrySources {
+  std::vector<std::string> dirs;   // scanned to depth 2
+  std::vector<std::string> files;  // single model files
+  std::string hf_hub;              // $HF_HOME/hub or ~/.cache/huggingface/hub
+  std::string ollama;              // ~/.ollama/models (or $OLLAMA_MODELS)
+
+  // The defaults from the environment: ./models, EMBER_MODEL_DIRS / SHIMMY_MODEL_DIRS /
+  // SHIMMY_MODEL_PATHS, EMBER_BASE_GGUF / SHIMMY_BASE_GGUF, HF_HUB_CACHE / HF_HOME, OLLAMA_MODELS.
+  static RegistrySources from_environment();
 };
 
 // The id of a model file (without directories): lower-cased, '_' → '-', no ".gguf", no split
@@ -34,7 +49,7 @@ std::string alias_for(const std::string& id);
 
 class ModelRegistry {
  public:
-  ModelRegistry(std::vector<std::string> dirs, std::vector<std::string> files);
+  explicit ModelRegistry(RegistrySources sources);
 
   // Scans again; returns the number of models found. Errors in single files are reported on
   // stderr and skipped (a bad file never stops the server).
@@ -42,10 +57,10 @@ class ModelRegistry {
   std::vector<ModelEntry> list() const;
   // By id or alias (case-insensitive).
   std::optional<ModelEntry> find(const std::string& name) const;
-  std::vector<std::string> dirs() const { return dirs_; }
+  const RegistrySources& sources() const { return sources_; }
 
  private:
-  std::vector<std::string> dirs_, files_;
+  RegistrySources sources_;
   mutable std::mutex mutex_;
   std::vector<ModelEntry> models_;
 };

@@ -20,7 +20,9 @@ class EmberServer:
     def __init__(self, workdir, *args, env=None, models=(SMOLLM2_FILE, GEMMA3_FILE)):
         self.workdir = pathlib.Path(workdir)
         self.args = list(args)
-        self.env = dict(os.environ, **(env or {}))
+        # Discovery also looks at the Hugging Face cache and Ollama's store: keep the user's out.
+        self.env = dict(os.environ, HF_HOME=str(self.workdir / "hf-home"), HF_HUB_CACHE="",
+                        OLLAMA_MODELS=str(self.workdir / "ollama"), **(env or {}))
         self.models = models
         self.stderr_lines = []
 
