@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -245,8 +246,9 @@ std::string error_body(int status, const std::string& message, const std::string
                      {"code", status}}}});
 }
 
-App::App(ModelRegistry& registry, Scheduler& scheduler, AppOptions options)
-    : registry_(registry), scheduler_(scheduler), options_(std::move(options)) {}
+App::App(ModelRegistry& registry, Scheduler& scheduler, pull::PullManager& pulls,
+         AppOptions options)
+    : registry_(registry), scheduler_(scheduler), pulls_(pulls), options_(std::move(options)) {}
 
 void App::error(std::shared_ptr<http::Responder> responder, int status, const std::string& message,
                 const std::string& type, const std::string& param, http::Headers headers) {
@@ -302,6 +304,8 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
       {"/api/tags", "GET, HEAD", [&] { tags(responder); }},
       {"/metrics", "GET, HEAD", [&] { metrics(responder); }},
       {"/api/models/discover", "POST", [&] { discover(responder); }},
+      {"/api/pull", "POST", [&] { pull(request, responder); }},
+      {"/v1/api/pull", "POST", [&] { pull(request, responder); }},
       {"/", "GET, HEAD", [&] { root(responder); }},
   };
   for (const Route& r : routes) {
@@ -312,6 +316,8 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
                     (allowed == "POST" ? method == "POST" : get);
     return ok ? r.run() : wrong_method(r.allowed);
   }
+  if (path.rfind("/api/models/", 0) == 0 && path.size() > 12 && path != "/api/models/discover")
+    return method == "DELETE" ? delete_model(path.substr(12), responder) : wrong_method("DELETE");
   if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11)
     return get ? list_models(responder, path.substr(11)) : wrong_method("GET, HEAD");
   error(responder, 404, "no route for " + method + " " + path, "not_found_error");
@@ -455,6 +461,87 @@ void App::discover(std::shared_ptr<http::Responder> responder) {
   http::Response r;
   r.body = dump(json{{"status", "ok"}, {"models_found", n}, {"models", ids}});
   responder->send(std::move(r));
+}
+
+void App::pull(const http::Request& request, std::shared_ptr<http::Responder> responder) {
+  pull::PullRequest r;
+  bool stream = true;
+  try {
+    json body = json::parse(request.body);
+    if (!body.is_object()) throw std::invalid_argument("the body must be a JSON object");
+    auto text = [&](const char* key, const std::string& fallback) {
+      auto it = body.find(key);
+      if (it == body.end() || it->is_null()) return fallback;
+      if (!it->is_string())
+        throw std::invalid_argument(std::string("'") + key + "' must be a string");
+      return it->get<std::string>();
+    };
+    r.repo = text("model", text("name", ""));
+    // ORG/REPO:FILE is accepted as in `ember pull`.
+    if (const size_t colon = r.repo.find(':'); colon != std::string::npos) {
+      r.filename = r.repo.substr(colon + 1);
+      r.repo.resize(colon);
+    }
+    r.filename = text("filename", r.filename);
+    r.revision = text("revision", "main");
+    if (body.contains("stream") && body["stream"].is_boolean()) stream = body["stream"].get<bool>();
+    pull::validate(r);
+  } catch (const json::parse_error& e) {
+    return error(responder, 400,
+                 "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const std::invalid_argument& e) {
+    return error(responder, 400, e.what(), "invalid_request_error", "model");
+  }
+  if (stream) responder->start_stream(200, "application/x-ndjson");
+  pulls_.pull(r, [responder, stream](const std::string& line) {
+    const bool last = line.find("\"status\":\"complete\"") != std::string::npos ||
+                      line.find("\"status\":\"error\"") != std::string::npos;
+    if (stream) {
+      responder->write(line + "\n");
+      if (last) responder->end();
+    } else if (last) {
+      http::Response r;
+      r.status = line.find("\"status\":\"error\"") != std::string::npos ? 502 : 200;
+      r.body = line;
+      responder->send(std::move(r));
+    }
+  });
+}
+
+void App::delete_model(const std::string& id, std::shared_ptr<http::Responder> responder) {
+  auto entry = registry_.find(id);
+  if (!entry)
+    return error(responder, 404, "model '" + id + "' not found", "not_found_error", "model");
+  std::error_code ec;
+  const auto dir = std::filesystem::weakly_canonical(options_.pull_dir, ec);
+  const auto file = std::filesystem::weakly_canonical(entry->path, ec);
+  if (entry->source != "dir" || file.parent_path() != dir)
+    return error(responder, 409,
+                 "model '" + entry->id + "' is not a pulled model in " + options_.pull_dir +
+                     "; ember deletes only the files it pulled (" + entry->path + ")",
+                 "invalid_request_error", "model");
+  const ModelEntry doomed = *entry;
+  ModelRegistry& registry = registry_;
+  scheduler_.unload(doomed.id, [responder, doomed, &registry](bool unloaded) {
+    if (!unloaded) {
+      http::Response r;
+      r.status = 409;
+      r.body = error_body(
+          409, "model '" + doomed.id + "' is answering requests; try again when they finish",
+          "invalid_request_error", "model");
+      responder->send(std::move(r));
+      return;
+    }
+    std::error_code ec;
+    std::filesystem::remove(doomed.path, ec);
+    registry.rescan();
+    http::Response r;
+    r.status = ec ? 500 : 200;
+    r.body = ec ? error_body(500, "cannot delete " + doomed.path + ": " + ec.message(),
+                             "server_error", "")
+                : dump(json{{"status", "deleted"}, {"id", doomed.id}, {"path", doomed.path}});
+    responder->send(std::move(r));
+  });
 }
 
 void App::root(std::shared_ptr<http::Responder> responder) {

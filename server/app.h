@@ -9,6 +9,7 @@
 
 #include "server/http/server.h"
 #include "server/model_registry.h"
+#include "server/pull/pull_manager.h"
 #include "server/scheduler.h"
 
 namespace ember::server {
@@ -16,11 +17,12 @@ namespace ember::server {
 struct AppOptions {
   std::string api_key;  // empty: no authentication
   std::string backend = "cpu";
+  std::string pull_dir = "./models";  // where pulled files go; only these may be deleted
 };
 
 class App {
  public:
-  App(ModelRegistry& registry, Scheduler& scheduler, AppOptions options);
+  App(ModelRegistry& registry, Scheduler& scheduler, pull::PullManager& pulls, AppOptions options);
   void handle(const http::Request& request, std::shared_ptr<http::Responder> responder);
 
  private:
@@ -37,12 +39,15 @@ class App {
   void tags(std::shared_ptr<http::Responder> responder);
   void root(std::shared_ptr<http::Responder> responder);
   void discover(std::shared_ptr<http::Responder> responder);
+  void pull(const http::Request& request, std::shared_ptr<http::Responder> responder);
+  void delete_model(const std::string& id, std::shared_ptr<http::Responder> responder);
   void error(std::shared_ptr<http::Responder> responder, int status, const std::string& message,
              const std::string& type = "invalid_request_error", const std::string& param = "",
              http::Headers headers = {});
 
   ModelRegistry& registry_;
   Scheduler& scheduler_;
+  pull::PullManager& pulls_;
   AppOptions options_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();

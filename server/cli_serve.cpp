@@ -15,9 +15,11 @@
 #include "server/app.h"
 #include "server/cli_args.h"
 #include "server/commands.h"
+#include "server/directory_watcher.h"
 #include "server/http/event_loop.h"
 #include "server/http/server.h"
 #include "server/model_registry.h"
+#include "server/pull/pull_manager.h"
 #include "server/scheduler.h"
 #include "server/version.h"
 
@@ -73,7 +75,7 @@ int run_serve(const std::vector<std::string>& argv) {
   Args args(argv,
             {"bind", "model-dirs", "model", "api-key", "backend", "threads", "ctx", "parallel",
              "max-queue", "max-loaded-models", "cors-origins", "max-body-mb", "request-timeout",
-             "idle-timeout", "batch", "n-cpu-moe"},
+             "idle-timeout", "batch", "n-cpu-moe", "max-downloads"},
             {"cpu-moe"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
@@ -138,7 +140,15 @@ int run_serve(const std::vector<std::string>& argv) {
   server::ModelRegistry registry(sources);
   http::EventLoop loop;
   server::Scheduler scheduler(registry, sched);
-  server::App app(registry, scheduler, app_options);
+  const int max_downloads =
+      to_int(args.get("max-downloads").value_or("2"), "--max-downloads", 1, 64);
+  pull::PullManager pulls(app_options.pull_dir, pull::HubOptions::from_environment(), max_downloads,
+                          [&registry](const std::string& path) {
+                            registry.rescan();
+                            return registry.id_for_path(path);
+                          });
+  server::App app(registry, scheduler, pulls, app_options);
+  server::DirectoryWatcher watcher(loop, registry);
   http::Server http_server(loop, http_options,
                            [&app](const http::Request& r, std::shared_ptr<http::Responder> resp) {
                              app.handle(r, std::move(resp));

@@ -23,6 +23,7 @@ int run_serve(const std::vector<std::string>& args);
 int run_list(const std::vector<std::string>& args);
 int run_discover(const std::vector<std::string>& args);
 int run_probe(const std::vector<std::string>& args);
+int run_pull(const std::vector<std::string>& args);
 
 // Shared by the commands (cli_common.cpp).
 std::vector<int32_t> parse_ids(const std::string& list);  // "1,2,3" → ids; UsageError on junk

@@ -266,3 +266,16 @@ std::optional<ModelEntry> ModelRegistry::find(const std::string& name) const {
 }
 
 }  // namespace ember::server
+
+namespace ember::server {
+
+std::string ModelRegistry::id_for_path(const std::string& path) const {
+  std::error_code ec;
+  const auto want = fs::weakly_canonical(path, ec);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const ModelEntry& e : models_)
+    if (fs::weakly_canonical(e.path, ec) == want) return e.id;
+  return "";
+}
+
+}  // namespace ember::server

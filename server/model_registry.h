@@ -57,6 +57,8 @@ class ModelRegistry {
   std::vector<ModelEntry> list() const;
   // By id or alias (case-insensitive).
   std::optional<ModelEntry> find(const std::string& name) const;
+  // The id of the model whose file is `path` (same file, however named), or empty.
+  std::string id_for_path(const std::string& path) const;
   const RegistrySources& sources() const { return sources_; }
 
  private:

@@ -97,6 +97,14 @@ void Scheduler::shutdown() {
   wake_.notify_one();
 }
 
+void Scheduler::unload(const std::string& model_id, std::function<void(bool)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unloads_.emplace_back(model_id, std::move(done));
+  }
+  wake_.notify_one();
+}
+
 SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;
@@ -202,7 +210,14 @@ void Scheduler::run() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       if (!any_active && queue_.empty() && !stopping_)
-        wake_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        wake_.wait(lock, [&] { return !queue_.empty() || stopping_ || !unloads_.empty(); });
+      for (auto& [id, done] : unloads_) {
+        auto it = engines_.find(id);
+        const bool busy = it != engines_.end() && it->second->busy();
+        if (!busy && it != engines_.end()) engines_.erase(it);
+        done(!busy);
+      }
+      unloads_.clear();
       if (stopping_) {
         for (Pending& p : queue_) p.sink->on_error(503, "the server is shutting down");
         queue_.clear();

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,9 @@ class Scheduler {
   // Ends every request: active ones finish with what they have, queued ones get an error.
   void shutdown();
   SchedulerStats stats() const;
+  // Unloads a model unless a request uses it; `done(unloaded)` runs on the scheduler thread
+  // (true also when it was not loaded).
+  void unload(const std::string& model_id, std::function<void(bool)> done);
   const SchedulerOptions& options() const { return options_; }
 
  private:
@@ -104,6 +108,7 @@ class Scheduler {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;
+  std::vector<std::pair<std::string, std::function<void(bool)>>> unloads_;
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<Engine>> engines_;  // scheduler thread only
   SchedulerStats stats_;                                    // under mutex_

@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 
-EMBER = os.environ.get("EMBER_BIN", "build/release/bin/ember")
+EMBER = os.path.abspath(os.environ.get("EMBER_BIN", "build/release/bin/ember"))
 MODEL_CACHE = pathlib.Path(os.environ.get("EMBER_MODEL_CACHE", pathlib.Path.home() / ".cache/ember/models"))
 SMOLLM2_FILE = MODEL_CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3_FILE = MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"
@@ -22,7 +22,8 @@ class EmberServer:
         self.args = list(args)
         # Discovery also looks at the Hugging Face cache and Ollama's store: keep the user's out.
         self.env = dict(os.environ, HF_HOME=str(self.workdir / "hf-home"), HF_HUB_CACHE="",
-                        OLLAMA_MODELS=str(self.workdir / "ollama"), **(env or {}))
+                        OLLAMA_MODELS=str(self.workdir / "ollama"))
+        self.env.update(env or {})
         self.models = models
         self.stderr_lines = []
 
