@@ -3,7 +3,8 @@
 //   ember serve [--bind HOST:PORT] [--model-dirs D1:D2] [--model FILE] [--api-key K]
 //               [--backend cpu] [--threads N] [--ctx N] [--parallel N] [--max-queue N]
 //               [--max-loaded-models N] [--cors-origins O1,O2] [--max-body-mb N]
-//               [--request-timeout S] [--idle-timeout S]
+//               [--request-timeout S] [--idle-timeout S] [--max-downloads N]
+//               [--memory-budget-mb N]
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -75,7 +76,7 @@ int run_serve(const std::vector<std::string>& argv) {
   Args args(argv,
             {"bind", "model-dirs", "model", "api-key", "backend", "threads", "ctx", "parallel",
              "max-queue", "max-loaded-models", "cors-origins", "max-body-mb", "request-timeout",
-             "idle-timeout", "batch", "n-cpu-moe", "max-downloads"},
+             "idle-timeout", "batch", "n-cpu-moe", "max-downloads", "memory-budget-mb"},
             {"cpu-moe"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
@@ -112,6 +113,9 @@ int run_serve(const std::vector<std::string>& argv) {
   sched.max_queue = to_int(args.get("max-queue").value_or("64"), "--max-queue", 0, 100000);
   sched.max_loaded_models =
       to_int(args.get("max-loaded-models").value_or("2"), "--max-loaded-models", 1, 64);
+  sched.memory_budget_bytes =
+      uint64_t(to_int(args.get("memory-budget-mb").value_or("0"), "--memory-budget-mb", 0, 1 << 30))
+      << 20;
   sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
 
   http::ServerOptions http_options;

@@ -117,8 +117,16 @@ Scheduler::Engine* Scheduler::engine_for(const ModelEntry& entry) {
     if (it->second->busy()) return nullptr;
     engines_.erase(it);
   }
-  // Make room: unload the least recently used idle model.
-  while (static_cast<int>(engines_.size()) >= std::max(1, options_.max_loaded_models)) {
+  // Make room: unload the least recently used idle model while too many are loaded or their
+  // files would not fit the memory budget (a model alone over the budget still loads).
+  auto over_limits = [&] {
+    uint64_t bytes = entry.size_bytes;
+    for (const auto& [id, e] : engines_) bytes += e->entry.size_bytes;
+    return static_cast<int>(engines_.size()) >= std::max(1, options_.max_loaded_models) ||
+           (options_.memory_budget_bytes > 0 && !engines_.empty() &&
+            bytes > options_.memory_budget_bytes);
+  };
+  while (over_limits()) {
     auto victim = engines_.end();
     for (auto e = engines_.begin(); e != engines_.end(); ++e)
       if (!e->second->busy() &&

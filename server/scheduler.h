@@ -4,7 +4,8 @@
 // that share the step's token budget with the others' next tokens). `parallel` requests run
 // per model, a bounded queue waits behind them, and a request whose client went away frees its
 // slot at the next step. Models load on first use and the least recently used idle one is
-// unloaded when more than `max_loaded_models` would be loaded.
+// unloaded when more than `max_loaded_models` would be loaded or their files would exceed the
+// memory budget.
 #pragma once
 
 #include <atomic>
@@ -32,6 +33,7 @@ struct SchedulerOptions {
   int max_queue = 64;      // requests waiting beyond the parallel ones
   int batch_tokens = 256;  // tokens per forward pass (prompt chunks share this budget)
   int max_loaded_models = 2;
+  uint64_t memory_budget_bytes = 0;  // 0: none; else loaded model files stay under this
 };
 
 // A token's log-probability with its text, for the API's logprobs fields.

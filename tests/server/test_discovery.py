@@ -90,3 +90,55 @@ def test_server_ids_aliases_and_rescans(tmp_path):
         r = json.loads(urllib.request.urlopen(urllib.request.Request(s.url + "/api/models/discover", b"", method="POST")).read())
         assert r["models_found"] == 5
         assert json.loads(get("tiny-llama").read())["id"] == "tiny-llama-q8-0"  # the alias is unambiguous now
+
+
+def completion(url, model, tokens, stream=False):
+    body = json.dumps({"model": model, "prompt": "hello", "max_tokens": tokens, "temperature": 0.7,
+                       "stream": stream}).encode()
+    return urllib.request.urlopen(urllib.request.Request(url + "/v1/completions", body), timeout=120).read()
+
+
+def loaded(url):
+    return json.loads(urllib.request.urlopen(url + "/health").read())["models"]["loaded"]
+
+
+def test_lazy_loading_lru_and_models_in_use(tmp_path):
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    for name in ("tiny-llama-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-gemma3-q8_0.gguf"):
+        (work / "models" / name).write_bytes((SYNTHETIC / name).read_bytes())
+    # q8_0 3.9 MB + q4_0 2.1 MB fit 7 MB; the gemma file (6.2 MB) fits only alone.
+    with EmberServer(work, "--max-loaded-models", "2", "--memory-budget-mb", "7", models=()) as s:
+        assert loaded(s.url) == []  # nothing loads before a request needs it
+        completion(s.url, "tiny-llama-q8-0", 2)
+        assert loaded(s.url) == ["tiny-llama-q8-0"]
+        completion(s.url, "tiny-llama-q4-0", 2)
+        assert sorted(loaded(s.url)) == ["tiny-llama-q4-0", "tiny-llama-q8-0"]
+        completion(s.url, "tiny-gemma3-q8-0", 2)  # a third: least recently used go first
+        assert loaded(s.url) == ["tiny-gemma3-q8-0"]
+        assert s.log().index("unloading tiny-llama-q8-0") < s.log().index("unloading tiny-llama-q4-0")
+
+        # A model whose file is deleted while it answers finishes the request, then disappears.
+        import threading
+        result = {}
+        t = threading.Thread(target=lambda: result.update(body=completion(s.url, "tiny-llama-q4-0", 3000, True)))
+        t.start()
+        assert wait_until(lambda: json.loads(urllib.request.urlopen(s.url + "/health").read())["slots"]["active"] == 1)
+        (work / "models" / "tiny-llama-q4_0.gguf").unlink()
+        t.join()
+        assert result["body"].endswith(b"data: [DONE]\n\n")
+        assert b'"finish_reason":"length"' in result["body"]
+        assert wait_until(lambda: "tiny-llama-q4-0" not in
+                          {m["id"] for m in json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]})
+
+
+def test_shimmy_variables(tmp_path):
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    shim = tmp_path / "shimmy"
+    shim.mkdir()
+    (shim / "tiny-llama-q6_k.gguf").symlink_to(SYNTHETIC / "tiny-llama-q6_k.gguf")
+    env = dict(os.environ, SHIMMY_MODEL_PATHS=str(shim), SHIMMY_BASE_GGUF=str(SYNTHETIC / "tiny-llama-q5_1.gguf"),
+               HF_HOME=str(tmp_path / "none"), OLLAMA_MODELS=str(tmp_path / "none"))
+    out = subprocess.run([EMBER, "list", "--short"], cwd=work, env=env, capture_output=True, text=True)
+    assert set(out.stdout.split()) == {"tiny-llama-q6-k", "tiny-llama-q5-1"}, out
