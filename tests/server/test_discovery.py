@@ -2,6 +2,7 @@
 directories, EMBER_BASE_GGUF, a fake Hugging Face cache and a fake Ollama store built from the
 shared synthetic GGUF files; ids, aliases, ambiguous aliases, non-GGUF files, split models."""
 import hashlib
+import shutil
 import json
 import os
 import pathlib
@@ -10,7 +11,7 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ember_server import EMBER, EmberServer, wait_until  # noqa: E402
+from ember_server import EMBER, SMOLLM2_FILE, EmberServer, wait_until  # noqa: E402
 
 SYNTHETIC = pathlib.Path(os.environ.get("EMBER_TESTDATA", pathlib.Path(__file__).parents[3] / "shared" / "testdata")) / "synthetic"
 
@@ -118,17 +119,25 @@ def test_lazy_loading_lru_and_models_in_use(tmp_path):
         assert loaded(s.url) == ["tiny-gemma3-q8-0"]
         assert s.log().index("unloading tiny-llama-q8-0") < s.log().index("unloading tiny-llama-q4-0")
 
-        # A model whose file is deleted while it answers finishes the request, then disappears.
+
+
+def test_model_deleted_while_answering_finishes_the_request(tmp_path):
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    model = work / "models" / "smol-copy-q4_1.gguf"
+    shutil.copy(SMOLLM2_FILE, model)
+    with EmberServer(work, models=()) as s:
         import threading
         result = {}
-        t = threading.Thread(target=lambda: result.update(body=completion(s.url, "tiny-llama-q4-0", 3000, True)))
+        t = threading.Thread(target=lambda: result.update(body=completion(s.url, "smol-copy-q4-1", 300, True)))
         t.start()
-        assert wait_until(lambda: json.loads(urllib.request.urlopen(s.url + "/health").read())["slots"]["active"] == 1)
-        (work / "models" / "tiny-llama-q4_0.gguf").unlink()
+        active = lambda: json.loads(urllib.request.urlopen(s.url + "/health").read())["slots"]["active"] == 1  # noqa: E731
+        assert wait_until(active)
+        model.unlink()
         t.join()
         assert result["body"].endswith(b"data: [DONE]\n\n")
-        assert b'"finish_reason":"length"' in result["body"]
-        assert wait_until(lambda: "tiny-llama-q4-0" not in
+        assert b'"error"' not in result["body"] and b'"finish_reason":"' in result["body"]
+        assert wait_until(lambda: "smol-copy-q4-1" not in
                           {m["id"] for m in json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]})
 
 
