@@ -62,6 +62,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
   } catch (const json::parse_error& e) {
     throw ApiError(400, "the body is not valid JSON (at byte " + std::to_string(e.byte) + "): " +
                             std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+  } catch (const json::exception& e) {  // e.g. a number too large for a double
+    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
   }
   if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
 

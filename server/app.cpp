@@ -78,9 +78,10 @@ class GenerationSink : public JobSink {
 
   bool cancelled() const override { return responder_->closed(); }
 
-  void on_start(const std::string& model_id, int prompt_tokens) override {
+  void on_start(const std::string& model_id, int prompt_tokens, int cached_tokens) override {
     model_ = model_id;
     prompt_tokens_ = prompt_tokens;
+    cached_tokens_ = cached_tokens;
     if (!stream_) return;
     responder_->start_stream(200, "text/event-stream");
     started_ = true;
@@ -108,7 +109,9 @@ class GenerationSink : public JobSink {
     responder_->log_field("prompt_tokens=" + std::to_string(r.prompt_tokens));
     responder_->log_field("completion_tokens=" + std::to_string(r.completion_tokens));
     responder_->log_field("finish=" + r.finish_reason);
-    const json usage = usage_of(r.prompt_tokens, r.completion_tokens);
+    json usage = usage_of(r.prompt_tokens, r.completion_tokens);
+    usage["prompt_tokens_details"] = {{"cached_tokens", cached_tokens_}};
+    responder_->log_field("cached_tokens=" + std::to_string(cached_tokens_));
     if (stream_) {
       if (endpoint_ == Endpoint::kChat) {
         event(chunk(json::object(), r.finish_reason, json()));
@@ -229,7 +232,7 @@ class GenerationSink : public JobSink {
   std::string id_;
   int64_t created_;
   std::string model_;
-  int prompt_tokens_ = 0;
+  int prompt_tokens_ = 0, cached_tokens_ = 0;
   bool started_ = false;
   std::vector<TokenInfo> logprobs_seen_;
   mutable int text_offset_ = 0;
@@ -489,6 +492,8 @@ void App::pull(const http::Request& request, std::shared_ptr<http::Responder> re
   } catch (const json::parse_error& e) {
     return error(responder, 400,
                  "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const json::exception& e) {  // e.g. a number too large for a double
+    return error(responder, 400, std::string("the body is not valid JSON: ") + e.what());
   } catch (const std::invalid_argument& e) {
     return error(responder, 400, e.what(), "invalid_request_error", "model");
   }

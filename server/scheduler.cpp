@@ -25,8 +25,11 @@ struct Scheduler::Slot {
   bool active = false;
   std::unique_ptr<model::Completion> completion;
   std::shared_ptr<JobSink> sink;
-  int n_past = 0;            // positions of this sequence in the cache
-  size_t prompt_done = 0;    // prompt tokens already through the model
+  int n_past = 0;          // positions of this sequence in the cache
+  size_t prompt_done = 0;  // prompt tokens already through the model
+  // The tokens whose keys and values the sequence's cache holds, kept after the request ends:
+  // the next request that starts with the same tokens (a chat's next turn) skips them.
+  std::vector<model::TokenId> cached;
   size_t logprobs_sent = 0;  // completion logprobs already handed out
   Clock::time_point submitted, first_token, last_token;
 };
@@ -165,9 +168,9 @@ bool Scheduler::admit(Pending& p) {
     return fail(500, "model '" + entry->id + "' cannot be loaded: " + err.what());
   }
   if (!engine) return false;
-  auto free_slot = std::find_if(engine->slots.begin(), engine->slots.end(),
-                                [](const Slot& s) { return !s.active; });
-  if (free_slot == engine->slots.end()) return false;
+  if (std::none_of(engine->slots.begin(), engine->slots.end(),
+                   [](const Slot& s) { return !s.active; }))
+    return false;
 
   model::GenerateRequest request = p.job.generation;
   try {
@@ -196,17 +199,37 @@ bool Scheduler::admit(Pending& p) {
                          " tokens but the context holds " + std::to_string(n_ctx) +
                          " (start the server with a larger --ctx)");
 
-  Slot& slot = *free_slot;
+  // The free slot whose cache shares the longest prefix with this prompt (0 when none does).
+  Slot* best = nullptr;
+  size_t reuse = 0;
+  for (Slot& s : engine->slots) {
+    if (s.active) continue;
+    size_t common = 0;
+    while (common < s.cached.size() && common < request.prompt.size() &&
+           s.cached[common] == request.prompt[common])
+      ++common;
+    if (!best || common > reuse) best = &s, reuse = common;
+  }
+  // The last prompt token always goes through the model: its logits give the first token.
+  reuse = std::min(reuse, request.prompt.size() - 1);
+  Slot& slot = *best;
+  std::vector<model::TokenId> cached = std::move(slot.cached);
+  cached.resize(reuse);
   slot = Slot();
+  slot.cached = std::move(cached);
+  slot.n_past = static_cast<int>(reuse);
+  slot.prompt_done = reuse;
   slot.active = true;
   slot.completion = std::make_unique<model::Completion>(engine->tokenizer, std::move(request));
   slot.sink = p.sink;
   slot.submitted = p.submitted;
   engine->last_used = Clock::now();
-  p.sink->on_start(entry->id, static_cast<int>(slot.completion->request().prompt.size()));
+  p.sink->on_start(entry->id, static_cast<int>(slot.completion->request().prompt.size()),
+                   static_cast<int>(reuse));
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.requests++;
   stats_.prompt_tokens += slot.completion->request().prompt.size();
+  stats_.cached_prompt_tokens += reuse;
   return true;
 }
 
@@ -247,8 +270,13 @@ void Scheduler::run() {
     }
     // Admit in arrival order; what cannot start yet goes back to the queue's front.
     std::vector<Pending> waiting;
-    for (Pending& p : incoming)
-      if (!admit(p)) waiting.push_back(std::move(p));
+    for (Pending& p : incoming) {
+      try {
+        if (!admit(p)) waiting.push_back(std::move(p));
+      } catch (const std::exception& e) {  // a bug must fail one request, not the server
+        p.sink->on_error(500, std::string("internal error: ") + e.what());
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.insert(queue_.begin(), std::make_move_iterator(waiting.begin()),
@@ -301,6 +329,7 @@ void Scheduler::step(Engine& engine) {
     if (s.prompt_done < s.completion->request().prompt.size()) continue;
     batch.add(s.completion->last_token(), s.n_past, static_cast<int32_t>(i), true);
     logits_owner.push_back(static_cast<int>(i));
+    s.cached.push_back(s.completion->last_token());
     s.n_past++;
     --budget;
   }
@@ -314,6 +343,7 @@ void Scheduler::step(Engine& engine) {
       const bool last = s.prompt_done + 1 == prompt.size();
       batch.add(prompt[s.prompt_done], s.n_past, static_cast<int32_t>(i), last);
       if (last) logits_owner.push_back(static_cast<int>(i));
+      s.cached.push_back(prompt[s.prompt_done]);
       s.prompt_done++;
       s.n_past++;
     }
@@ -325,6 +355,7 @@ void Scheduler::step(Engine& engine) {
   try {
     logits = engine.transformer.decode(batch);
   } catch (const std::exception& err) {
+    for (Slot& s : engine.slots) s.cached.clear();  // what the caches hold is unknown now
     for (int i : logits_owner) {
       engine.slots[i].sink->on_error(500, std::string("inference failed: ") + err.what());
       release(engine, engine.slots[i]);

@@ -3,9 +3,10 @@
 // one token each per forward pass; a new request joins at the next step (its prompt in chunks
 // that share the step's token budget with the others' next tokens). `parallel` requests run
 // per model, a bounded queue waits behind them, and a request whose client went away frees its
-// slot at the next step. Models load on first use and the least recently used idle one is
-// unloaded when more than `max_loaded_models` would be loaded or their files would exceed the
-// memory budget.
+// slot at the next step. A slot keeps its cache after a request: the next request that starts
+// with the same tokens (a chat's next turn) takes that slot and skips them. Models load on first
+// use and the least recently used idle one is unloaded when more than `max_loaded_models` would be
+// loaded or their files would exceed the memory budget.
 #pragma once
 
 #include <atomic>
@@ -57,7 +58,8 @@ struct Job {
 class JobSink {
  public:
   virtual ~JobSink() = default;
-  virtual void on_start(const std::string& model_id, int prompt_tokens) {}
+  // `cached_tokens` of the prompt were found in the cache (a previous request's prefix).
+  virtual void on_start(const std::string& model_id, int prompt_tokens, int cached_tokens) {}
   virtual void on_text(const std::string& text, std::vector<TokenInfo> logprobs) = 0;
   virtual void on_done(const model::GenerateResult& result) = 0;
   virtual void on_error(int status, const std::string& message) = 0;
@@ -68,7 +70,8 @@ struct SchedulerStats {
   int queued = 0, active = 0;
   std::vector<std::string> loaded;
   uint64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cancelled = 0, errors = 0;
-  double ttft_seconds_sum = 0;  // time to first token, summed over requests
+  uint64_t cached_prompt_tokens = 0;  // prompt tokens whose cache entries were reused
+  double ttft_seconds_sum = 0;        // time to first token, summed over requests
   uint64_t ttft_count = 0;
   double token_seconds_sum = 0;  // time per generated token after the first, summed
   uint64_t token_count = 0;

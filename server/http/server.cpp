@@ -212,7 +212,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       send(std::move(r), responder.get());
       return;
     }
-    server_.handler_(request, responder);
+    // A handler's bug must not take the server down: it becomes a 500 for this request.
+    try {
+      server_.handler_(request, responder);
+    } catch (const std::exception& e) {
+      send_error(500, std::string("internal error: ") + e.what());
+    }
   }
 
   void send_error(int status, const std::string& message) {

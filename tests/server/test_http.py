@@ -237,7 +237,8 @@ def test_invalid_utf8_and_json(server):
     body = body.replace(b"\\xff\\xfe", b"\xff\xfe").replace(b"\\xc3", b"\xc3")
     out = raw(server, b"POST /v1/completions HTTP/1.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     assert out.startswith(b"HTTP/1.1 400") and b"not valid JSON" in out
-    for bad in ['{"model": ', '{"a" 1}', 'nul', '{"model": "x"}}', '[1, 2']:
+    for bad in ['{"model": ', '{"a" 1}', 'nul', '{"model": "x"}}', '[1, 2', '{"max_tokens": 6e666666}',
+                '{"model": "m", "prompt": "x", "seed": 99999999999999999999999}']:
         status, _, text = curl(server, "/v1/completions", body=bad)
         assert status == 400, bad
 

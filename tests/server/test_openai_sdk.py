@@ -159,3 +159,22 @@ def test_api_key(tmp_path):
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=s.url + "/v1", api_key="wrong", max_retries=0).models.list()
         assert openai.OpenAI(base_url=s.url + "/v1", api_key="k2", max_retries=0).models.list().data
+
+
+def test_next_turn_reuses_the_cache(client):
+    first = "The capital of France is"
+    r1 = client.completions.create(model=SMOLLM2, prompt=first, temperature=0, max_tokens=8)
+    second = first + r1.choices[0].text + " The capital of Germany is"
+    r2 = client.completions.create(model=SMOLLM2, prompt=second, temperature=0, max_tokens=8)
+    assert r2.usage.prompt_tokens_details.cached_tokens >= r1.usage.prompt_tokens
+    # The same text as a run from an empty cache (the CLI).
+    alone = subprocess.run([EMBER, "generate", "--model", str(SMOLLM2_FILE), "--prompt", second,
+                            "--max-tokens", "8", "--temperature", "0"], capture_output=True, text=True, check=True)
+    assert alone.stdout.rstrip("\n") == r2.choices[0].text
+    # Chat: the second turn starts with the first turn's rendered prompt.
+    turn1 = [{"role": "user", "content": "Name a colour."}]
+    a1 = client.chat.completions.create(model=SMOLLM2, messages=turn1, temperature=0, max_tokens=6)
+    turn2 = turn1 + [{"role": "assistant", "content": a1.choices[0].message.content},
+                     {"role": "user", "content": "Another one?"}]
+    a2 = client.chat.completions.create(model=SMOLLM2, messages=turn2, temperature=0, max_tokens=6)
+    assert a2.usage.prompt_tokens_details.cached_tokens >= a1.usage.prompt_tokens - 1

@@ -166,6 +166,14 @@ def test_odd_names_are_rejected(server, body):
     assert status == 400 and "error" in lines[0]
 
 
+def test_bad_json_is_400(server):
+    for body in [b'{"model": "test/tiny", "x": 1e999999}', b'{"model": ', b'[]']:
+        req = urllib.request.Request(server.url + "/api/pull", body, {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req)
+        assert e.value.code == 400
+
+
 def test_existing_files_are_never_touched(server):
     target = models_dir(server) / "tiny-llama-q8_0.gguf"
     target.write_bytes(TINY_Q4)  # a different file under the same name
