@@ -200,10 +200,11 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
   const int group = n_head / n_head_kv;  // query heads sharing one kv head
   // One job per (token, kv head): each cached K and V row is loaded once for its whole group.
+  // Jobs are dealt out in turn (job = thread, thread + threads, ...): later tokens attend to more
+  // positions, and contiguous shares would give the last thread most of the work.
   pool_.run([&](int thread) {
-    auto [begin, end] = cpu::ThreadPool::share(n_tokens * n_head_kv, thread, pool_.size());
     std::vector<float> scores, row(head_dim), acc(size_t(group) * head_dim);
-    for (int64_t job = begin; job < end; ++job) {
+    for (int64_t job = thread; job < n_tokens * n_head_kv; job += pool_.size()) {
       const int64_t t = job / n_head_kv;
       const int g = static_cast<int>(job % n_head_kv);
       const int pos = positions[t], seq = seqs[t];

@@ -4,6 +4,7 @@
 // so they gain the most from the wider registers, in generation as in prompt processing.
 #define EMBER_DOT_VNNI 1
 #include "kernels/cpu/dot_x86.h"
+#include "kernels/cpu/fp16.h"
 
 namespace ember::cpu {
 namespace {
@@ -137,6 +138,140 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
     for (int t = 0; t < T; ++t) o.put(r, t, _mm512_reduce_add_ps(acc[r][t]) + tail[t * R + r]);
 }
 
+// ---- Packed products for prompt processing (PackedGemm) ----
+//
+// Per pair of blocks, a packed token holds 192 bytes: its 64 int8 values, the two scales
+// widened to 16 floats, and what the format needs of Σa — the seed −offset·Σa (per 4-value lane)
+// for formats stored as unsigned values with an offset, or Σa·d as floats for affine formats.
+// A packed 4-row weight panel holds per pair the rows' 64 unsigned values each, their scales
+// widened (and the affine minimums). Signed formats are stored as v + 128 with offset 128, so
+// every format takes the same unsigned × signed vpdpbusd and yields the integers tile_32_zmm
+// computes; the float operations are tile_32_zmm's in the same order, so results are identical.
+constexpr size_t kPackedPairBytes = 192;
+
+template <class F>
+constexpr int packed_offset() {
+  return F::kKind == Kind::kSigned ? 128 : F::kOffset;
+}
+template <class F>
+constexpr size_t panel_pair_bytes() {
+  return (F::kKind == Kind::kAffine ? 3 : 2) * 4 * 64;
+}
+
+template <class F>
+size_t packed_act_bytes(int64_t cols) {
+  return static_cast<size_t>(cols / 64) * kPackedPairBytes;
+}
+
+template <class F>
+void pack_act(const void* act_row, void* packed, int64_t cols) {
+  const auto* y = static_cast<const BlockQ8_0*>(act_row);
+  auto* out = static_cast<uint8_t*>(packed);
+  for (int64_t p = 0; p < cols / 64; ++p, out += kPackedPairBytes) {
+    const __m512i act = join(load32(y[2 * p].qs), load32(y[2 * p + 1].qs));
+    const __m512 da = scale_pair(y[2 * p].d, y[2 * p + 1].d);
+    _mm512_storeu_si512(out, act);
+    _mm512_storeu_ps(out + 64, da);
+    if constexpr (F::kKind == Kind::kAffine) {
+      _mm512_storeu_ps(
+          out + 128, _mm512_mul_ps(_mm512_cvtepi32_ps(dot512_u8s8(_mm512_set1_epi8(1), act)), da));
+    } else {
+      const __m512i offset = _mm512_set1_epi8(static_cast<char>(packed_offset<F>()));
+      _mm512_storeu_si512(out + 128,
+                          _mm512_sub_epi32(_mm512_setzero_si512(), dot512_u8s8(offset, act)));
+    }
+  }
+}
+
+template <class F>
+size_t panel_bytes(int64_t cols) {
+  return static_cast<size_t>(cols / 64) * panel_pair_bytes<F>();
+}
+
+template <class F>
+void pack_panel(const void* w, size_t row_bytes, int64_t cols, void* panel) {
+  using Block = typename F::Block;
+  auto* out = static_cast<uint8_t*>(panel);
+  for (int64_t p = 0; p < cols / 64; ++p, out += panel_pair_bytes<F>()) {
+    for (int r = 0; r < 4; ++r) {
+      const Block& b0 = row_block<Block>(w, row_bytes, r, 2 * p);
+      const Block& b1 = row_block<Block>(w, row_bytes, r, 2 * p + 1);
+      __m512i v = F::values2(b0, b1);
+      if constexpr (F::kKind == Kind::kSigned) v = _mm512_xor_si512(v, _mm512_set1_epi8(-128));
+      _mm512_storeu_si512(out + r * 64, v);
+      _mm512_storeu_ps(out + 256 + r * 64, scale_pair(b0.d, b1.d));
+      if constexpr (F::kKind == Kind::kAffine)
+        _mm512_storeu_ps(out + 512 + r * 64, scale_pair(b0.m, b1.m));
+    }
+  }
+}
+
+template <class F, int T>
+void panel_tokens(const uint8_t* panel, int64_t pairs, const uint8_t* act, size_t act_stride,
+                  float* out, size_t out_stride) {
+  __m512 acc[4][T];
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < pairs; ++p, panel += panel_pair_bytes<F>()) {
+    __m512i a[T], seed[T];
+    __m512 da[T], act_sum[T];
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* base = act + t * act_stride + p * kPackedPairBytes;
+      a[t] = _mm512_loadu_si512(base);
+      da[t] = _mm512_loadu_ps(base + 64);
+      if constexpr (F::kKind == Kind::kAffine)
+        act_sum[t] = _mm512_loadu_ps(base + 128);
+      else
+        seed[t] = _mm512_loadu_si512(base + 128);
+    }
+    for (int r = 0; r < 4; ++r) {
+      const __m512i v = _mm512_loadu_si512(panel + r * 64);
+      const __m512 dw = _mm512_loadu_ps(panel + 256 + r * 64);
+      for (int t = 0; t < T; ++t) {
+        if constexpr (F::kKind == Kind::kAffine) {
+          const __m512i dot = dot512_u8s8(v, a[t]);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da[t]), acc[r][t]);
+          acc[r][t] = _mm512_fmadd_ps(act_sum[t], _mm512_loadu_ps(panel + 512 + r * 64), acc[r][t]);
+        } else {
+          const __m512i dot = _mm512_dpbusd_epi32(seed[t], v, a[t]);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da[t]), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < T; ++t) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]) + 0.0f;
+}
+
+template <class F>
+void panel_gemm(const void* panel, int64_t cols, const void* packed_act, int64_t tokens, float* out,
+                size_t out_stride) {
+  const auto* pn = static_cast<const uint8_t*>(panel);
+  const auto* act = static_cast<const uint8_t*>(packed_act);
+  const size_t stride = packed_act_bytes<F>(cols);
+  const int64_t pairs = cols / 64;
+  int64_t t = 0;
+  for (; t + 4 <= tokens; t += 4)
+    panel_tokens<F, 4>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
+  switch (tokens - t) {
+    case 3:
+      panel_tokens<F, 3>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
+      break;
+    case 2:
+      panel_tokens<F, 2>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
+      break;
+    case 1:
+      panel_tokens<F, 1>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
+      break;
+    default:
+      break;
+  }
+}
+
+template <class F>
+constexpr PackedGemm kPacked = {
+    64, packed_act_bytes<F>, pack_act<F>, panel_bytes<F>, pack_panel<F>, panel_gemm<F>};
+
 template <class F>
 struct Rows32Zmm {
   template <int R, int T>
@@ -169,6 +304,54 @@ void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot
   X86Kernels k = zmm_kernels(type);
   *vec_dot = k.vec_dot, *dot_tile = k.dot_tile;
 }
+// Activations → Q8_0, bit for bit the reference's (reference_quantize.cpp): the same float
+// operations, and lround's ties away from zero (the instruction rounds ties to even).
+void quantize_q8_0_avx512(const float* x, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ8_0*>(dst);
+  const __m512 sign_bit = _mm512_set1_ps(-0.0f), half = _mm512_set1_ps(0.5f),
+               one = _mm512_set1_ps(1);
+  for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+    const float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = f32_to_fp16(d);
+    __m128i q[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m512 p = _mm512_mul_ps(h ? hi : lo, _mm512_set1_ps(id));
+      const __m512 nearest = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512 toward_zero = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __mmask16 tie =
+          _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, toward_zero)), half, _CMP_EQ_OQ);
+      const __m512i sign = _mm512_and_si512(_mm512_castps_si512(p), _mm512_castps_si512(sign_bit));
+      const __m512 away = _mm512_add_ps(  // ±1 with p's sign
+          toward_zero, _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(one), sign)));
+      q[h] = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mask_blend_ps(tie, nearest, away)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs), q[0]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs + 16), q[1]);
+  }
+}
+
+const PackedGemm* avx512vnni_gemm(gguf::TensorType type) {
+  using gguf::TensorType;
+  switch (type) {
+    case TensorType::Q4_0:
+      return &kPacked<ZQ4_0>;
+    case TensorType::Q4_1:
+      return &kPacked<ZQ4_1>;
+    case TensorType::Q5_0:
+      return &kPacked<ZQ5_0>;
+    case TensorType::Q5_1:
+      return &kPacked<ZQ5_1>;
+    case TensorType::Q8_0:
+      return &kPacked<ZQ8_0>;
+    case TensorType::IQ4_NL:
+      return &kPacked<ZIQ4_NL>;
+    default:
+      return nullptr;
+  }
+}
+
 const VectorOps& avx512vnni_vector_ops() {
   return kX86VectorOps;
 }

@@ -12,7 +12,9 @@ namespace ember::cpu {
 #if defined(__x86_64__)
 void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile);  // dot_avx2.cpp
 void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot,
-                        DotTileFn* dot_tile);  // dot_avx512vnni.cpp
+                        DotTileFn* dot_tile);                   // dot_avx512vnni.cpp
+const PackedGemm* avx512vnni_gemm(gguf::TensorType type);       // dot_avx512vnni.cpp
+void quantize_q8_0_avx512(const float* x, void* y, int64_t n);  // dot_avx512vnni.cpp
 const VectorOps& avx2_vector_ops();
 const VectorOps& avx512vnni_vector_ops();
 #endif
@@ -100,8 +102,11 @@ struct Tables {
         VecDotFn dot = nullptr;
         DotTileFn tile = nullptr;
         if (level == static_cast<int>(Isa::Avx2)) avx2_kernels(k.weight_type, &dot, &tile);
-        if (level == static_cast<int>(Isa::Avx512Vnni))
+        if (level == static_cast<int>(Isa::Avx512Vnni)) {
           avx512vnni_kernels(k.weight_type, &dot, &tile);
+          k.gemm = avx512vnni_gemm(k.weight_type);
+          if (k.act_type == TensorType::Q8_0) k.quantize_act = quantize_q8_0_avx512;
+        }
         if (dot) k.vec_dot = dot, k.dot_tile = tile, k.isa = static_cast<Isa>(level);
 #elif defined(__aarch64__)
         VecDotFn dot = nullptr;

@@ -21,6 +21,22 @@ constexpr int kTileTokens = 4;
 using DotTileFn = void (*)(int64_t n, const void* weights, size_t row_bytes,
                            const void* activations, size_t act_bytes, int tokens, float* out,
                            size_t out_stride);
+// Packed products for prompt processing, where a format has them (else nullptr and matmul uses
+// dot_tile). Activations (act_type rows) and 4-row weight panels are first rewritten into the
+// layout the kernel streams — integer values ready for the int8 dot instruction, scales already
+// widened — so that the inner loop is only multiply-adds. Results are bit for bit those of
+// dot_tile. Works when cols is a multiple of block_elems.
+struct PackedGemm {
+  int64_t block_elems;                // cols granularity
+  size_t (*act_bytes)(int64_t cols);  // one packed token
+  void (*pack_act)(const void* act_row, void* packed, int64_t cols);
+  size_t (*panel_bytes)(int64_t cols);  // one packed 4-row weight panel
+  void (*pack_panel)(const void* weights, size_t row_bytes, int64_t cols, void* panel);
+  // out[t·out_stride + r] for the panel's 4 rows and `tokens` packed tokens (any number).
+  void (*panel_gemm)(const void* panel, int64_t cols, const void* packed_act, int64_t tokens,
+                     float* out, size_t out_stride);
+};
+
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
 using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
 
@@ -30,8 +46,9 @@ struct TypeKernels {
   QuantizeRowFn quantize_act;  // float activations → act_type
   VecDotFn vec_dot;
   DotTileFn dot_tile;
-  DequantizeRowFn dequantize;  // weights → float (embedding rows, tests)
-  Isa isa;                     // the level vec_dot was compiled for
+  DequantizeRowFn dequantize;        // weights → float (embedding rows, tests)
+  Isa isa;                           // the level vec_dot was compiled for
+  const PackedGemm* gemm = nullptr;  // prompt processing in packed form, where available
 };
 
 // Kernels for weights of `type` at the given level (or the best level below it that has them);

@@ -32,12 +32,56 @@ void matvec(const TypeKernels& k, const void* weights, int64_t rows, int64_t col
   matmul(k, weights, rows, cols, x, 1, y, pool, scratch);
 }
 
+namespace {
+
+// Prompt processing with packed operands (TypeKernels::gemm): activations are packed once; then,
+// a block of tokens at a time (so their packed rows stay in cache), each thread packs each of its
+// 4-row weight panels and runs it against the block. Rows beyond a multiple of 4 use vec_dot.
+void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_t rows,
+                   int64_t cols, const uint8_t* act, int64_t act_bytes, int64_t tokens, float* y,
+                   ThreadPool& pool, MatmulScratch& scratch) {
+  const PackedGemm& g = *k.gemm;
+  const size_t packed_bytes = g.act_bytes(cols);
+  scratch.packed.resize(packed_bytes * static_cast<size_t>(tokens));
+  uint8_t* packed = scratch.packed.data();
+  scratch.panels.resize(static_cast<size_t>(pool.size()));
+  for (auto& p : scratch.panels) p.resize(g.panel_bytes(cols));
+  pool.run([&](int t) {
+    auto [begin, end] = ThreadPool::share(tokens, t, pool.size());
+    for (int64_t i = begin; i < end; ++i)
+      g.pack_act(act + i * act_bytes, packed + i * packed_bytes, cols);
+  });
+  constexpr int64_t kTokenBlock = 64;
+  const int64_t panels = rows / kTileRows;
+  pool.run([&](int thread) {
+    auto [first, last] = ThreadPool::share(panels, thread, pool.size());
+    uint8_t* panel = scratch.panels[thread].data();
+    for (int64_t t0 = 0; t0 < tokens; t0 += kTokenBlock) {
+      const int64_t n = std::min(kTokenBlock, tokens - t0);
+      for (int64_t p = first; p < last; ++p) {
+        const int64_t r = p * kTileRows;
+        g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);
+        g.panel_gemm(panel, cols, packed + t0 * packed_bytes, n, y + t0 * rows + r,
+                     static_cast<size_t>(rows));
+      }
+    }
+    auto [lo, hi] = ThreadPool::share(rows - panels * kTileRows, thread, pool.size());
+    for (int64_t r = panels * kTileRows + lo; r < panels * kTileRows + hi; ++r)
+      for (int64_t i = 0; i < tokens; ++i)
+        y[i * rows + r] = k.vec_dot(cols, w + r * row_bytes, act + i * act_bytes);
+  });
+}
+
+}  // namespace
+
 void matmul(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, const float* x,
             int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch) {
   int64_t act_bytes = 0;
   const uint8_t* act = quantize_activations(k, cols, x, tokens, pool, scratch, &act_bytes);
   const auto* w = static_cast<const uint8_t*>(weights);
   const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(k.weight_type, cols));
+  if (k.gemm && tokens >= kPackedMinTokens && cols % k.gemm->block_elems == 0)
+    return packed_matmul(k, w, row_bytes, rows, cols, act, act_bytes, tokens, y, pool, scratch);
   pool.run([&](int t) {
     auto [begin, end] = ThreadPool::share(rows, t, pool.size());
     int64_t r = begin;

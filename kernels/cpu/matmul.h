@@ -13,9 +13,14 @@
 
 namespace ember::cpu {
 
+// From how many tokens matmul packs its operands (where the format has a packed kernel).
+constexpr int64_t kPackedMinTokens = 8;
+
 // Holds the quantised activations between calls, so steady-state calls allocate nothing.
 struct MatmulScratch {
   std::vector<uint8_t> activations;
+  std::vector<uint8_t> packed;               // packed activations (TypeKernels::gemm)
+  std::vector<std::vector<uint8_t>> panels;  // one packed weight panel per thread
 };
 
 // y[r] = Σ_c W[r][c]·x[c]: one token (generation).

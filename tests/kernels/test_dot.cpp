@@ -3,6 +3,8 @@
 // matrix products against single dot products.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <cmath>
 
 #include "kernels/cpu/kernels.h"
@@ -94,10 +96,24 @@ TEST(VecDot, SimdLevelsCoverTheMainTypes) {
     EXPECT_NE(cpu::find_kernels(type)->isa, cpu::Isa::Scalar) << gguf::type_name(type);
 }
 
+// Tiles, packed products (from kPackedMinTokens tokens, where a format has them) and threads all
+// give exactly the single dot products: a token's result never depends on its batch.
 TEST(Matmul, ThreadedProductsEqualSingleDots) {
-  const int64_t rows = 37, cols = 512, tokens = 5;
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_K, TensorType::F16, TensorType::Q6_K}) {
-    SCOPED_TRACE(gguf::type_name(type));
+  const int64_t rows = 37;
+  for (auto [type, cols, tokens] :
+       std::vector<std::tuple<TensorType, int64_t, int64_t>>{{TensorType::Q4_0, 512, 5},
+                                                             {TensorType::Q4_K, 512, 5},
+                                                             {TensorType::F16, 512, 5},
+                                                             {TensorType::Q6_K, 512, 5},
+                                                             {TensorType::Q4_0, 640, 70},
+                                                             {TensorType::Q4_1, 640, 70},
+                                                             {TensorType::Q5_0, 640, 9},
+                                                             {TensorType::Q5_1, 128, 13},
+                                                             {TensorType::Q8_0, 640, 70},
+                                                             {TensorType::IQ4_NL, 192, 11},
+                                                             {TensorType::Q8_0, 96, 12}}) {
+    SCOPED_TRACE(std::string(gguf::type_name(type)) + " cols " + std::to_string(cols) + " tokens " +
+                 std::to_string(tokens));
     const cpu::TypeKernels* k = cpu::find_kernels(type);
     std::vector<uint8_t> w = test::random_row(type, rows * cols, 5);
     std::vector<float> x = test::random_floats(tokens * cols, 6);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 
+#include "kernels/cpu/kernels.h"
 #include "kernels/cpu/reference.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -67,6 +68,24 @@ TEST(Quantize, Q8_0MatchesTheGgmlRounding) {
   std::vector<uint8_t> q(34);
   cpu::reference::quantize_row(TensorType::Q8_0, x.data(), q.data(), 32);
   EXPECT_EQ(static_cast<int8_t>(q[2 + 5]), -127);
+}
+
+// The activation quantiser each level uses equals the reference bit for bit, ties included.
+TEST(Quantize, ActivationQuantisersMatchTheReference) {
+  std::vector<float> x = test::random_floats(32 * 40, 11);
+  // Blocks whose scale is exactly 1 (max |x| = 127), with values on .5 ties of both signs.
+  for (int j = 0; j < 64; ++j) x[j] = j == 0 ? 127.0f : (j % 2 ? 1 : -1) * (0.5f + (j % 13));
+  for (int j = 64; j < 96; ++j) x[j] = 0;  // an all-zero block
+  for (cpu::Isa isa : cpu::available_isas()) {
+    for (gguf::TensorType type : {gguf::TensorType::Q4_0, gguf::TensorType::Q4_K}) {
+      const cpu::TypeKernels* k = cpu::find_kernels(type, isa);
+      std::vector<uint8_t> got(gguf::bytes_for(k->act_type, x.size())), want(got.size());
+      k->quantize_act(x.data(), got.data(), static_cast<int64_t>(x.size()));
+      cpu::reference::quantize_row(k->act_type, x.data(), want.data(),
+                                   static_cast<int64_t>(x.size()));
+      EXPECT_EQ(got, want) << cpu::isa_name(isa) << " " << gguf::type_name(k->act_type);
+    }
+  }
 }
 
 TEST(Quantize, UnsupportedTypesThrow) {
