@@ -32,7 +32,10 @@ float gelu_tanh(float x) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), vector_ops_(cpu::vector_ops()) {}
+CpuBackend::CpuBackend(int n_threads)
+    : pool_(n_threads),
+      vector_ops_(cpu::vector_ops()),
+      attention_kernel_(cpu::attention_kernel()) {}
 
 Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
   constexpr size_t kChunkFloats = size_t(4) << 20;  // 16 MiB
@@ -184,57 +187,47 @@ void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
   }
 }
 
-// A pointer to values [first, first + count) of cached row `pos`: straight into the cache when it
-// holds floats, else converted into `buffer`.
-const float* CpuBackend::cached_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos,
-                                    int first, int count, float* buffer) const {
-  const uint8_t* row = cache_row(layer_cache, seq, pos);
-  if (cache_type_ == CacheType::kF32) return reinterpret_cast<const float*>(row) + first;
-  vector_ops_.fp16_to_f32(reinterpret_cast<const uint16_t*>(row) + first, buffer, count);
-  return buffer;
-}
-
 void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
                            const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
                            int head_dim, float scale, int window, Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
   const int group = n_head / n_head_kv;  // query heads sharing one kv head
-  // One job per (token, kv head): each cached K and V row is loaded once for its whole group.
-  // Jobs are dealt out in turn (job = thread, thread + threads, ...): later tokens attend to more
-  // positions, and contiguous shares would give the last thread most of the work.
+  // Blocks: runs of consecutive batch entries of one sequence, at most kAttentionBlock long
+  // (a prompt chunk is one run; a generation step has one token per sequence).
+  std::vector<std::pair<int64_t, int64_t>> blocks;  // [first, end)
+  for (int64_t t = 0; t < n_tokens;) {
+    int64_t e = t + 1;
+    while (e < n_tokens && e - t < cpu::kAttentionBlock && seqs[e] == seqs[t]) ++e;
+    blocks.emplace_back(t, e);
+    t = e;
+  }
+  const int64_t row_elems = kv_dim_;
+  attention_scratch_.resize(static_cast<size_t>(pool_.size()));
+  // One job per (block, kv head), dealt out in turn: later blocks see more positions, and
+  // contiguous shares would give the last thread most of the work.
+  const int64_t jobs = static_cast<int64_t>(blocks.size()) * n_head_kv;
   pool_.run([&](int thread) {
-    std::vector<float> scores, row(head_dim), acc(size_t(group) * head_dim);
-    for (int64_t job = thread; job < n_tokens * n_head_kv; job += pool_.size()) {
-      const int64_t t = job / n_head_kv;
+    for (int64_t job = thread; job < jobs; job += pool_.size()) {
+      const auto [first, end] = blocks[job / n_head_kv];
       const int g = static_cast<int>(job % n_head_kv);
-      const int pos = positions[t], seq = seqs[t];
-      const int lo = window > 0 ? std::max(0, pos - window + 1) : 0, span = pos - lo + 1;
-      const float* q0 =
-          q.data + t * q.cols + int64_t(g) * group * head_dim;  // the group's first head
-      scores.resize(size_t(group) * span);
-      for (int j = 0; j < span; ++j) {
-        const float* k =
-            cached_row(k_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
-        for (int h = 0; h < group; ++h)
-          scores[size_t(h) * span + j] = vector_ops_.dot(q0 + h * head_dim, k, head_dim) * scale;
-      }
-      for (int h = 0; h < group; ++h) {  // softmax per head
-        float* s = scores.data() + size_t(h) * span;
-        const float max_score = *std::max_element(s, s + span);
-        double sum = 0;
-        for (int j = 0; j < span; ++j) sum += (s[j] = std::exp(s[j] - max_score));
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int j = 0; j < span; ++j) s[j] *= inv;
-      }
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int j = 0; j < span; ++j) {
-        const float* v =
-            cached_row(v_cache_[layer], seq, lo + j, g * head_dim, head_dim, row.data());
-        for (int h = 0; h < group; ++h)
-          vector_ops_.axpy(scores[size_t(h) * span + j], v, acc.data() + size_t(h) * head_dim,
-                           head_dim);
-      }
-      std::copy(acc.begin(), acc.end(), out.data + t * out.cols + int64_t(g) * group * head_dim);
+      const int seq = seqs[first];
+      cpu::AttentionBlock block;
+      block.q = q.data + first * q.cols + int64_t(g) * group * head_dim;
+      block.q_stride = q.cols;
+      block.positions = positions.data() + first;
+      block.n_tokens = static_cast<int>(end - first);
+      block.group = group;
+      block.head_dim = head_dim;
+      const size_t elem = cache_type_ == CacheType::kF16 ? 2 : 4;
+      block.k = cache_row(k_cache_[layer], seq, 0) + size_t(g) * head_dim * elem;
+      block.v = cache_row(v_cache_[layer], seq, 0) + size_t(g) * head_dim * elem;
+      block.row_stride = row_elems;
+      block.f16 = cache_type_ == CacheType::kF16;
+      block.window = window;
+      block.scale = scale;
+      block.out = out.data + first * out.cols + int64_t(g) * group * head_dim;
+      block.out_stride = out.cols;
+      attention_kernel_(block, attention_scratch_[thread]);
     }
   });
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
@@ -44,11 +45,10 @@ class CpuBackend : public Backend {
   cpu::ThreadPool& pool() { return pool_; }
 
  private:
+  cpu::AttentionFn attention_kernel_;
+  std::vector<cpu::AttentionScratch> attention_scratch_;  // one per thread
   // Where row `pos` of sequence `seq` lives in one layer's cache.
   uint8_t* cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos) const;
-  // Values [first, first + count) of cached row `pos` of sequence `seq`, as floats.
-  const float* cached_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos,
-                          int first, int count, float* buffer) const;
 
   cpu::ThreadPool pool_;
   const cpu::VectorOps& vector_ops_;

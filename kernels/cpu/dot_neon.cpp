@@ -5,6 +5,8 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
+#include <cmath>
+
 #include <cstring>
 
 #include "kernels/cpu/block_formats.h"
@@ -111,8 +113,13 @@ void tile_32(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a
           reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * row_bytes)[i];
       const Values v = F::values(b);
       const float dw = fp16_to_f32(b.d), m = F::min(b);
-      for (int t = 0; t < T; ++t)
-        acc[r][t] += dw * da[t] * static_cast<float>(dot32(v, y[t][i].qs)) + m * act_sum[t];
+      // Explicit fused operations: the compiler may not contract the tile sizes differently,
+      // so a token's result is the same in every tile (and in vec_dot).
+      for (int t = 0; t < T; ++t) {
+        const float scale = dw * da[t];
+        acc[r][t] = std::fma(scale, static_cast<float>(dot32(v, y[t][i].qs)), acc[r][t]);
+        acc[r][t] = std::fma(m, act_sum[t], acc[r][t]);
+      }
     }
   }
   for (int r = 0; r < R; ++r)

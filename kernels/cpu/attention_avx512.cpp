@@ -1,0 +1,148 @@
+// The attention block (attention.h) with AVX-512: a chunk's keys are transposed into a
+// [head_dim][64] tile so that one query's 64 scores take head_dim × 4 FMAs, its values stay rows
+// for the weighted sum, and exp is a vectorised polynomial. Needs head_dim % 16 == 0 (else the
+// reference runs).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/fp16.h"
+
+namespace ember::cpu {
+namespace {
+
+// e^x for x ≤ 0 (and −∞ → 0): x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 polynomial, scaled
+// by 2^n. Within 2 ulp of std::exp.
+inline __m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // e^-104 is below the smallest float
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline float exp_scalar(float x) {
+  return _mm512_cvtss_f32(exp_nonpositive(_mm512_set1_ps(x)));
+}
+
+// Row `key` of the cache, values [0, d), as floats into `dst`.
+inline void load_row(const void* base, bool f16, int64_t offset, int d, float* dst) {
+  if (f16) {
+    const auto* src = static_cast<const uint16_t*>(base) + offset;
+    for (int i = 0; i < d; i += 16)
+      _mm512_storeu_ps(
+          dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+  } else {
+    std::copy_n(static_cast<const float*>(base) + offset, d, dst);
+  }
+}
+
+}  // namespace
+
+void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
+  const int d = a.head_dim;
+  if (d % 16 != 0) return attention_reference(a, scratch);
+  constexpr int C = kAttentionChunk;
+  const int rows = a.n_tokens * a.group;
+  float* kt = scratch.reserve(int64_t(2) * C * d + int64_t(rows) * d + 2 * rows + d + 2 * C);
+  float* vc = kt + C * d;  // [C][d]
+  float* o = vc + C * d;   // [rows][d]
+  float* m = o + int64_t(rows) * d;
+  float* l = m + rows;
+  float* row = l + rows;  // one converted key row [d]
+  float* p = row + d;     // [C]
+  std::fill(o, o + int64_t(rows) * d, 0.0f);
+  std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + rows, 0.0f);
+
+  int min_lo = std::numeric_limits<int>::max(), max_pos = -1;
+  for (int b = 0; b < a.n_tokens; ++b) {
+    const int pos = a.positions[b];
+    min_lo = std::min(min_lo, a.window > 0 ? std::max(0, pos - a.window + 1) : 0);
+    max_pos = std::max(max_pos, pos);
+  }
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+
+  for (int c0 = min_lo / C * C; c0 <= max_pos; c0 += C) {
+    // Convert the chunk's keys (transposed) and values; rows the block cannot see are zeros.
+    const int first = std::max(c0, min_lo), last = std::min(c0 + C - 1, max_pos);
+    for (int j = 0; j < C; ++j) {
+      const int key = c0 + j;
+      if (key < first || key > last) {
+        for (int i = 0; i < d; ++i) kt[i * C + j] = 0;
+        std::fill(vc + j * d, vc + (j + 1) * d, 0.0f);
+        continue;
+      }
+      load_row(a.k, a.f16, key * a.row_stride, d, row);
+      for (int i = 0; i < d; ++i) kt[i * C + j] = row[i];
+      load_row(a.v, a.f16, key * a.row_stride, d, vc + j * d);
+    }
+    for (int b = 0; b < a.n_tokens; ++b) {
+      const int pos = a.positions[b];
+      const int lo = a.window > 0 ? std::max(0, pos - a.window + 1) : 0;
+      if (c0 + C - 1 < lo || c0 > pos) continue;  // nothing of this chunk is visible to it
+      __mmask16 visible[C / 16];
+      for (int g = 0; g < C / 16; ++g) {
+        const __m512i key = _mm512_add_epi32(lane, _mm512_set1_epi32(c0 + 16 * g));
+        visible[g] = _mm512_cmp_epi32_mask(key, _mm512_set1_epi32(lo), _MM_CMPINT_NLT) &
+                     _mm512_cmp_epi32_mask(key, _mm512_set1_epi32(pos), _MM_CMPINT_LE);
+      }
+      for (int h = 0; h < a.group; ++h) {
+        const int r = b * a.group + h;
+        const float* q = a.q + b * a.q_stride + int64_t(h) * d;
+        __m512 s[C / 16];
+        for (int g = 0; g < C / 16; ++g) s[g] = _mm512_setzero_ps();
+        for (int i = 0; i < d; ++i) {
+          const __m512 qi = _mm512_set1_ps(q[i]);
+          for (int g = 0; g < C / 16; ++g)
+            s[g] = _mm512_fmadd_ps(qi, _mm512_loadu_ps(kt + i * C + 16 * g), s[g]);
+        }
+        const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+        __m512 chunk_max = neg_inf;
+        for (int g = 0; g < C / 16; ++g) {
+          s[g] = _mm512_mask_mul_ps(neg_inf, visible[g], s[g], _mm512_set1_ps(a.scale));
+          chunk_max = _mm512_max_ps(chunk_max, s[g]);
+        }
+        const float m_new = std::max(m[r], _mm512_reduce_max_ps(chunk_max));
+        const float rescale = exp_scalar(m[r] - m_new);
+        __m512 sum = _mm512_setzero_ps();
+        for (int g = 0; g < C / 16; ++g) {
+          const __m512 w = _mm512_maskz_mov_ps(
+              visible[g], exp_nonpositive(_mm512_sub_ps(s[g], _mm512_set1_ps(m_new))));
+          _mm512_storeu_ps(p + 16 * g, w);
+          sum = _mm512_add_ps(sum, w);
+        }
+        l[r] = l[r] * rescale + _mm512_reduce_add_ps(sum);
+        m[r] = m_new;
+        float* acc = o + int64_t(r) * d;
+        for (int i = 0; i < d; i += 16) {
+          __m512 x = _mm512_mul_ps(_mm512_loadu_ps(acc + i), _mm512_set1_ps(rescale));
+          for (int j = 0; j < C; ++j)
+            x = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_loadu_ps(vc + j * d + i), x);
+          _mm512_storeu_ps(acc + i, x);
+        }
+      }
+    }
+  }
+  for (int b = 0; b < a.n_tokens; ++b)
+    for (int h = 0; h < a.group; ++h) {
+      const int r = b * a.group + h;
+      float* out = a.out + b * a.out_stride + int64_t(h) * d;
+      const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
+      for (int i = 0; i < d; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_loadu_ps(o + int64_t(r) * d + i), inv));
+    }
+}
+
+}  // namespace ember::cpu

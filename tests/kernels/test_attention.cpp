@@ -1,0 +1,105 @@
+// The attention block kernel: every level against the plain reference on awkward sizes (head
+// dims, groups, windows, F16 and F32 caches, positions across chunk edges), and a query's result
+// independent of the block it comes in (bit for bit), which batched decoding relies on.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/fp16.h"
+#include "tests/kernels/kernel_test_util.h"
+
+using namespace ember;
+
+namespace {
+
+struct Case {
+  int head_dim, group, n_tokens, first_pos, window;
+  bool f16;
+};
+
+struct Data {
+  std::vector<float> q, out;
+  std::vector<uint16_t> k16, v16;
+  std::vector<float> k32, v32;
+  std::vector<int32_t> positions;
+  int64_t row_stride;
+};
+
+Data make(const Case& c, uint32_t seed) {
+  Data d;
+  const int ctx = c.first_pos + c.n_tokens;
+  d.row_stride = c.head_dim * 2 + 16;  // another KV head and padding sit between rows
+  d.k32 = test::random_floats(ctx * d.row_stride, seed);
+  d.v32 = test::random_floats(ctx * d.row_stride, seed + 1);
+  for (float& x : d.k32) x *= 2;
+  d.k16.resize(d.k32.size());
+  d.v16.resize(d.v32.size());
+  for (size_t i = 0; i < d.k32.size(); ++i) {
+    d.k16[i] = cpu::f32_to_fp16(d.k32[i]);
+    d.v16[i] = cpu::f32_to_fp16(d.v32[i]);
+  }
+  d.q = test::random_floats(int64_t(c.n_tokens) * c.group * c.head_dim, seed + 2);
+  for (int b = 0; b < c.n_tokens; ++b) d.positions.push_back(c.first_pos + b);
+  d.out.assign(d.q.size(), NAN);
+  return d;
+}
+
+cpu::AttentionBlock block_of(const Case& c, Data& d, int first, int count) {
+  cpu::AttentionBlock a;
+  const int64_t stride = int64_t(c.group) * c.head_dim;
+  a.q = d.q.data() + first * stride;
+  a.q_stride = stride;
+  a.positions = d.positions.data() + first;
+  a.n_tokens = count;
+  a.group = c.group;
+  a.head_dim = c.head_dim;
+  a.k = c.f16 ? static_cast<const void*>(d.k16.data()) : d.k32.data();
+  a.v = c.f16 ? static_cast<const void*>(d.v16.data()) : d.v32.data();
+  a.row_stride = d.row_stride;
+  a.f16 = c.f16;
+  a.window = c.window;
+  a.scale = 1.0f / std::sqrt(float(c.head_dim));
+  a.out = d.out.data() + first * stride;
+  a.out_stride = stride;
+  return a;
+}
+
+const Case kCases[] = {
+    {64, 1, 1, 0, 0, true},     {64, 3, 7, 60, 0, true},  {64, 8, 32, 100, 0, false},
+    {256, 1, 5, 130, 0, true},  {256, 4, 3, 0, 0, false}, {48, 2, 9, 63, 0, true},
+    {64, 2, 17, 200, 50, true}, {128, 1, 32, 0, 0, true}, {16, 5, 4, 64, 0, false},
+};
+
+}  // namespace
+
+TEST(Attention, EveryLevelMatchesTheReference) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE("head_dim " + std::to_string(c.head_dim) + " group " + std::to_string(c.group) +
+                 " tokens " + std::to_string(c.n_tokens) + " first " + std::to_string(c.first_pos));
+    Data want = make(c, 7);
+    cpu::AttentionScratch scratch;
+    cpu::attention_reference(block_of(c, want, 0, c.n_tokens), scratch);
+    for (cpu::Isa isa : cpu::available_isas()) {
+      Data got = make(c, 7);
+      cpu::attention_kernel(isa)(block_of(c, got, 0, c.n_tokens), scratch);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < got.out.size(); ++i) {
+        num += double(got.out[i] - want.out[i]) * (got.out[i] - want.out[i]);
+        den += double(want.out[i]) * want.out[i];
+      }
+      EXPECT_LE(std::sqrt(num / den), 2e-6) << cpu::isa_name(isa);
+    }
+  }
+}
+
+TEST(Attention, ResultsDoNotDependOnTheBlock) {
+  for (const Case& c : kCases) {
+    Data whole = make(c, 3), single = make(c, 3);
+    cpu::AttentionScratch scratch;
+    const cpu::AttentionFn kernel = cpu::attention_kernel();
+    kernel(block_of(c, whole, 0, c.n_tokens), scratch);
+    for (int b = 0; b < c.n_tokens; ++b) kernel(block_of(c, single, b, 1), scratch);
+    EXPECT_EQ(whole.out, single.out) << "head_dim " << c.head_dim << " tokens " << c.n_tokens;
+  }
+}
