@@ -138,6 +138,93 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
     for (int t = 0; t < T; ++t) o.put(r, t, _mm512_reduce_add_ps(acc[r][t]) + tail[t * R + r]);
 }
 
+// Q4_K/Q5_K with two 64-value planes per 512-bit step. Lanes 0..7 collect planes 0 and 2,
+// lanes 8..15 planes 1 and 3; their sum is exactly tile_q45_k's eight int32 lanes (integer
+// addition), and the float operations follow — so the results equal the 256-bit tile's bit for
+// bit, with half the integer instructions.
+template <class Block, bool kFifthBit, int R, int T>
+void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+                    TileOut o) {
+  const BlockQ8_K* y[T];
+  q8k_rows<T>(a, act_bytes, y);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    __m128i group_sums[T];
+    __m512i act_lo[T][2], act_hi[T][2];  // planes (0,1) and (2,3): first and second 32 values
+    for (int t = 0; t < T; ++t) {
+      group_sums[t] = bsums_by_32(y[t][i]);
+      for (int k = 0; k < 2; ++k) {
+        const int8_t* q = y[t][i].qs + 128 * k;
+        act_lo[t][k] = join(load32(q), load32(q + 64));
+        act_hi[t][k] = join(load32(q + 32), load32(q + 96));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const Block& b = row_block<Block>(w, row_bytes, r, i);
+      prefetch_ahead(b);
+      uint64_t scales, mins;
+      kquant_scales_mins(b.scales, &scales, &mins);
+      const __m128i mins16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins)));
+      __m512i high_bits = _mm512_setzero_si512();
+      if constexpr (kFifthBit) high_bits = _mm512_broadcast_i64x4(load32(b.qh));
+      __m512i sumi[T];
+      for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
+      for (int k = 0; k < 2; ++k) {  // planes j = 2k (low half) and 2k + 1 (high half)
+        const int j = 2 * k;
+        const __m512i bytes = join(load32(b.qs + 32 * j), load32(b.qs + 32 * (j + 1)));
+        __m512i lo = _mm512_and_si512(bytes, low4);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+        if constexpr (kFifthBit) {
+          const __m512i shift_lo =
+              _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * j)),
+                                 _mm256_set1_epi16(static_cast<short>(2 * j + 2)), 1);
+          const __m512i shift_hi = _mm512_add_epi16(shift_lo, _mm512_set1_epi16(1));
+          lo = _mm512_or_si512(
+              lo,
+              _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(high_bits, shift_lo), one), 4));
+          hi = _mm512_or_si512(
+              hi,
+              _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(high_bits, shift_hi), one), 4));
+        }
+        const auto scale_of = [&](int group) {
+          return static_cast<short>((scales >> (8 * group)) & 0xff);
+        };
+        const __m512i s_lo = _mm512_inserti64x4(_mm512_set1_epi16(scale_of(2 * j)),
+                                                _mm256_set1_epi16(scale_of(2 * j + 2)), 1);
+        const __m512i s_hi = _mm512_inserti64x4(_mm512_set1_epi16(scale_of(2 * j + 1)),
+                                                _mm256_set1_epi16(scale_of(2 * j + 3)), 1);
+        for (int t = 0; t < T; ++t) {
+          sumi[t] = _mm512_add_epi32(
+              sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(lo, act_lo[t][k]), s_lo));
+          sumi[t] = _mm512_add_epi32(
+              sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(hi, act_hi[t][k]), s_hi));
+        }
+      }
+      const float dw = h2f(b.d), dmin = h2f(b.dmin);
+      for (int t = 0; t < T; ++t) {
+        const __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]),
+                                                _mm512_extracti64x4_epi64(sumi[t], 1));
+        __m256i min_terms = _mm256_zextsi128_si256(_mm_madd_epi16(mins16, group_sums[t]));
+        acc[r][t] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(folded), _mm256_set1_ps(dw * y[t][i].d), acc[r][t]);
+        acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_terms),
+                                     _mm256_set1_ps(dmin * y[t][i].d), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
+}
+
+template <class Block, bool kFifth>
+struct RowsQ45KZmm {
+  template <int R, int T>
+  static constexpr TileFn fn = tile_q45_k_zmm<Block, kFifth, R, T>;
+};
+
 // ---- Packed products for prompt processing (PackedGemm) ----
 //
 // Per pair of blocks, a packed token holds 192 bytes: its 64 int8 values, the two scales
@@ -293,6 +380,10 @@ X86Kernels zmm_kernels(gguf::TensorType type) {
       return kernels_of<Rows32Zmm<ZQ8_0>>();
     case TensorType::IQ4_NL:
       return kernels_of<Rows32Zmm<ZIQ4_NL>>();
+    case TensorType::Q4_K:
+      return kernels_of<RowsQ45KZmm<BlockQ4_K, false>>();
+    case TensorType::Q5_K:
+      return kernels_of<RowsQ45KZmm<BlockQ5_K, true>>();
     default:
       return x86_kernels(type);
   }

@@ -3,6 +3,7 @@
 // matrix products against single dot products.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <tuple>
 
 #include <cmath>
@@ -143,4 +144,29 @@ TEST(ThreadPool, RunsEveryIndexOnceManyTimes) {
   std::vector<int> counts(3, 0);
   for (int round = 0; round < 2000; ++round) pool.run([&](int t) { counts[t]++; });
   EXPECT_EQ(counts, (std::vector<int>{2000, 2000, 2000}));
+}
+
+// The 512-bit K-family tiles sum the same integers as the 256-bit ones: results are identical,
+// so a process's results do not depend on which x86 level runs them.
+TEST(VecDot, KFamilyZmmTilesEqualTheYmmOnes) {
+  const auto isas = cpu::available_isas();
+  if (std::find(isas.begin(), isas.end(), cpu::Isa::Avx512Vnni) == isas.end())
+    GTEST_SKIP() << "no AVX-512 VNNI here";
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K}) {
+    const cpu::TypeKernels* zmm = cpu::find_kernels(type, cpu::Isa::Avx512Vnni);
+    const cpu::TypeKernels* ymm = cpu::find_kernels(type, cpu::Isa::Avx2);
+    const int64_t cols = 768, rows = 4;
+    std::vector<uint8_t> w = test::random_row(type, rows * cols, 8);
+    std::vector<float> x = test::random_floats(4 * cols, 9);
+    std::vector<uint8_t> a(4 * gguf::bytes_for(zmm->act_type, cols));
+    const size_t act_bytes = gguf::bytes_for(zmm->act_type, cols);
+    for (int t = 0; t < 4; ++t)
+      zmm->quantize_act(x.data() + t * cols, a.data() + t * act_bytes, cols);
+    EXPECT_EQ(zmm->vec_dot(cols, w.data(), a.data()), ymm->vec_dot(cols, w.data(), a.data()));
+    std::vector<float> out_z(16), out_y(16);
+    const size_t row_bytes = gguf::bytes_for(type, cols);
+    zmm->dot_tile(cols, w.data(), row_bytes, a.data(), act_bytes, 4, out_z.data(), 4);
+    ymm->dot_tile(cols, w.data(), row_bytes, a.data(), act_bytes, 4, out_y.data(), 4);
+    EXPECT_EQ(out_z, out_y) << gguf::type_name(type);
+  }
 }
