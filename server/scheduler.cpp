@@ -335,9 +335,9 @@ void Scheduler::step(Engine& engine) {
   }
   for (size_t i = 0; i < engine.slots.size() && budget > 0; ++i) {
     Slot& s = engine.slots[i];
-    const std::vector<model::TokenId>& prompt =
-        s.active ? s.completion->request().prompt : std::vector<model::TokenId>{};
-    if (!s.active || s.prompt_done >= prompt.size()) continue;
+    if (!s.active) continue;
+    const std::vector<model::TokenId>& prompt = s.completion->request().prompt;
+    if (s.prompt_done >= prompt.size()) continue;
     const size_t take = std::min<size_t>(prompt.size() - s.prompt_done, budget);
     for (size_t j = 0; j < take; ++j) {
       const bool last = s.prompt_done + 1 == prompt.size();
