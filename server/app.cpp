@@ -498,15 +498,13 @@ void App::pull(const http::Request& request, std::shared_ptr<http::Responder> re
     return error(responder, 400, e.what(), "invalid_request_error", "model");
   }
   if (stream) responder->start_stream(200, "application/x-ndjson");
-  pulls_.pull(r, [responder, stream](const std::string& line) {
-    const bool last = line.find("\"status\":\"complete\"") != std::string::npos ||
-                      line.find("\"status\":\"error\"") != std::string::npos;
+  pulls_.pull(r, [responder, stream](const std::string& line, bool last) {
     if (stream) {
       responder->write(line + "\n");
       if (last) responder->end();
     } else if (last) {
       http::Response r;
-      r.status = line.find("\"status\":\"error\"") != std::string::npos ? 502 : 200;
+      r.status = json::parse(line).value("status", "") == "error" ? 502 : 200;
       r.body = line;
       responder->send(std::move(r));
     }

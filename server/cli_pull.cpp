@@ -41,7 +41,7 @@ int run_pull(const std::vector<std::string>& argv) {
                               [](const std::string& path) {
                                 return server::model_id_for(path.substr(path.rfind('/') + 1));
                               });
-    manager.pull(request, [&](const std::string& line) {
+    manager.pull(request, [&](const std::string& line, bool last) {
       const auto j = nlohmann::json::parse(line);
       const std::string status = j.value("status", "");
       if (status == "downloading" && tty) {
@@ -66,7 +66,7 @@ int run_pull(const std::vector<std::string>& argv) {
       } else {
         std::fprintf(stderr, "%s\n", status.c_str());
       }
-      if (status == "complete" || status == "error") {
+      if (last) {
         std::lock_guard<std::mutex> lock(mutex);
         done = true;
         ok = status == "complete";

@@ -98,13 +98,13 @@ PullManager::~PullManager() {
   all_done_.wait(lock, [&] { return running_ == 0; });
 }
 
-void PullManager::emit(Task& task, const std::string& line) {
+void PullManager::emit(Task& task, const std::string& line, bool last) {
   std::vector<Listener> listeners;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     listeners = task.listeners;
   }
-  for (const Listener& l : listeners) l(line);
+  for (const Listener& l : listeners) l(line, last);
 }
 
 void PullManager::pull(const PullRequest& request, Listener listener) {
@@ -120,7 +120,8 @@ void PullManager::pull(const PullRequest& request, Listener listener) {
                   {"note", "this file is already being pulled; following that pull"},
                   {"completed", it->second->completed},
                   {"total", it->second->total}}
-                 .dump());
+                 .dump(),
+             false);
     return;
   }
   auto task = std::make_shared<Task>();
@@ -153,8 +154,8 @@ std::vector<std::string> PullManager::status_lines() const {
 
 void PullManager::run(std::shared_ptr<Task> task) {
   PullRequest r = task->request;
-  auto say = [&](const json& j) {
-    emit(*task, j.dump(-1, ' ', false, json::error_handler_t::replace));
+  auto say = [&](const json& j, bool last = false) {
+    emit(*task, j.dump(-1, ' ', false, json::error_handler_t::replace), last);
   };
   auto finish = [&](const json& last) {
     {
@@ -162,7 +163,7 @@ void PullManager::run(std::shared_ptr<Task> task) {
       task->finished = true;
       task->status = last.value("status", "");
     }
-    say(last);
+    say(last, true);
     std::lock_guard<std::mutex> lock(mutex_);
     task->listeners.clear();
     tasks_.erase(task->key);

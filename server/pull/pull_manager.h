@@ -42,7 +42,8 @@ std::string choose_file(const std::vector<std::string>& files, std::string* reas
 
 class PullManager {
  public:
-  using Listener = std::function<void(const std::string& ndjson_line)>;
+  // Gets each NDJSON line; `last` marks the final one ("complete" or "error").
+  using Listener = std::function<void(const std::string& ndjson_line, bool last)>;
   // `on_complete(path)` registers a finished file (a registry rescan) before "complete" is sent.
   PullManager(std::string models_dir, HubOptions hub, int max_downloads,
               std::function<std::string(const std::string& path)> on_complete);
@@ -57,7 +58,7 @@ class PullManager {
  private:
   struct Task;
   void run(std::shared_ptr<Task> task);
-  void emit(Task& task, const std::string& line);
+  void emit(Task& task, const std::string& line, bool last);
 
   std::string models_dir_;
   HubClient hub_;
