@@ -219,15 +219,8 @@ std::string HubClient::download(const std::string& repo, const std::string& revi
                                 const std::function<void(uint64_t)>& on_bytes,
                                 const std::atomic<bool>& cancel) const {
   Sha256 hash;
-  uint64_t have = 0;
   // Bytes already downloaded are hashed again (the file is not trusted to be ours otherwise).
-  if (FILE* f = std::fopen(part_path.c_str(), "rb")) {
-    std::vector<char> buf(1 << 20);
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
-      hash.update(buf.data(), n), have += n;
-    std::fclose(f);
-  }
+  const uint64_t have = hash.update_from_file(part_path);
   Easy e;
   setup(e, file_url(repo, revision, filename), options_);
   if (have > 0)

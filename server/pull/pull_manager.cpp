@@ -261,11 +261,7 @@ void PullManager::run(std::shared_ptr<Task> task) {
     if (info.size > 0 && have == info.size) {
       // Already complete from an earlier attempt: hash what is there.
       Sha256 h;
-      FILE* f = std::fopen(part_path.c_str(), "rb");
-      std::vector<char> buf(1 << 20);
-      size_t n;
-      while (f && (n = std::fread(buf.data(), 1, buf.size(), f)) > 0) h.update(buf.data(), n);
-      if (f) std::fclose(f);
+      h.update_from_file(part_path.string());
       sha = h.hex_digest();
     } else {
       sha = hub_.download(

@@ -1,6 +1,9 @@
 #include "server/pull/sha256.h"
 
+#include <cstdio>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 namespace ember::pull {
 namespace {
@@ -61,6 +64,17 @@ void Sha256::update(const void* data, size_t size) {
   for (; size >= 64; p += 64, size -= 64) compress(p);
   std::memcpy(buffer_.data(), p, size);
   buffered_ = size;
+}
+
+uint64_t Sha256::update_from_file(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!f) return 0;
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0)
+    update(buf.data(), n), total += n;
+  return total;
 }
 
 std::string Sha256::hex_digest() {

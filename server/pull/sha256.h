@@ -15,6 +15,8 @@ class Sha256 {
   Sha256();
   void update(const void* data, size_t size);
   void update(std::string_view s) { update(s.data(), s.size()); }
+  // Hashes the contents of a file (nothing when it does not exist); returns the bytes read.
+  uint64_t update_from_file(const std::string& path);
   std::string hex_digest();  // finishes; the object is spent afterwards
 
  private:
