@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <sstream>
 
 #include "model/backend_cpu.h"
 #include "model/transformer.h"
@@ -17,12 +16,7 @@ namespace {
 
 server::RegistrySources sources_from(const Args& args) {
   server::RegistrySources s = server::RegistrySources::from_environment();
-  if (auto d = args.get("model-dirs")) {
-    s.dirs = {"./models"};
-    std::stringstream in(*d);
-    for (std::string x; std::getline(in, x, ':');)
-      if (!x.empty()) s.dirs.push_back(x);
-  }
+  if (auto d = args.get("model-dirs")) s.set_dirs(*d);  // the flag replaces the variables
   return s;
 }
 

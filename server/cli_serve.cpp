@@ -93,10 +93,7 @@ int run_serve(const std::vector<std::string>& argv) {
       port = to_int(*p, "EMBER_PORT", 0, 65535);
 
   server::RegistrySources sources = server::RegistrySources::from_environment();
-  if (auto d = args.get("model-dirs")) {  // the flag replaces the variables' directories
-    sources.dirs = {"./models"};
-    for (const std::string& x : split(*d, ':')) sources.dirs.push_back(x);
-  }
+  if (auto d = args.get("model-dirs")) sources.set_dirs(*d);  // the flag replaces the variables
   if (auto f = args.get("model")) sources.files.push_back(*f);
 
   const std::string backend = pick("backend", {"EMBER_BACKEND"}).value_or("cpu");

@@ -173,12 +173,10 @@ std::optional<std::string> env(const char* name) {
 
 RegistrySources RegistrySources::from_environment() {
   RegistrySources s;
-  s.dirs.push_back("./models");
+  s.set_dirs("");
   for (const char* var : {"EMBER_MODEL_DIRS", "SHIMMY_MODEL_DIRS", "SHIMMY_MODEL_PATHS"})
     if (auto v = env(var)) {
-      std::stringstream in(*v);
-      for (std::string d; std::getline(in, d, ':');)
-        if (!d.empty()) s.dirs.push_back(d);
+      s.set_dirs(*v);
       break;
     }
   for (const char* var : {"EMBER_BASE_GGUF", "SHIMMY_BASE_GGUF"})
@@ -198,6 +196,13 @@ RegistrySources RegistrySources::from_environment() {
   else if (!home.empty())
     s.ollama = home + "/.ollama/models";
   return s;
+}
+
+void RegistrySources::set_dirs(const std::string& colon_separated) {
+  dirs = {"./models"};
+  std::stringstream in(colon_separated);
+  for (std::string d; std::getline(in, d, ':');)
+    if (!d.empty()) dirs.push_back(d);
 }
 
 ModelRegistry::ModelRegistry(RegistrySources sources) : sources_(std::move(sources)) {}

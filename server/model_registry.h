@@ -38,6 +38,9 @@ struct RegistrySources {
   // The defaults from the environment: ./models, EMBER_MODEL_DIRS / SHIMMY_MODEL_DIRS /
   // SHIMMY_MODEL_PATHS, EMBER_BASE_GGUF / SHIMMY_BASE_GGUF, HF_HUB_CACHE / HF_HOME, OLLAMA_MODELS.
   static RegistrySources from_environment();
+  // ./models plus the directories of a colon-separated list (what --model-dirs and the
+  // *_MODEL_DIRS variables hold).
+  void set_dirs(const std::string& colon_separated);
 };
 
 // The id of a model file (without directories): lower-cased, '_' → '-', no ".gguf", no split
