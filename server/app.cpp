@@ -313,10 +313,8 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
   };
   for (const Route& r : routes) {
     if (path != r.path) continue;
-    const std::string allowed = r.allowed;
-    const bool ok = allowed.find(method) != std::string::npos && !method.empty() &&
-                    (method != "HEAD" || allowed.find("HEAD") != std::string::npos) &&
-                    (allowed == "POST" ? method == "POST" : get);
+    // A route is either POST-only or GET/HEAD.
+    const bool ok = std::string_view(r.allowed) == "POST" ? method == "POST" : get;
     return ok ? r.run() : wrong_method(r.allowed);
   }
   if (path.rfind("/api/models/", 0) == 0 && path.size() > 12 && path != "/api/models/discover")
