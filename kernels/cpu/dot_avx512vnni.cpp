@@ -207,11 +207,8 @@ void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, s
       for (int t = 0; t < T; ++t) {
         const __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]),
                                                 _mm512_extracti64x4_epi64(sumi[t], 1));
-        __m256i min_terms = _mm256_zextsi128_si256(_mm_madd_epi16(mins16, group_sums[t]));
         acc[r][t] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(folded), _mm256_set1_ps(dw * y[t][i].d), acc[r][t]);
-        acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_terms),
-                                     _mm256_set1_ps(dmin * y[t][i].d), acc[r][t]);
+            add_q45k_superblock(acc[r][t], folded, mins16, group_sums[t], dw, dmin, y[t][i].d);
       }
     }
   }

@@ -253,6 +253,16 @@ inline void kquant_scales_mins(const uint8_t* packed, uint64_t* scales, uint64_t
   *mins = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
 }
 
+// One Q4_K/Q5_K super-block added to a (row, token) accumulator: the scale-weighted integer sums
+// `sumi` (8 lanes) times d·d_a, minus the minimums Σ_g min_g·Σ_{group g} a times dmin·d_a.
+// Shared by the 256- and 512-bit tiles, which must round alike.
+inline __m256 add_q45k_superblock(__m256 acc, __m256i sumi, __m128i mins16, __m128i group_sums,
+                                  float dw, float dmin, float da) {
+  const __m256i min_terms = _mm256_zextsi128_si256(_mm_madd_epi16(mins16, group_sums));
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(dw * da), acc);
+  return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_terms), _mm256_set1_ps(dmin * da), acc);
+}
+
 template <class Block, bool kFifthBit, int R, int T>
 void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
                 TileOut o) {
@@ -296,14 +306,9 @@ void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_
         }
       }
       const float dw = h2f(b.d), dmin = h2f(b.dmin);
-      for (int t = 0; t < T; ++t) {
-        // Σ_g min_g · Σ_{group g} a, in the low four int32 lanes.
-        __m256i min_terms = _mm256_zextsi128_si256(_mm_madd_epi16(mins16, group_sums[t]));
+      for (int t = 0; t < T; ++t)
         acc[r][t] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(dw * y[t][i].d), acc[r][t]);
-        acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_terms),
-                                     _mm256_set1_ps(dmin * y[t][i].d), acc[r][t]);
-      }
+            add_q45k_superblock(acc[r][t], sumi[t], mins16, group_sums[t], dw, dmin, y[t][i].d);
     }
   }
   for (int r = 0; r < R; ++r)
