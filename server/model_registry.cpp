@@ -208,15 +208,29 @@ void RegistrySources::set_dirs(const std::string& colon_separated) {
 ModelRegistry::ModelRegistry(RegistrySources sources) : sources_(std::move(sources)) {}
 
 size_t ModelRegistry::rescan() {
+  std::lock_guard<std::mutex> scanning(scan_mutex_);
   std::vector<ModelEntry> found;
   std::vector<std::string> seen_paths;
+  std::map<std::string, Probed> probed;
   auto add = [&](const fs::path& p, const std::string& source, const std::string& id = "") {
     std::error_code ec;
     fs::path canonical = fs::weakly_canonical(p, ec);
     const std::string key = (ec ? p : canonical).string();
     if (std::find(seen_paths.begin(), seen_paths.end(), key) != seen_paths.end()) return;
     seen_paths.push_back(key);
-    if (auto e = probe(p, source, id)) found.push_back(std::move(*e));
+    Probed now;
+    now.size = fs::file_size(p, ec);
+    now.mtime = ec ? 0 : fs::last_write_time(p, ec).time_since_epoch().count();
+    auto cached = probed_.find(key + "\n" + source + "\n" + id);
+    if (cached != probed_.end() && cached->second.size == now.size &&
+        cached->second.mtime == now.mtime) {
+      now.entry = cached->second.entry;
+    } else {
+      now.entry = probe(p, source, id);
+    }
+    if (now.entry) found.push_back(*now.entry);
+    if (!is_later_split_part(p) && !std::regex_search(p.stem().string(), split_suffix()))
+      probed[key + "\n" + source + "\n" + id] = std::move(now);
   };
   for (const std::string& f : sources_.files)
     if (!f.empty()) add(f, "file");
@@ -249,6 +263,7 @@ size_t ModelRegistry::rescan() {
     if (!e.alias.empty() && (alias_count[e.alias] > 1 || ids.count(e.alias))) e.alias.clear();
   std::sort(found.begin(), found.end(),
             [](const ModelEntry& a, const ModelEntry& b) { return a.id < b.id; });
+  probed_ = std::move(probed);  // files no longer there are forgotten
   std::lock_guard<std::mutex> lock(mutex_);
   models_ = std::move(found);
   return models_.size();

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -55,7 +56,8 @@ class ModelRegistry {
   explicit ModelRegistry(RegistrySources sources);
 
   // Scans again; returns the number of models found. Errors in single files are reported on
-  // stderr and skipped (a bad file never stops the server).
+  // stderr and skipped (a bad file never stops the server). A single file whose size and
+  // modification time are unchanged since the last scan is not parsed again.
   size_t rescan();
   std::vector<ModelEntry> list() const;
   // By id or alias (case-insensitive).
@@ -66,8 +68,17 @@ class ModelRegistry {
 
  private:
   RegistrySources sources_;
-  mutable std::mutex mutex_;
+  mutable std::mutex mutex_;  // guards models_
   std::vector<ModelEntry> models_;
+  // What earlier scans found per single file (not split sets, whose other parts may change),
+  // by path with its size and modification time; nullopt for files that did not parse.
+  struct Probed {
+    uint64_t size = 0;
+    int64_t mtime = 0;
+    std::optional<ModelEntry> entry;
+  };
+  std::mutex scan_mutex_;  // one rescan at a time; guards probed_
+  std::map<std::string, Probed> probed_;
 };
 
 }  // namespace ember::server

@@ -68,6 +68,14 @@ TEST(ModelRegistry, SplitSetsAreOneModel) {
   EXPECT_EQ(registry.find("OTHER")->id, "other-f16");
   EXPECT_EQ(registry.id_for_path((dir / "Other-F16.gguf").string()), "other-f16");
 
+  // A file rewritten in place is parsed again (scans reuse what is unchanged).
+  gguf::Writer rewritten;
+  rewritten.set_string("general.architecture", "gemma3");
+  rewritten.add_tensor("w", gguf::TensorType::F32, {8}, ember::test::pattern(32, 9));
+  rewritten.write_file((dir / "Other-F16.gguf").string());
+  EXPECT_EQ(registry.rescan(), 2u);
+  EXPECT_EQ(registry.find("other-f16")->arch, "gemma3");
+
   fs::remove(gguf::split_path(prefix, 2, 3));  // an incomplete set is not a model
   EXPECT_EQ(registry.rescan(), 1u);
   EXPECT_FALSE(registry.find("big-model-q4-k-m").has_value());
