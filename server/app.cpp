@@ -78,9 +78,8 @@ class GenerationSink : public JobSink {
 
   bool cancelled() const override { return responder_->closed(); }
 
-  void on_start(const std::string& model_id, int prompt_tokens, int cached_tokens) override {
+  void on_start(const std::string& model_id, int /*prompt_tokens*/, int cached_tokens) override {
     model_ = model_id;
-    prompt_tokens_ = prompt_tokens;
     cached_tokens_ = cached_tokens;
     if (!stream_) return;
     responder_->start_stream(200, "text/event-stream");
@@ -232,7 +231,7 @@ class GenerationSink : public JobSink {
   std::string id_;
   int64_t created_;
   std::string model_;
-  int prompt_tokens_ = 0, cached_tokens_ = 0;
+  int cached_tokens_ = 0;
   bool started_ = false;
   std::vector<TokenInfo> logprobs_seen_;
   mutable int text_offset_ = 0;

@@ -31,7 +31,7 @@ struct Scheduler::Slot {
   // the next request that starts with the same tokens (a chat's next turn) skips them.
   std::vector<model::TokenId> cached;
   size_t logprobs_sent = 0;  // completion logprobs already handed out
-  Clock::time_point submitted, first_token, last_token;
+  Clock::time_point submitted, last_token;
 };
 
 // A loaded model: its files (mapped), backend, transformer with one cache sequence per slot.
@@ -376,7 +376,6 @@ void Scheduler::step(Engine& engine) {
     if (s.completion->result().tokens.size() > before) {
       ++generated;
       if (before == 0) {
-        s.first_token = now;
         ttft += seconds_between(s.submitted, now);
         ++ttft_n;
       } else {
