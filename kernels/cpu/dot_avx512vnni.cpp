@@ -138,18 +138,15 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
     for (int t = 0; t < T; ++t) o.put(r, t, _mm512_reduce_add_ps(acc[r][t]) + tail[t * R + r]);
 }
 
-// Q4_K/Q5_K with two 64-value planes per 512-bit step. Lanes 0..7 collect planes 0 and 2,
-// lanes 8..15 planes 1 and 3; their sum is exactly tile_q45_k's eight int32 lanes (integer
-// addition), and the float operations follow — so the results equal the 256-bit tile's bit for
-// bit, with half the integer instructions.
+// Q4_K/Q5_K with two 64-value planes per 512-bit step: the same integers as tile_q45_k with half
+// the integer instructions, and the same float operations (dot_x86.h), so the same results.
 template <class Block, bool kFifthBit, int R, int T>
 void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
                     TileOut o) {
   const BlockQ8_K* y[T];
   q8k_rows<T>(a, act_bytes, y);
-  __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  __m128 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     __m128i group_sums[T];
@@ -162,6 +159,8 @@ void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, s
         act_hi[t][k] = join(load32(q + 32), load32(q + 96));
       }
     }
+    KSums sums[T] = {};
+    alignas(16) float d[4] = {}, dmin[4] = {};
     for (int r = 0; r < R; ++r) {
       const Block& b = row_block<Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -203,17 +202,18 @@ void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, s
               sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(hi, act_hi[t][k]), s_hi));
         }
       }
-      const float dw = h2f(b.d), dmin = h2f(b.dmin);
+      d[r] = h2f(b.d), dmin[r] = h2f(b.dmin);
       for (int t = 0; t < T; ++t) {
-        const __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]),
-                                                _mm512_extracti64x4_epi64(sumi[t], 1));
-        acc[r][t] =
-            add_q45k_superblock(acc[r][t], folded, mins16, group_sums[t], dw, dmin, y[t][i].d);
+        sums[t].s[r] = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]),
+                                        _mm512_extracti64x4_epi64(sumi[t], 1));
+        sums[t].m[r] = q45k_min_terms(mins16, group_sums[t]);
       }
     }
+    const __m128 vd = _mm_load_ps(d), vdmin = _mm_load_ps(dmin);
+    for (int t = 0; t < T; ++t)
+      acc[t] = apply_k_superblock<true>(acc[t], sums[t], vd, vdmin, y[t][i].d);
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
+  put_k_tile<R, T>(acc, o);
 }
 
 template <class Block, bool kFifth>
@@ -248,7 +248,8 @@ size_t packed_act_bytes(int64_t cols) {
 }
 
 template <class F>
-void pack_act(const void* act_row, void* packed, int64_t cols) {
+void pack_act(const void* act_row, size_t /*act_stride*/, int /*tokens: 1*/, int64_t cols,
+              void* packed) {
   const auto* y = static_cast<const BlockQ8_0*>(act_row);
   auto* out = static_cast<uint8_t*>(packed);
   for (int64_t p = 0; p < cols / 64; ++p, out += kPackedPairBytes) {
@@ -354,7 +355,7 @@ void panel_gemm(const void* panel, int64_t cols, const void* packed_act, int64_t
 
 template <class F>
 constexpr PackedGemm kPacked = {
-    64, packed_act_bytes<F>, pack_act<F>, panel_bytes<F>, pack_panel<F>, panel_gemm<F>};
+    64, 4, 1, 64, packed_act_bytes<F>, pack_act<F>, panel_bytes<F>, pack_panel<F>, panel_gemm<F>};
 
 template <class F>
 struct Rows32Zmm {
@@ -420,6 +421,8 @@ void quantize_q8_0_avx512(const float* x, void* dst, int64_t n) {
   }
 }
 
+const PackedGemm* avx512vnni_gemm_k(gguf::TensorType type);  // gemm_k_avx512.cpp
+
 const PackedGemm* avx512vnni_gemm(gguf::TensorType type) {
   using gguf::TensorType;
   switch (type) {
@@ -436,7 +439,7 @@ const PackedGemm* avx512vnni_gemm(gguf::TensorType type) {
     case TensorType::IQ4_NL:
       return &kPacked<ZIQ4_NL>;
     default:
-      return nullptr;
+      return avx512vnni_gemm_k(type);
   }
 }
 

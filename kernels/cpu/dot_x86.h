@@ -253,14 +253,52 @@ inline void kquant_scales_mins(const uint8_t* packed, uint64_t* scales, uint64_t
   *mins = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
 }
 
-// One Q4_K/Q5_K super-block added to a (row, token) accumulator: the scale-weighted integer sums
-// `sumi` (8 lanes) times d·d_a, minus the minimums Σ_g min_g·Σ_{group g} a times dmin·d_a.
-// Shared by the 256- and 512-bit tiles, which must round alike.
-inline __m256 add_q45k_superblock(__m256 acc, __m256i sumi, __m128i mins16, __m128i group_sums,
-                                  float dw, float dmin, float da) {
-  const __m256i min_terms = _mm256_zextsi128_si256(_mm_madd_epi16(mins16, group_sums));
-  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(dw * da), acc);
-  return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_terms), _mm256_set1_ps(dmin * da), acc);
+// The K family's rounding, shared by every kernel that computes it (these tiles, the 512-bit
+// tiles and the packed products of dot_avx512vnni.cpp), so that they agree bit for bit. A
+// super-block reduces to two exact integers per (row, token):
+//   S = Σ_g sc_g · Σ_{i in group g} v_i·a_i     (v the value with any offset applied: q − 32 for
+//   Q6_K) M = Σ_g m_g · Σ_{i in group g} a_i          (formats with minimums: Q2_K, Q4_K, Q5_K)
+// and then, with one float accumulator per (row, token) and super-blocks in order,
+//   acc = fma(float(S), d·d_a, acc);   acc = fma(−float(M), dmin·d_a, acc).
+// Integer sums are exact in any order, so each kernel sums them the way its layout allows.
+
+// [Σa, Σb, Σc, Σd] of four vectors of eight int32.
+inline __m128i sum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+// One super-block's integers of up to four rows (lanes) for one token.
+struct KSums {
+  __m256i s[4], m[4];  // eight partial sums each; rows the tile lacks stay zero
+};
+
+// acc (lanes = rows) after one super-block: d and dmin the rows' scales, da the token's.
+template <bool kMins>
+inline __m128 apply_k_superblock(__m128 acc, const KSums& sums, __m128 d, __m128 dmin, float da) {
+  const __m128 va = _mm_set1_ps(da);
+  const __m128i s = sum4_epi32(sums.s[0], sums.s[1], sums.s[2], sums.s[3]);
+  acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(d, va), acc);
+  if constexpr (kMins) {
+    const __m128i m = sum4_epi32(sums.m[0], sums.m[1], sums.m[2], sums.m[3]);
+    acc = _mm_fnmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(dmin, va), acc);
+  }
+  return acc;
+}
+
+// The results of a K tile: lane r of acc[t] is (row r, token t).
+template <int R, int T>
+inline void put_k_tile(const __m128 (&acc)[T], TileOut o) {
+  for (int t = 0; t < T; ++t) {
+    alignas(16) float lanes[4];
+    _mm_store_ps(lanes, acc[t]);
+    for (int r = 0; r < R; ++r) o.put(r, t, lanes[r]);
+  }
+}
+
+// Σ_g min_g · (sum of group g's 32 activations) as four int32 lanes, widened to eight.
+inline __m256i q45k_min_terms(__m128i mins16, __m128i group_sums) {
+  return _mm256_zextsi128_si256(_mm_madd_epi16(mins16, group_sums));
 }
 
 template <class Block, bool kFifthBit, int R, int T>
@@ -268,13 +306,14 @@ void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_
                 TileOut o) {
   const BlockQ8_K* y[T];
   q8k_rows<T>(a, act_bytes, y);
-  __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  __m128 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
   const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     __m128i group_sums[T];
     for (int t = 0; t < T; ++t) group_sums[t] = bsums_by_32(y[t][i]);
+    KSums sums[T] = {};
+    alignas(16) float d[4] = {}, dmin[4] = {};
     for (int r = 0; r < R; ++r) {
       const Block& b = row_block<Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -305,29 +344,33 @@ void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_
                                      dot_u8s8_scaled(hi, load32(y[t][i].qs + 64 * j + 32), s_hi));
         }
       }
-      const float dw = h2f(b.d), dmin = h2f(b.dmin);
-      for (int t = 0; t < T; ++t)
-        acc[r][t] =
-            add_q45k_superblock(acc[r][t], sumi[t], mins16, group_sums[t], dw, dmin, y[t][i].d);
+      d[r] = h2f(b.d), dmin[r] = h2f(b.dmin);
+      for (int t = 0; t < T; ++t) {
+        sums[t].s[r] = sumi[t];
+        sums[t].m[r] = q45k_min_terms(mins16, group_sums[t]);
+      }
     }
+    const __m128 vd = _mm_load_ps(d), vdmin = _mm_load_ps(dmin);
+    for (int t = 0; t < T; ++t)
+      acc[t] = apply_k_superblock<true>(acc[t], sums[t], vd, vdmin, y[t][i].d);
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
+  put_k_tile<R, T>(acc, o);
 }
 
 // Q6_K, Q3_K and Q2_K share one shape: sixteen groups of 16 with int16 scales, values decoded
-// 32 at a time as unsigned bytes, and a per-block correction Σ_g c_g·bsum_g subtracted (the
-// value offset of Q6_K/Q3_K, the minimums of Q2_K).
+// 32 at a time as unsigned bytes v. Q6_K and Q3_K store v with an offset (x = d·sc·(v − offset)):
+// S subtracts offset·Σ_g sc_g·bsum_g. Q2_K has minimums: M = Σ_g min_g·bsum_g.
 struct Q6KFormat {
   using Block = BlockQ6_K;
+  static constexpr bool kMins = false;
+  static constexpr int kOffsetShift = 5;  // offset 32
   struct Decoded {
-    __m256i scales16, correction16;  // correction_g multiplies bsum_g
-    float d, dmin;  // dmin multiplies the correction (Q2_K); d·32 or d·4 otherwise
+    __m256i scales16, mins16;  // mins16 unused
+    float d, dmin;
   };
   static Decoded decode(const Block& b) {
     __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-    float d = h2f(b.d);
-    return {s, s, d, 32 * d};  // values are q − 32
+    return {s, s, h2f(b.d), 0};
   }
   // The 32 values of plane k (0..7: elements 32k..32k+31) as unsigned bytes.
   static __m256i values(const Block& b, int k) {
@@ -341,16 +384,17 @@ struct Q6KFormat {
 };
 struct Q3KFormat {
   using Block = BlockQ3_K;
+  static constexpr bool kMins = false;
+  static constexpr int kOffsetShift = 2;  // offset 4
   struct Decoded {
-    __m256i scales16, correction16;
+    __m256i scales16, mins16;
     float d, dmin;
   };
   static Decoded decode(const Block& b) {
     int8_t sc[16];
     q3k_scales(b.scales, sc);
     __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
-    float d = h2f(b.d);
-    return {s, s, d, 4 * d};  // values are q − 4
+    return {s, s, h2f(b.d), 0};
   }
   static __m256i values(const Block& b, int k) {
     int h = k / 4, s = k % 4;
@@ -362,8 +406,10 @@ struct Q3KFormat {
 };
 struct Q2KFormat {
   using Block = BlockQ2_K;
+  static constexpr bool kMins = true;
+  static constexpr int kOffsetShift = -1;  // no offset
   struct Decoded {
-    __m256i scales16, correction16;
+    __m256i scales16, mins16;
     float d, dmin;
   };
   static Decoded decode(const Block& b) {
@@ -383,12 +429,13 @@ void tile_k16(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
               TileOut o) {
   const BlockQ8_K* y[T];
   q8k_rows<T>(a, act_bytes, y);
-  __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  __m128 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
     __m256i bsums[T];
     for (int t = 0; t < T; ++t) bsums[t] = load32(y[t][i].bsums);
+    KSums sums[T] = {};
+    alignas(16) float d[4] = {}, dmin[4] = {};
     for (int r = 0; r < R; ++r) {
       const auto& b = row_block<typename F::Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -403,17 +450,23 @@ void tile_k16(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
           sumi[t] =
               _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load32(y[t][i].qs + 32 * k), scale));
       }
+      d[r] = dec.d, dmin[r] = dec.dmin;
       for (int t = 0; t < T; ++t) {
-        __m256i correction = _mm256_madd_epi16(dec.correction16, bsums[t]);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(dec.d * y[t][i].d),
-                                    acc[r][t]);
-        acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(correction),
-                                     _mm256_set1_ps(dec.dmin * y[t][i].d), acc[r][t]);
+        if constexpr (F::kMins) {
+          sums[t].s[r] = sumi[t];
+          sums[t].m[r] = _mm256_madd_epi16(dec.mins16, bsums[t]);
+        } else {
+          const __m256i offset_terms =
+              _mm256_slli_epi32(_mm256_madd_epi16(dec.scales16, bsums[t]), F::kOffsetShift);
+          sums[t].s[r] = _mm256_sub_epi32(sumi[t], offset_terms);
+        }
       }
     }
+    const __m128 vd = _mm_load_ps(d), vdmin = _mm_load_ps(dmin);
+    for (int t = 0; t < T; ++t)
+      acc[t] = apply_k_superblock<F::kMins>(acc[t], sums[t], vd, vdmin, y[t][i].d);
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
+  put_k_tile<R, T>(acc, o);
 }
 
 template <int R, int T>

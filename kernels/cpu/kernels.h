@@ -22,17 +22,22 @@ using DotTileFn = void (*)(int64_t n, const void* weights, size_t row_bytes,
                            const void* activations, size_t act_bytes, int tokens, float* out,
                            size_t out_stride);
 // Packed products for prompt processing, where a format has them (else nullptr and matmul uses
-// dot_tile). Activations (act_type rows) and 4-row weight panels are first rewritten into the
-// layout the kernel streams — integer values ready for the int8 dot instruction, scales already
-// widened — so that the inner loop is only multiply-adds. Results are bit for bit those of
-// dot_tile. Works when cols is a multiple of block_elems.
+// dot_tile). Activations (act_type rows, token_group at a time) and weight panels (panel_rows
+// rows) are first rewritten into the layout the kernel streams — integer values ready for the
+// int8 dot instruction, scales already widened — so that the inner loop is only multiply-adds.
+// Results are bit for bit those of vec_dot. Works when cols is a multiple of block_elems.
 struct PackedGemm {
-  int64_t block_elems;                // cols granularity
-  size_t (*act_bytes)(int64_t cols);  // one packed token
-  void (*pack_act)(const void* act_row, void* packed, int64_t cols);
-  size_t (*panel_bytes)(int64_t cols);  // one packed 4-row weight panel
+  int64_t block_elems;  // cols granularity
+  int panel_rows;       // weight rows per packed panel
+  int token_group;      // tokens per packed group of activations
+  int64_t token_block;  // tokens each panel is used for before the next is packed (a multiple
+                        // of token_group: their packed activations stay in cache)
+  size_t (*act_bytes)(int64_t cols);  // one packed group
+  // `tokens` (1..token_group) act_type rows, act_stride bytes apart, into one group.
+  void (*pack_act)(const void* act_rows, size_t act_stride, int tokens, int64_t cols, void* packed);
+  size_t (*panel_bytes)(int64_t cols);  // one packed panel
   void (*pack_panel)(const void* weights, size_t row_bytes, int64_t cols, void* panel);
-  // out[t·out_stride + r] for the panel's 4 rows and `tokens` packed tokens (any number).
+  // out[t·out_stride + r] for the panel's rows and `tokens` tokens from consecutive packed groups.
   void (*panel_gemm)(const void* panel, int64_t cols, const void* packed_act, int64_t tokens,
                      float* out, size_t out_stride);
 };

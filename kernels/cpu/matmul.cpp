@@ -34,39 +34,42 @@ void matvec(const TypeKernels& k, const void* weights, int64_t rows, int64_t col
 
 namespace {
 
-// Prompt processing with packed operands (TypeKernels::gemm): activations are packed once; then,
-// a block of tokens at a time (so their packed rows stay in cache), each thread packs each of its
-// 4-row weight panels and runs it against the block. Rows beyond a multiple of 4 use vec_dot.
+// Prompt processing with packed operands (TypeKernels::gemm): activations are packed once, a
+// group of tokens at a time; then, a block of tokens at a time (so their packed groups stay in
+// cache), each thread packs each of its weight panels and runs it against the block. Rows beyond
+// a multiple of the panel use vec_dot.
 void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_t rows,
                    int64_t cols, const uint8_t* act, int64_t act_bytes, int64_t tokens, float* y,
                    ThreadPool& pool, MatmulScratch& scratch) {
   const PackedGemm& g = *k.gemm;
-  const size_t packed_bytes = g.act_bytes(cols);
-  scratch.packed.resize(packed_bytes * static_cast<size_t>(tokens));
+  const int64_t group = g.token_group, groups = (tokens + group - 1) / group;
+  const size_t group_bytes = g.act_bytes(cols);
+  scratch.packed.resize(group_bytes * static_cast<size_t>(groups));
   uint8_t* packed = scratch.packed.data();
   scratch.panels.resize(static_cast<size_t>(pool.size()));
   for (auto& p : scratch.panels) p.resize(g.panel_bytes(cols));
   pool.run([&](int t) {
-    auto [begin, end] = ThreadPool::share(tokens, t, pool.size());
+    auto [begin, end] = ThreadPool::share(groups, t, pool.size());
     for (int64_t i = begin; i < end; ++i)
-      g.pack_act(act + i * act_bytes, packed + i * packed_bytes, cols);
+      g.pack_act(act + i * group * act_bytes, static_cast<size_t>(act_bytes),
+                 static_cast<int>(std::min(group, tokens - i * group)), cols,
+                 packed + i * group_bytes);
   });
-  constexpr int64_t kTokenBlock = 64;
-  const int64_t panels = rows / kTileRows;
+  const int64_t panel_rows = g.panel_rows, panels = rows / panel_rows;
   pool.run([&](int thread) {
     auto [first, last] = ThreadPool::share(panels, thread, pool.size());
     uint8_t* panel = scratch.panels[thread].data();
-    for (int64_t t0 = 0; t0 < tokens; t0 += kTokenBlock) {
-      const int64_t n = std::min(kTokenBlock, tokens - t0);
+    for (int64_t t0 = 0; t0 < tokens; t0 += g.token_block) {
+      const int64_t n = std::min(g.token_block, tokens - t0);
       for (int64_t p = first; p < last; ++p) {
-        const int64_t r = p * kTileRows;
+        const int64_t r = p * panel_rows;
         g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);
-        g.panel_gemm(panel, cols, packed + t0 * packed_bytes, n, y + t0 * rows + r,
+        g.panel_gemm(panel, cols, packed + (t0 / group) * group_bytes, n, y + t0 * rows + r,
                      static_cast<size_t>(rows));
       }
     }
-    auto [lo, hi] = ThreadPool::share(rows - panels * kTileRows, thread, pool.size());
-    for (int64_t r = panels * kTileRows + lo; r < panels * kTileRows + hi; ++r)
+    auto [lo, hi] = ThreadPool::share(rows - panels * panel_rows, thread, pool.size());
+    for (int64_t r = panels * panel_rows + lo; r < panels * panel_rows + hi; ++r)
       for (int64_t i = 0; i < tokens; ++i)
         y[i * rows + r] = k.vec_dot(cols, w + r * row_bytes, act + i * act_bytes);
   });

@@ -112,7 +112,13 @@ TEST(Matmul, ThreadedProductsEqualSingleDots) {
                                                              {TensorType::Q5_1, 128, 13},
                                                              {TensorType::Q8_0, 640, 70},
                                                              {TensorType::IQ4_NL, 192, 11},
-                                                             {TensorType::Q8_0, 96, 12}}) {
+                                                             {TensorType::Q8_0, 96, 12},
+                                                             {TensorType::Q4_K, 512, 21},
+                                                             {TensorType::Q4_K, 256, 300},
+                                                             {TensorType::Q5_K, 768, 40},
+                                                             {TensorType::Q6_K, 512, 17},
+                                                             {TensorType::Q3_K, 512, 33},
+                                                             {TensorType::Q2_K, 256, 9}}) {
     SCOPED_TRACE(std::string(gguf::type_name(type)) + " cols " + std::to_string(cols) + " tokens " +
                  std::to_string(tokens));
     const cpu::TypeKernels* k = cpu::find_kernels(type);
