@@ -393,31 +393,71 @@ void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot
   X86Kernels k = zmm_kernels(type);
   *vec_dot = k.vec_dot, *dot_tile = k.dot_tile;
 }
+namespace {
+
+// std::lround of each lane as int32: the instruction rounds ties to even, the reference (and
+// lround) away from zero, so ties are found and moved outwards.
+inline __m512i round_half_away(__m512 p) {
+  const __m512 nearest = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 toward_zero = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __mmask16 tie = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, toward_zero)),
+                                           _mm512_set1_ps(0.5f), _CMP_EQ_OQ);
+  const __m512i sign =
+      _mm512_and_si512(_mm512_castps_si512(p), _mm512_castps_si512(_mm512_set1_ps(-0.0f)));
+  const __m512 away = _mm512_add_ps(  // ±1 with p's sign
+      toward_zero,
+      _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1)), sign)));
+  return _mm512_cvtps_epi32(_mm512_mask_blend_ps(tie, nearest, away));
+}
+
+}  // namespace
+
 // Activations → Q8_0, bit for bit the reference's (reference_quantize.cpp): the same float
-// operations, and lround's ties away from zero (the instruction rounds ties to even).
+// operations and the same rounding.
 void quantize_q8_0_avx512(const float* x, void* dst, int64_t n) {
   auto* b = static_cast<BlockQ8_0*>(dst);
-  const __m512 sign_bit = _mm512_set1_ps(-0.0f), half = _mm512_set1_ps(0.5f),
-               one = _mm512_set1_ps(1);
   for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
     const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
     const float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
     b[i].d = f32_to_fp16(d);
-    __m128i q[2];
     for (int h = 0; h < 2; ++h) {
-      const __m512 p = _mm512_mul_ps(h ? hi : lo, _mm512_set1_ps(id));
-      const __m512 nearest = _mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const __m512 toward_zero = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-      const __mmask16 tie =
-          _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, toward_zero)), half, _CMP_EQ_OQ);
-      const __m512i sign = _mm512_and_si512(_mm512_castps_si512(p), _mm512_castps_si512(sign_bit));
-      const __m512 away = _mm512_add_ps(  // ±1 with p's sign
-          toward_zero, _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(one), sign)));
-      q[h] = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mask_blend_ps(tie, nearest, away)));
+      const __m512i q = round_half_away(_mm512_mul_ps(h ? hi : lo, _mm512_set1_ps(id)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs + 16 * h), _mm512_cvtepi32_epi8(q));
     }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs), q[0]);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs + 16), q[1]);
+  }
+}
+
+// Activations → Q8_K, bit for bit the reference's: the scale comes from the first element of
+// largest magnitude (with its sign), values are clamped to ±127, bsums are sums of 16.
+void quantize_q8_k_avx512(const float* x, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ8_K*>(dst);
+  constexpr int kVectors = kQKK / 16;
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int v = 0; v < kVectors; ++v)
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * v)));
+    const float largest = _mm512_reduce_max_ps(amax);
+    float max = 0;
+    for (int v = 0; v < kVectors; ++v) {
+      const __mmask16 at = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * v)),
+                                              _mm512_set1_ps(largest), _CMP_EQ_OQ);
+      if (at) {
+        max = x[16 * v + __builtin_ctz(at)];
+        break;
+      }
+    }
+    std::memset(&b[i], 0, sizeof b[i]);
+    if (max == 0) continue;
+    const float iscale = -127.0f / max;
+    for (int v = 0; v < kVectors; ++v) {
+      __m512i q =
+          round_half_away(_mm512_mul_ps(_mm512_set1_ps(iscale), _mm512_loadu_ps(x + 16 * v)));
+      q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs + 16 * v), _mm512_cvtepi32_epi8(q));
+      b[i].bsums[v] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
+    }
+    b[i].d = 1.0f / iscale;
   }
 }
 

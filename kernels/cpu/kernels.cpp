@@ -15,6 +15,7 @@ void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot,
                         DotTileFn* dot_tile);                   // dot_avx512vnni.cpp
 const PackedGemm* avx512vnni_gemm(gguf::TensorType type);       // dot_avx512vnni.cpp
 void quantize_q8_0_avx512(const float* x, void* y, int64_t n);  // dot_avx512vnni.cpp
+void quantize_q8_k_avx512(const float* x, void* y, int64_t n);  // dot_avx512vnni.cpp
 const VectorOps& avx2_vector_ops();
 const VectorOps& avx512vnni_vector_ops();
 #endif
@@ -106,6 +107,7 @@ struct Tables {
           avx512vnni_kernels(k.weight_type, &dot, &tile);
           k.gemm = avx512vnni_gemm(k.weight_type);
           if (k.act_type == TensorType::Q8_0) k.quantize_act = quantize_q8_0_avx512;
+          if (k.act_type == TensorType::Q8_K) k.quantize_act = quantize_q8_k_avx512;
         }
         if (dot) k.vec_dot = dot, k.dot_tile = tile, k.isa = static_cast<Isa>(level);
 #elif defined(__aarch64__)

@@ -1,6 +1,7 @@
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace ember::cpu {
 namespace {
@@ -55,18 +56,20 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
                  static_cast<int>(std::min(group, tokens - i * group)), cols,
                  packed + i * group_bytes);
   });
+  // Work items are (token block, panel), block by block, handed out one at a time: the cores of
+  // a shared machine do not run at the same speed, and a fixed split waits for the slowest.
   const int64_t panel_rows = g.panel_rows, panels = rows / panel_rows;
+  const int64_t blocks = (tokens + g.token_block - 1) / g.token_block;
+  std::atomic<int64_t> next_item{0};
   pool.run([&](int thread) {
-    auto [first, last] = ThreadPool::share(panels, thread, pool.size());
     uint8_t* panel = scratch.panels[thread].data();
-    for (int64_t t0 = 0; t0 < tokens; t0 += g.token_block) {
+    for (int64_t item;
+         (item = next_item.fetch_add(1, std::memory_order_relaxed)) < blocks * panels;) {
+      const int64_t t0 = item / panels * g.token_block, r = item % panels * panel_rows;
       const int64_t n = std::min(g.token_block, tokens - t0);
-      for (int64_t p = first; p < last; ++p) {
-        const int64_t r = p * panel_rows;
-        g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);
-        g.panel_gemm(panel, cols, packed + (t0 / group) * group_bytes, n, y + t0 * rows + r,
-                     static_cast<size_t>(rows));
-      }
+      g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);
+      g.panel_gemm(panel, cols, packed + (t0 / group) * group_bytes, n, y + t0 * rows + r,
+                   static_cast<size_t>(rows));
     }
     auto [lo, hi] = ThreadPool::share(rows - panels * panel_rows, thread, pool.size());
     for (int64_t r = panels * panel_rows + lo; r < panels * panel_rows + hi; ++r)

@@ -75,7 +75,9 @@ TEST(Quantize, ActivationQuantisersMatchTheReference) {
   std::vector<float> x = test::random_floats(32 * 40, 11);
   // Blocks whose scale is exactly 1 (max |x| = 127), with values on .5 ties of both signs.
   for (int j = 0; j < 64; ++j) x[j] = j == 0 ? 127.0f : (j % 2 ? 1 : -1) * (0.5f + (j % 13));
-  for (int j = 64; j < 96; ++j) x[j] = 0;  // an all-zero block
+  for (int j = 64; j < 96; ++j) x[j] = 0;     // an all-zero block
+  x[256 + 5] = -50, x[256 + 9] = 50;          // the largest magnitude twice: the first one counts
+  for (int j = 768; j < 1024; ++j) x[j] = 0;  // an all-zero super-block
   for (cpu::Isa isa : cpu::available_isas()) {
     for (gguf::TensorType type : {gguf::TensorType::Q4_0, gguf::TensorType::Q4_K}) {
       const cpu::TypeKernels* k = cpu::find_kernels(type, isa);
