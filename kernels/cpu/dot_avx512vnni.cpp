@@ -71,71 +71,116 @@ inline __m512i dot512_u8s8(__m512i u, __m512i s) {
   return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
 }
 
-// The same computation as tile_32 (dot_x86.h), two blocks per step; an odd last block goes
-// through tile_32 itself.
+// The 32-element family at this level rounds per block: one float accumulator per (row, token)
+// and, block by block,
+//   acc = fma(float(D), d·d_a, acc)        then, for Q4_1/Q5_1,   acc = fma(float(A), m·d_a, acc)
+// with D = Σ v·a the block's exact integer dot product (v with any offset applied: q − 8 for
+// Q4_0) and A = Σ a. The packed products (gemm_avx512.cpp) compute the same integers with
+// tokens in lanes and the same float operations, so prompt processing and generation agree bit
+// for bit.
+
+// Four rows' dot-product lanes of two blocks (lanes 0..7 block 0, 8..15 block 1) summed per
+// block: [block 0: rows 0..3 | block 1: rows 0..3].
+inline __m256i block_sums4(__m512i d0, __m512i d1, __m512i d2, __m512i d3) {
+  const __m512i t01 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(d0, d1), _mm512_unpackhi_epi32(d0, d1));
+  const __m512i t23 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(d2, d3), _mm512_unpackhi_epi32(d2, d3));
+  // Each 128-bit lane of u: four lanes of one block summed, for rows 0..3.
+  const __m512i u =
+      _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+  const __m512i v = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castsi512_si256(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(0, 0, 2, 0)));
+}
+
+inline __m128i fp16_lanes(const uint16_t (&h)[8]) {
+  return _mm_setr_epi16(static_cast<short>(h[0]), static_cast<short>(h[1]),
+                        static_cast<short>(h[2]), static_cast<short>(h[3]),
+                        static_cast<short>(h[4]), static_cast<short>(h[5]),
+                        static_cast<short>(h[6]), static_cast<short>(h[7]));
+}
+
+// Σ of the eight int32 lanes of each half: [Σ lanes 0..7, Σ lanes 8..15] as two ints.
+inline void half_sums(__m512i x, int32_t out[2]) {
+  out[0] = _mm512_reduce_add_epi32(_mm512_maskz_mov_epi32(0x00ff, x));
+  out[1] = _mm512_reduce_add_epi32(_mm512_maskz_mov_epi32(0xff00, x));
+}
+
 template <class F, int R, int T>
 void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
                  TileOut o) {
   using Block = typename F::Block;
+  constexpr bool kAffine = F::kKind == Kind::kAffine;
   const BlockQ8_0* y[T];
   for (int t = 0; t < T; ++t)
     y[t] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * act_bytes);
-  __m512 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  const int64_t blocks = n / kQK, pairs = blocks / 2;
-  for (int64_t p = 0; p < pairs; ++p) {
-    const int64_t i = 2 * p;
+  __m128 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
+  const int64_t blocks = n / kQK;
+  for (int64_t i = 0; i < blocks; i += 2) {
+    const int64_t i1 = i + 1 < blocks ? i + 1 : i;  // an odd last block is paired with itself
     __m512i act[T], offset_sum[T];
-    __m512 da[T], act_sum[T];
     for (int t = 0; t < T; ++t) {
-      act[t] = join(load32(y[t][i].qs), load32(y[t][i + 1].qs));
-      da[t] = scale_pair(y[t][i].d, y[t][i + 1].d);
-      // −offset·Σa seeds each row's accumulator, so vpdpbusd alone yields Σ (v − offset)·a.
+      act[t] = join(load32(y[t][i].qs), load32(y[t][i1].qs));
+      // −offset·Σa seeds the dot product, so vpdpbusd alone yields Σ (v − offset)·a.
       if constexpr (F::kKind == Kind::kUnsignedOffset)
         offset_sum[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
                                          dot512_u8s8(_mm512_set1_epi8(F::kOffset), act[t]));
-      if constexpr (F::kKind == Kind::kAffine)
-        act_sum[t] =
-            _mm512_mul_ps(_mm512_cvtepi32_ps(dot512_u8s8(_mm512_set1_epi8(1), act[t])), da[t]);
     }
+    __m512i dot[T][4] = {};
+    // fp16 scales [block i: rows 0..3 | block i1: rows 0..3], gathered in registers: a round
+    // trip through memory (scalar stores, one vector load) stalls on store forwarding.
+    uint16_t dw[8] = {}, dm[8] = {};
     for (int r = 0; r < R; ++r) {
       const Block& b0 = row_block<Block>(w, row_bytes, r, i);
-      const Block& b1 = row_block<Block>(w, row_bytes, r, i + 1);
+      const Block& b1 = row_block<Block>(w, row_bytes, r, i1);
       prefetch_ahead(b0);
       prefetch_ahead(b1);
       const __m512i v = F::values2(b0, b1);
-      const __m512i v_abs = F::kKind == Kind::kSigned ? _mm512_abs_epi8(v) : v;
-      const __m512 dw = scale_pair(b0.d, b1.d);
-      __m512 dm;
-      if constexpr (F::kKind == Kind::kAffine) dm = scale_pair(b0.m, b1.m);
+      dw[r] = b0.d, dw[4 + r] = b1.d;
+      if constexpr (kAffine) dm[r] = b0.m, dm[4 + r] = b1.m;
       for (int t = 0; t < T; ++t) {
-        __m512i dot;
         if constexpr (F::kKind == Kind::kSigned) {
           // |v| · (a with v's sign): negate a where v < 0.
-          __mmask64 negative = _mm512_movepi8_mask(v);
-          dot = dot512_u8s8(v_abs,
-                            _mm512_mask_sub_epi8(act[t], negative, _mm512_setzero_si512(), act[t]));
+          const __mmask64 negative = _mm512_movepi8_mask(v);
+          dot[t][r] =
+              dot512_u8s8(_mm512_abs_epi8(v),
+                          _mm512_mask_sub_epi8(act[t], negative, _mm512_setzero_si512(), act[t]));
         } else if constexpr (F::kKind == Kind::kUnsignedOffset) {
-          dot = _mm512_dpbusd_epi32(offset_sum[t], v, act[t]);
+          dot[t][r] = _mm512_dpbusd_epi32(offset_sum[t], v, act[t]);
         } else {
-          dot = dot512_u8s8(v, act[t]);
+          dot[t][r] = dot512_u8s8(v, act[t]);
         }
-        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da[t]), acc[r][t]);
-        if constexpr (F::kKind == Kind::kAffine)
-          acc[r][t] = _mm512_fmadd_ps(act_sum[t], dm, acc[r][t]);
+      }
+    }
+    const __m256 dw8 = _mm256_cvtph_ps(fp16_lanes(dw));
+    __m256 dm8 = _mm256_setzero_ps();
+    if constexpr (kAffine) dm8 = _mm256_cvtph_ps(fp16_lanes(dm));
+    for (int t = 0; t < T; ++t) {
+      const __m256 da =
+          _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_set1_epi16(static_cast<short>(y[t][i].d)),
+                                             _mm_set1_epi16(static_cast<short>(y[t][i1].d))));
+      const __m256 d = _mm256_cvtepi32_ps(block_sums4(dot[t][0], dot[t][1], dot[t][2], dot[t][3]));
+      const __m256 scale = _mm256_mul_ps(dw8, da);
+      int32_t act_sums[2] = {};
+      __m256 min_scale = _mm256_setzero_ps();
+      if constexpr (kAffine) {
+        half_sums(dot512_u8s8(_mm512_set1_epi8(1), act[t]), act_sums);
+        min_scale = _mm256_mul_ps(dm8, da);
+      }
+      for (int h = 0; h < (i1 != i ? 2 : 1); ++h) {
+        const __m128 dh = h ? _mm256_extractf128_ps(d, 1) : _mm256_castps256_ps128(d);
+        const __m128 sh = h ? _mm256_extractf128_ps(scale, 1) : _mm256_castps256_ps128(scale);
+        acc[t] = _mm_fmadd_ps(dh, sh, acc[t]);
+        if constexpr (kAffine) {
+          const __m128 mh =
+              h ? _mm256_extractf128_ps(min_scale, 1) : _mm256_castps256_ps128(min_scale);
+          acc[t] = _mm_fmadd_ps(_mm_set1_ps(static_cast<float>(act_sums[h])), mh, acc[t]);
+        }
       }
     }
   }
-  float tail[R * T] = {};
-  if (blocks % 2) {
-    const int64_t last = blocks - 1;
-    tile_32<F, R, T>(kQK, static_cast<const uint8_t*>(w) + last * sizeof(Block), row_bytes,
-                     static_cast<const uint8_t*>(a) + last * sizeof(BlockQ8_0), act_bytes,
-                     TileOut{tail, R});
-  }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) o.put(r, t, _mm512_reduce_add_ps(acc[r][t]) + tail[t * R + r]);
+  put_lane_tile<R, T>(acc, o);
 }
 
 // Q4_K/Q5_K with two 64-value planes per 512-bit step: the same integers as tile_q45_k with half
@@ -160,7 +205,7 @@ void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, s
       }
     }
     KSums sums[T] = {};
-    alignas(16) float d[4] = {}, dmin[4] = {};
+    float d[4] = {}, dmin[4] = {};
     for (int r = 0; r < R; ++r) {
       const Block& b = row_block<Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -209,11 +254,11 @@ void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, s
         sums[t].m[r] = q45k_min_terms(mins16, group_sums[t]);
       }
     }
-    const __m128 vd = _mm_load_ps(d), vdmin = _mm_load_ps(dmin);
+    const __m128 vd = float_lanes(d), vdmin = float_lanes(dmin);
     for (int t = 0; t < T; ++t)
       acc[t] = apply_k_superblock<true>(acc[t], sums[t], vd, vdmin, y[t][i].d);
   }
-  put_k_tile<R, T>(acc, o);
+  put_lane_tile<R, T>(acc, o);
 }
 
 template <class Block, bool kFifth>
@@ -221,141 +266,6 @@ struct RowsQ45KZmm {
   template <int R, int T>
   static constexpr TileFn fn = tile_q45_k_zmm<Block, kFifth, R, T>;
 };
-
-// ---- Packed products for prompt processing (PackedGemm) ----
-//
-// Per pair of blocks, a packed token holds 192 bytes: its 64 int8 values, the two scales
-// widened to 16 floats, and what the format needs of Σa — the seed −offset·Σa (per 4-value lane)
-// for formats stored as unsigned values with an offset, or Σa·d as floats for affine formats.
-// A packed 4-row weight panel holds per pair the rows' 64 unsigned values each, their scales
-// widened (and the affine minimums). Signed formats are stored as v + 128 with offset 128, so
-// every format takes the same unsigned × signed vpdpbusd and yields the integers tile_32_zmm
-// computes; the float operations are tile_32_zmm's in the same order, so results are identical.
-constexpr size_t kPackedPairBytes = 192;
-
-template <class F>
-constexpr int packed_offset() {
-  return F::kKind == Kind::kSigned ? 128 : F::kOffset;
-}
-template <class F>
-constexpr size_t panel_pair_bytes() {
-  return (F::kKind == Kind::kAffine ? 3 : 2) * 4 * 64;
-}
-
-template <class F>
-size_t packed_act_bytes(int64_t cols) {
-  return static_cast<size_t>(cols / 64) * kPackedPairBytes;
-}
-
-template <class F>
-void pack_act(const void* act_row, size_t /*act_stride*/, int /*tokens: 1*/, int64_t cols,
-              void* packed) {
-  const auto* y = static_cast<const BlockQ8_0*>(act_row);
-  auto* out = static_cast<uint8_t*>(packed);
-  for (int64_t p = 0; p < cols / 64; ++p, out += kPackedPairBytes) {
-    const __m512i act = join(load32(y[2 * p].qs), load32(y[2 * p + 1].qs));
-    const __m512 da = scale_pair(y[2 * p].d, y[2 * p + 1].d);
-    _mm512_storeu_si512(out, act);
-    _mm512_storeu_ps(out + 64, da);
-    if constexpr (F::kKind == Kind::kAffine) {
-      _mm512_storeu_ps(
-          out + 128, _mm512_mul_ps(_mm512_cvtepi32_ps(dot512_u8s8(_mm512_set1_epi8(1), act)), da));
-    } else {
-      const __m512i offset = _mm512_set1_epi8(static_cast<char>(packed_offset<F>()));
-      _mm512_storeu_si512(out + 128,
-                          _mm512_sub_epi32(_mm512_setzero_si512(), dot512_u8s8(offset, act)));
-    }
-  }
-}
-
-template <class F>
-size_t panel_bytes(int64_t cols) {
-  return static_cast<size_t>(cols / 64) * panel_pair_bytes<F>();
-}
-
-template <class F>
-void pack_panel(const void* w, size_t row_bytes, int64_t cols, void* panel) {
-  using Block = typename F::Block;
-  auto* out = static_cast<uint8_t*>(panel);
-  for (int64_t p = 0; p < cols / 64; ++p, out += panel_pair_bytes<F>()) {
-    for (int r = 0; r < 4; ++r) {
-      const Block& b0 = row_block<Block>(w, row_bytes, r, 2 * p);
-      const Block& b1 = row_block<Block>(w, row_bytes, r, 2 * p + 1);
-      __m512i v = F::values2(b0, b1);
-      if constexpr (F::kKind == Kind::kSigned) v = _mm512_xor_si512(v, _mm512_set1_epi8(-128));
-      _mm512_storeu_si512(out + r * 64, v);
-      _mm512_storeu_ps(out + 256 + r * 64, scale_pair(b0.d, b1.d));
-      if constexpr (F::kKind == Kind::kAffine)
-        _mm512_storeu_ps(out + 512 + r * 64, scale_pair(b0.m, b1.m));
-    }
-  }
-}
-
-template <class F, int T>
-void panel_tokens(const uint8_t* panel, int64_t pairs, const uint8_t* act, size_t act_stride,
-                  float* out, size_t out_stride) {
-  __m512 acc[4][T];
-  for (int r = 0; r < 4; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < pairs; ++p, panel += panel_pair_bytes<F>()) {
-    __m512i a[T], seed[T];
-    __m512 da[T], act_sum[T];
-    for (int t = 0; t < T; ++t) {
-      const uint8_t* base = act + t * act_stride + p * kPackedPairBytes;
-      a[t] = _mm512_loadu_si512(base);
-      da[t] = _mm512_loadu_ps(base + 64);
-      if constexpr (F::kKind == Kind::kAffine)
-        act_sum[t] = _mm512_loadu_ps(base + 128);
-      else
-        seed[t] = _mm512_loadu_si512(base + 128);
-    }
-    for (int r = 0; r < 4; ++r) {
-      const __m512i v = _mm512_loadu_si512(panel + r * 64);
-      const __m512 dw = _mm512_loadu_ps(panel + 256 + r * 64);
-      for (int t = 0; t < T; ++t) {
-        if constexpr (F::kKind == Kind::kAffine) {
-          const __m512i dot = dot512_u8s8(v, a[t]);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da[t]), acc[r][t]);
-          acc[r][t] = _mm512_fmadd_ps(act_sum[t], _mm512_loadu_ps(panel + 512 + r * 64), acc[r][t]);
-        } else {
-          const __m512i dot = _mm512_dpbusd_epi32(seed[t], v, a[t]);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da[t]), acc[r][t]);
-        }
-      }
-    }
-  }
-  for (int r = 0; r < 4; ++r)
-    for (int t = 0; t < T; ++t) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]) + 0.0f;
-}
-
-template <class F>
-void panel_gemm(const void* panel, int64_t cols, const void* packed_act, int64_t tokens, float* out,
-                size_t out_stride) {
-  const auto* pn = static_cast<const uint8_t*>(panel);
-  const auto* act = static_cast<const uint8_t*>(packed_act);
-  const size_t stride = packed_act_bytes<F>(cols);
-  const int64_t pairs = cols / 64;
-  int64_t t = 0;
-  for (; t + 4 <= tokens; t += 4)
-    panel_tokens<F, 4>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
-  switch (tokens - t) {
-    case 3:
-      panel_tokens<F, 3>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
-      break;
-    case 2:
-      panel_tokens<F, 2>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
-      break;
-    case 1:
-      panel_tokens<F, 1>(pn, pairs, act + t * stride, stride, out + t * out_stride, out_stride);
-      break;
-    default:
-      break;
-  }
-}
-
-template <class F>
-constexpr PackedGemm kPacked = {
-    64, 4, 1, 64, packed_act_bytes<F>, pack_act<F>, panel_bytes<F>, pack_panel<F>, panel_gemm<F>};
 
 template <class F>
 struct Rows32Zmm {
@@ -461,26 +371,12 @@ void quantize_q8_k_avx512(const float* x, void* dst, int64_t n) {
   }
 }
 
-const PackedGemm* avx512vnni_gemm_k(gguf::TensorType type);  // gemm_k_avx512.cpp
+const PackedGemm* avx512vnni_gemm_32(gguf::TensorType type);  // gemm_avx512.cpp
+const PackedGemm* avx512vnni_gemm_k(gguf::TensorType type);   // gemm_avx512.cpp
 
 const PackedGemm* avx512vnni_gemm(gguf::TensorType type) {
-  using gguf::TensorType;
-  switch (type) {
-    case TensorType::Q4_0:
-      return &kPacked<ZQ4_0>;
-    case TensorType::Q4_1:
-      return &kPacked<ZQ4_1>;
-    case TensorType::Q5_0:
-      return &kPacked<ZQ5_0>;
-    case TensorType::Q5_1:
-      return &kPacked<ZQ5_1>;
-    case TensorType::Q8_0:
-      return &kPacked<ZQ8_0>;
-    case TensorType::IQ4_NL:
-      return &kPacked<ZIQ4_NL>;
-    default:
-      return avx512vnni_gemm_k(type);
-  }
+  if (const PackedGemm* g = avx512vnni_gemm_32(type)) return g;
+  return avx512vnni_gemm_k(type);
 }
 
 const VectorOps& avx512vnni_vector_ops() {

@@ -268,6 +268,12 @@ inline __m128i sum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
   return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
 }
 
+// Four per-row scalars as lanes. Built in registers: scalar stores followed by one vector load
+// stall on store forwarding.
+inline __m128 float_lanes(const float (&x)[4]) {
+  return _mm_setr_ps(x[0], x[1], x[2], x[3]);
+}
+
 // One super-block's integers of up to four rows (lanes) for one token.
 struct KSums {
   __m256i s[4], m[4];  // eight partial sums each; rows the tile lacks stay zero
@@ -288,7 +294,7 @@ inline __m128 apply_k_superblock(__m128 acc, const KSums& sums, __m128 d, __m128
 
 // The results of a K tile: lane r of acc[t] is (row r, token t).
 template <int R, int T>
-inline void put_k_tile(const __m128 (&acc)[T], TileOut o) {
+inline void put_lane_tile(const __m128 (&acc)[T], TileOut o) {
   for (int t = 0; t < T; ++t) {
     alignas(16) float lanes[4];
     _mm_store_ps(lanes, acc[t]);
@@ -313,7 +319,7 @@ void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_
     __m128i group_sums[T];
     for (int t = 0; t < T; ++t) group_sums[t] = bsums_by_32(y[t][i]);
     KSums sums[T] = {};
-    alignas(16) float d[4] = {}, dmin[4] = {};
+    float d[4] = {}, dmin[4] = {};
     for (int r = 0; r < R; ++r) {
       const Block& b = row_block<Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -350,11 +356,11 @@ void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_
         sums[t].m[r] = q45k_min_terms(mins16, group_sums[t]);
       }
     }
-    const __m128 vd = _mm_load_ps(d), vdmin = _mm_load_ps(dmin);
+    const __m128 vd = float_lanes(d), vdmin = float_lanes(dmin);
     for (int t = 0; t < T; ++t)
       acc[t] = apply_k_superblock<true>(acc[t], sums[t], vd, vdmin, y[t][i].d);
   }
-  put_k_tile<R, T>(acc, o);
+  put_lane_tile<R, T>(acc, o);
 }
 
 // Q6_K, Q3_K and Q2_K share one shape: sixteen groups of 16 with int16 scales, values decoded
@@ -435,7 +441,7 @@ void tile_k16(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
     __m256i bsums[T];
     for (int t = 0; t < T; ++t) bsums[t] = load32(y[t][i].bsums);
     KSums sums[T] = {};
-    alignas(16) float d[4] = {}, dmin[4] = {};
+    float d[4] = {}, dmin[4] = {};
     for (int r = 0; r < R; ++r) {
       const auto& b = row_block<typename F::Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -462,11 +468,11 @@ void tile_k16(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
         }
       }
     }
-    const __m128 vd = _mm_load_ps(d), vdmin = _mm_load_ps(dmin);
+    const __m128 vd = float_lanes(d), vdmin = float_lanes(dmin);
     for (int t = 0; t < T; ++t)
       acc[t] = apply_k_superblock<F::kMins>(acc[t], sums[t], vd, vdmin, y[t][i].d);
   }
-  put_k_tile<R, T>(acc, o);
+  put_lane_tile<R, T>(acc, o);
 }
 
 template <int R, int T>
