@@ -61,16 +61,22 @@ struct ActQ8_K {
 // Each: Block and Act; kElems per block; kGroups integer scale groups per block (0: none);
 // kMinElems activations per minimum (0: no minimums); decode(block, row).
 
+// The 32 nibbles of a block as bytes in element order (low nibbles, then high ones).
+inline __m256i nibbles32(const uint8_t* qs) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0f));
+}
+
 template <int kOffset, bool kFifthBit, bool kAffine, class B>
 void decode_32_nibbles(const B& b, DecodedRow& out) {
-  uint32_t qh = 0;
-  if constexpr (kFifthBit) std::memcpy(&qh, b.qh, 4);
-  for (int j = 0; j < 16; ++j) {
-    int lo = b.qs[j] & 15, hi = b.qs[j] >> 4;
-    if constexpr (kFifthBit) lo |= ((qh >> j) & 1) << 4, hi |= ((qh >> (j + 16)) & 1) << 4;
-    out.v[j] = static_cast<int8_t>(lo - kOffset);
-    out.v[j + 16] = static_cast<int8_t>(hi - kOffset);
+  __m256i q = nibbles32(b.qs);
+  if constexpr (kFifthBit) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);  // bit j: fifth bit of element j
+    q = _mm256_or_si256(q, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(0x10)));
   }
+  q = _mm256_sub_epi8(q, _mm256_set1_epi8(kOffset));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.v), q);
   out.d = fp16_to_f32(b.d);
   if constexpr (kAffine) out.min[0] = out.min[1] = 1, out.m = fp16_to_f32(b.m);
 }
@@ -103,10 +109,10 @@ struct IQ4_NLRows {
   using Act = ActQ8_0;
   static constexpr int kElems = kQK, kGroups = 0, kMinElems = 0;
   static void decode(const Block& b, DecodedRow& out) {
-    for (int j = 0; j < 16; ++j) {
-      out.v[j] = kIQ4Values[b.qs[j] & 15];
-      out.v[j + 16] = kIQ4Values[b.qs[j] >> 4];
-    }
+    const __m256i grid =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4Values)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.v),
+                        _mm256_shuffle_epi8(grid, nibbles32(b.qs)));
     out.d = fp16_to_f32(b.d);
   }
 };
@@ -266,6 +272,19 @@ size_t panel_bytes(int64_t cols) {
   return static_cast<size_t>(cols / F::kElems) * PanelLayout<F>::kBytes;
 }
 
+// Σ of n (a multiple of 16) signed bytes.
+inline int32_t sum_int8(const int8_t* p, int n) {
+  __m128i sums = _mm_setzero_si128();  // two 64-bit sums of the bytes + 128
+  for (int i = 0; i < n; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    sums = _mm_add_epi64(sums,
+                         _mm_sad_epu8(_mm_xor_si128(x, _mm_set1_epi8(-128)), _mm_setzero_si128()));
+  }
+  return static_cast<int32_t>(
+             _mm_cvtsi128_si64(_mm_add_epi64(sums, _mm_unpackhi_epi64(sums, sums)))) -
+         128 * n;
+}
+
 template <class F>
 void pack_panel(const void* weights, size_t row_bytes, int64_t cols, void* panel) {
   using L = PanelLayout<F>;
@@ -279,11 +298,9 @@ void pack_panel(const void* weights, size_t row_bytes, int64_t cols, void* panel
       F::decode(blocks[i], row);
       std::memcpy(out + r * F::kElems, row.v, F::kElems);
       int32_t seed = 0;
-      for (int g = 0; g < std::max(1, F::kGroups); ++g) {
-        int32_t value_sum = 0;
-        for (int e = 0; e < kGroupElems; ++e) value_sum += row.v[g * kGroupElems + e];
-        seed -= 128 * (F::kGroups ? row.scale[g] : 1) * value_sum;
-      }
+      for (int g = 0; g < std::max(1, F::kGroups); ++g)
+        seed -=
+            128 * (F::kGroups ? row.scale[g] : 1) * sum_int8(row.v + g * kGroupElems, kGroupElems);
       std::memcpy(out + L::kScales + 4 * r * F::kGroups, row.scale, 4 * F::kGroups);
       std::memcpy(out + L::kSeed + 4 * r, &seed, 4);
       for (int p = 0; p < min_pairs<F>(); ++p)
