@@ -1,5 +1,6 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -21,10 +22,16 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, bool
   if (n_past_ + n > n_ctx_)
     throw std::runtime_error("the sequence needs " + std::to_string(n_past_ + n) +
                              " positions but the context holds " + std::to_string(n_ctx_));
-  Batch batch;
-  for (int i = 0; i < n; ++i) batch.add(tokens[i], n_past_ + i, 0, all_logits || i == n - 1);
-  std::vector<float> logits = decode(batch);
-  n_past_ += n;
+  std::vector<float> logits;
+  for (int first = 0; first < n; first += kForwardBatch) {
+    const int last = std::min(n, first + kForwardBatch);
+    Batch batch;
+    for (int i = first; i < last; ++i)
+      batch.add(tokens[i], n_past_ + i - first, 0, all_logits || i == n - 1);
+    std::vector<float> part = decode(batch);
+    logits.insert(logits.end(), part.begin(), part.end());
+    n_past_ += last - first;
+  }
   return logits;
 }
 

@@ -39,10 +39,14 @@ class Transformer {
   int n_past() const { return n_past_; }
   void reset() { n_past_ = 0; }  // start a new sequence (the cache is overwritten as it goes)
 
-  // Runs `tokens` at positions n_past, n_past + 1, ... (all together, as in prompt processing)
-  // and appends them to the cache. Returns the logits of every token (tokens × n_vocab,
-  // row-major) when `all_logits`, else those of the last token only.
+  // Runs `tokens` at positions n_past, n_past + 1, ... (together, as in prompt processing, in
+  // batches of at most kForwardBatch) and appends them to the cache. Returns the logits of every
+  // token (tokens × n_vocab, row-major) when `all_logits`, else those of the last token only.
   std::vector<float> forward(const std::vector<int32_t>& tokens, bool all_logits);
+  // Tokens per decode() in forward(): bounds the activation scratch (a layer's temporaries grow
+  // with the batch: 512 tokens of a 1.1B model's FFN are 23 MB) while keeping batches long
+  // enough that each weight panel serves many tokens.
+  static constexpr int kForwardBatch = 256;
 
   // Runs a batch of tokens from any sequences (each sequence's positions must follow on from
   // what its cache holds) and returns the logits of the entries in batch.logits_for
