@@ -1,7 +1,8 @@
 // ARM NEON dot products (baseline ARMv8-A, no dotprod extension needed) for the 32-element
-// formats, as tiles of R weight rows × T tokens like the x86 kernels: a weight block is decoded
-// into signed bytes once for all tokens, and each (row, token) product is an exact int32 sum
-// scaled per block in float. K-quants use the portable path on ARM for now.
+// formats and the K family, as tiles of R weight rows × T tokens like the x86 kernels: a weight
+// block is decoded into signed bytes once for all tokens, and each (row, token) product is an
+// exact int32 sum scaled per block in float (the K family as in dot_x86.h: S and M per
+// super-block, one float accumulator per row and token). IQ4_XS uses the portable path.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -10,6 +11,7 @@
 #include <cstring>
 
 #include "kernels/cpu/block_formats.h"
+#include "kernels/cpu/decoded_rows.h"
 #include "kernels/cpu/fp16.h"
 #include "kernels/cpu/kernels.h"
 
@@ -126,33 +128,96 @@ void tile_32(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a
     for (int t = 0; t < T; ++t) out[t * out_stride + r] = acc[r][t];
 }
 
+// Σ v·a over 16 int8 pairs (each int16 lane holds two products: no overflow).
+inline int32_t dot16(const int8_t* v, const int8_t* a) {
+  const int8x16_t v0 = vld1q_s8(v), a0 = vld1q_s8(a);
+  int16x8_t p = vmull_s8(vget_low_s8(v0), vget_low_s8(a0));
+  p = vmlal_s8(p, vget_high_s8(v0), vget_high_s8(a0));
+  return vaddlvq_s16(p);
+}
+
+template <class F, int R, int T>
+void tile_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes, float* out,
+            size_t out_stride) {
+  constexpr int kGroupElems = kQKK / F::kGroups;
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t)
+    y[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * act_bytes);
+  float acc[R][T] = {};
+  DecodedRow row;
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    for (int r = 0; r < R; ++r) {
+      F::decode(reinterpret_cast<const typename F::Block*>(static_cast<const uint8_t*>(w) +
+                                                           r * row_bytes)[i],
+                row);
+      for (int t = 0; t < T; ++t) {
+        int32_t s = 0;
+        for (int g = 0; g < F::kGroups; ++g) {
+          int32_t dot = 0;
+          for (int e = 0; e < kGroupElems; e += 16)
+            dot += dot16(row.v + g * kGroupElems + e, y[t][i].qs + g * kGroupElems + e);
+          s += row.scale[g] * dot;
+        }
+        acc[r][t] = std::fma(static_cast<float>(s), row.d * y[t][i].d, acc[r][t]);
+        if constexpr (F::kMinElems > 0) {
+          constexpr int kSixteens = F::kMinElems / 16;
+          int32_t m = 0;
+          for (int h = 0; h < kQKK / F::kMinElems; ++h)
+            for (int k = 0; k < kSixteens; ++k) m += row.min[h] * y[t][i].bsums[h * kSixteens + k];
+          acc[r][t] = std::fma(static_cast<float>(m), row.m * y[t][i].d, acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) out[t * out_stride + r] = acc[r][t];
+}
+
+// The tile functions of a family as `Family::template fn<R, T>`.
 template <class F>
+struct Rows32 {
+  template <int R, int T>
+  static void fn(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+                 float* out, size_t out_stride) {
+    tile_32<F, R, T>(n, w, row_bytes, a, act_bytes, out, out_stride);
+  }
+};
+template <class F>
+struct RowsK {
+  template <int R, int T>
+  static void fn(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
+                 float* out, size_t out_stride) {
+    tile_k<F, R, T>(n, w, row_bytes, a, act_bytes, out, out_stride);
+  }
+};
+
+template <class Family>
 float vec_dot(int64_t n, const void* w, const void* a) {
   float out;
-  tile_32<F, 1, 1>(n, w, 0, a, 0, &out, 1);
+  Family::template fn<1, 1>(n, w, 0, a, 0, &out, 1);
   return out;
 }
 
-template <class F>
+template <class Family>
 void dot_tile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t act_bytes,
               int tokens, float* out, size_t out_stride) {
   static_assert(kTileRows == 4 && kTileTokens == 4);
   switch (tokens) {
     case 1:
-      return tile_32<F, 4, 1>(n, w, row_bytes, a, act_bytes, out, out_stride);
+      return Family::template fn<4, 1>(n, w, row_bytes, a, act_bytes, out, out_stride);
     case 2:
-      return tile_32<F, 4, 2>(n, w, row_bytes, a, act_bytes, out, out_stride);
+      return Family::template fn<4, 2>(n, w, row_bytes, a, act_bytes, out, out_stride);
     case 3:
-      return tile_32<F, 4, 3>(n, w, row_bytes, a, act_bytes, out, out_stride);
+      return Family::template fn<4, 3>(n, w, row_bytes, a, act_bytes, out, out_stride);
     default:
-      return tile_32<F, 4, 4>(n, w, row_bytes, a, act_bytes, out, out_stride);
+      return Family::template fn<4, 4>(n, w, row_bytes, a, act_bytes, out, out_stride);
   }
 }
 
-template <class F>
+template <class Family>
 void set(VecDotFn* v, DotTileFn* t) {
-  *v = vec_dot<F>;
-  *t = dot_tile<F>;
+  *v = vec_dot<Family>;
+  *t = dot_tile<Family>;
 }
 
 }  // namespace
@@ -161,17 +226,27 @@ void neon_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile)
   using gguf::TensorType;
   switch (type) {
     case TensorType::Q4_0:
-      return set<NQ4_0>(vec_dot, dot_tile);
+      return set<Rows32<NQ4_0>>(vec_dot, dot_tile);
     case TensorType::Q4_1:
-      return set<NQ4_1>(vec_dot, dot_tile);
+      return set<Rows32<NQ4_1>>(vec_dot, dot_tile);
     case TensorType::Q5_0:
-      return set<NQ5_0>(vec_dot, dot_tile);
+      return set<Rows32<NQ5_0>>(vec_dot, dot_tile);
     case TensorType::Q5_1:
-      return set<NQ5_1>(vec_dot, dot_tile);
+      return set<Rows32<NQ5_1>>(vec_dot, dot_tile);
     case TensorType::Q8_0:
-      return set<NQ8_0>(vec_dot, dot_tile);
+      return set<Rows32<NQ8_0>>(vec_dot, dot_tile);
     case TensorType::IQ4_NL:
-      return set<NIQ4_NL>(vec_dot, dot_tile);
+      return set<Rows32<NIQ4_NL>>(vec_dot, dot_tile);
+    case TensorType::Q2_K:
+      return set<RowsK<K2Rows>>(vec_dot, dot_tile);
+    case TensorType::Q3_K:
+      return set<RowsK<K3Rows>>(vec_dot, dot_tile);
+    case TensorType::Q4_K:
+      return set<RowsK<K4Rows>>(vec_dot, dot_tile);
+    case TensorType::Q5_K:
+      return set<RowsK<K5Rows>>(vec_dot, dot_tile);
+    case TensorType::Q6_K:
+      return set<RowsK<K6Rows>>(vec_dot, dot_tile);
     default:
       *vec_dot = nullptr, *dot_tile = nullptr;
   }

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "kernels/cpu/block_formats.h"
+#include "kernels/cpu/decoded_rows.h"
 #include "kernels/cpu/fp16.h"
 #include "kernels/cpu/kernels.h"
 
@@ -30,15 +31,6 @@ namespace {
 
 constexpr int kRows = 8;     // weight rows per panel
 constexpr int kTokens = 16;  // tokens per packed group: one per 32-bit lane
-
-// One row's block as the kernel wants it.
-struct DecodedRow {
-  int8_t v[kQKK];     // values, offsets applied (kElems of them)
-  int32_t scale[16];  // integer group scales (K family)
-  int16_t min[16];    // integer minimums per group of kMinElems activations
-  float d = 0;        // multiplies S
-  float m = 0;        // multiplies M: −dmin (K family) or the block minimum (Q4_1, Q5_1)
-};
 
 // ---- activation formats ----
 
@@ -117,85 +109,16 @@ struct IQ4_NLRows {
   }
 };
 
-template <bool kFifthBit, class B>
-void decode_q45_k(const B& b, DecodedRow& out) {
-  for (int g = 0; g < 8; ++g) {
-    uint8_t sc, m;
-    kquant_scale_min(b.scales, g, &sc, &m);
-    out.scale[g] = sc, out.min[g] = m;
-  }
-  for (int j = 0; j < 4; ++j)
-    for (int l = 0; l < 32; ++l) {
-      int lo = b.qs[32 * j + l] & 15, hi = b.qs[32 * j + l] >> 4;
-      if constexpr (kFifthBit)
-        lo |= ((b.qh[l] >> (2 * j)) & 1) << 4, hi |= ((b.qh[l] >> (2 * j + 1)) & 1) << 4;
-      out.v[64 * j + l] = static_cast<int8_t>(lo);
-      out.v[64 * j + 32 + l] = static_cast<int8_t>(hi);
-    }
-  out.d = fp16_to_f32(b.d), out.m = -fp16_to_f32(b.dmin);
-}
-
-template <class B, bool kFifthBit>
-struct Q45KRows {
-  using Block = B;
+// The K family, decoded as in decoded_rows.h, with Q8_K activations.
+template <class D>
+struct WithQ8K : D {
   using Act = ActQ8_K;
-  static constexpr int kElems = kQKK, kGroups = 8, kMinElems = 32;
-  static void decode(const Block& b, DecodedRow& out) { decode_q45_k<kFifthBit>(b, out); }
 };
-using Q4KRows = Q45KRows<BlockQ4_K, false>;
-using Q5KRows = Q45KRows<BlockQ5_K, true>;
-
-struct Q6KRows {
-  using Block = BlockQ6_K;
-  using Act = ActQ8_K;
-  static constexpr int kElems = kQKK, kGroups = 16, kMinElems = 0;
-  static void decode(const Block& b, DecodedRow& out) {
-    for (int g = 0; g < 16; ++g) out.scale[g] = b.scales[g];
-    for (int k = 0; k < 8; ++k) {  // elements 32k..32k+31
-      const int h = k / 4, kk = k % 4;
-      const uint8_t* ql = b.ql + 64 * h + 32 * (kk & 1);
-      for (int l = 0; l < 32; ++l) {
-        const int low = (kk < 2 ? ql[l] : ql[l] >> 4) & 15;
-        const int high = (b.qh[32 * h + l] >> (2 * kk)) & 3;
-        out.v[32 * k + l] = static_cast<int8_t>((low | (high << 4)) - 32);
-      }
-    }
-    out.d = fp16_to_f32(b.d);
-  }
-};
-struct Q3KRows {
-  using Block = BlockQ3_K;
-  using Act = ActQ8_K;
-  static constexpr int kElems = kQKK, kGroups = 16, kMinElems = 0;
-  static void decode(const Block& b, DecodedRow& out) {
-    int8_t sc[16];
-    q3k_scales(b.scales, sc);
-    for (int g = 0; g < 16; ++g) out.scale[g] = sc[g];
-    for (int k = 0; k < 8; ++k) {
-      const int h = k / 4, s = k % 4;
-      for (int l = 0; l < 32; ++l) {
-        const int low = (b.qs[32 * h + l] >> (2 * s)) & 3;
-        const int high = (b.hmask[l] >> k) & 1;
-        out.v[32 * k + l] = static_cast<int8_t>((low | (high << 2)) - 4);
-      }
-    }
-    out.d = fp16_to_f32(b.d);
-  }
-};
-struct Q2KRows {
-  using Block = BlockQ2_K;
-  using Act = ActQ8_K;
-  static constexpr int kElems = kQKK, kGroups = 16, kMinElems = 16;
-  static void decode(const Block& b, DecodedRow& out) {
-    for (int g = 0; g < 16; ++g) out.scale[g] = b.scales[g] & 15, out.min[g] = b.scales[g] >> 4;
-    for (int k = 0; k < 8; ++k) {
-      const int h = k / 4, s = k % 4;
-      for (int l = 0; l < 32; ++l)
-        out.v[32 * k + l] = static_cast<int8_t>((b.qs[32 * h + l] >> (2 * s)) & 3);
-    }
-    out.d = fp16_to_f32(b.d), out.m = -fp16_to_f32(b.dmin);
-  }
-};
+using Q4KRows = WithQ8K<K4Rows>;
+using Q5KRows = WithQ8K<K5Rows>;
+using Q6KRows = WithQ8K<K6Rows>;
+using Q3KRows = WithQ8K<K3Rows>;
+using Q2KRows = WithQ8K<K2Rows>;
 
 template <class F>
 constexpr int chunks() {  // four-element chunks per block

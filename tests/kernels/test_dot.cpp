@@ -90,9 +90,10 @@ TEST(VecDot, EveryLevelMatchesTheReference) {
 TEST(VecDot, SimdLevelsCoverTheMainTypes) {
   if (cpu::best_isa() == cpu::Isa::Scalar) GTEST_SKIP() << "no SIMD level on this CPU";
   std::vector<TensorType> covered = test::compute_types();  // x86: every type
-  if (cpu::best_isa() == cpu::Isa::Neon)                    // ARM: the 32-element formats so far
-    covered = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
-               TensorType::Q5_1, TensorType::Q8_0, TensorType::IQ4_NL};
+  if (cpu::best_isa() == cpu::Isa::Neon)                    // ARM: all but IQ4_XS and floats
+    covered = {TensorType::Q4_0, TensorType::Q4_1,   TensorType::Q5_0, TensorType::Q5_1,
+               TensorType::Q8_0, TensorType::IQ4_NL, TensorType::Q2_K, TensorType::Q3_K,
+               TensorType::Q4_K, TensorType::Q5_K,   TensorType::Q6_K};
   for (TensorType type : covered)
     EXPECT_NE(cpu::find_kernels(type)->isa, cpu::Isa::Scalar) << gguf::type_name(type);
 }
