@@ -100,10 +100,15 @@ inline __m128i fp16_lanes(const uint16_t (&h)[8]) {
                         static_cast<short>(h[6]), static_cast<short>(h[7]));
 }
 
-// Σ of the eight int32 lanes of each half: [Σ lanes 0..7, Σ lanes 8..15] as two ints.
-inline void half_sums(__m512i x, int32_t out[2]) {
-  out[0] = _mm512_reduce_add_epi32(_mm512_maskz_mov_epi32(0x00ff, x));
-  out[1] = _mm512_reduce_add_epi32(_mm512_maskz_mov_epi32(0xff00, x));
+// The sums of lanes 0..7 and of lanes 8..15 of x, as floats in four lanes each:
+// [Σ lanes 0..7 ×4 | Σ lanes 8..15 ×4].
+inline __m256 half_sums_x4(__m512i x) {
+  x = _mm512_add_epi32(x, _mm512_shuffle_i32x4(x, x, _MM_SHUFFLE(2, 3, 0, 1)));
+  x = _mm512_add_epi32(x, _mm512_shuffle_epi32(x, _MM_PERM_BADC));
+  x = _mm512_add_epi32(x, _mm512_shuffle_epi32(x, _MM_PERM_CDAB));
+  // Every lane of 128-bit lanes 0 and 2 now holds the sum of its half.
+  return _mm256_cvtepi32_ps(
+      _mm512_castsi512_si256(_mm512_shuffle_i32x4(x, x, _MM_SHUFFLE(0, 0, 2, 0))));
 }
 
 template <class F, int R, int T>
@@ -162,10 +167,10 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
                                              _mm_set1_epi16(static_cast<short>(y[t][i1].d))));
       const __m256 d = _mm256_cvtepi32_ps(block_sums4(dot[t][0], dot[t][1], dot[t][2], dot[t][3]));
       const __m256 scale = _mm256_mul_ps(dw8, da);
-      int32_t act_sums[2] = {};
+      __m256 act_sums = _mm256_setzero_ps();  // Σa of block i ×4 | of block i1 ×4
       __m256 min_scale = _mm256_setzero_ps();
       if constexpr (kAffine) {
-        half_sums(dot512_u8s8(_mm512_set1_epi8(1), act[t]), act_sums);
+        act_sums = half_sums_x4(dot512_u8s8(_mm512_set1_epi8(1), act[t]));
         min_scale = _mm256_mul_ps(dm8, da);
       }
       for (int h = 0; h < (i1 != i ? 2 : 1); ++h) {
@@ -175,7 +180,9 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
         if constexpr (kAffine) {
           const __m128 mh =
               h ? _mm256_extractf128_ps(min_scale, 1) : _mm256_castps256_ps128(min_scale);
-          acc[t] = _mm_fmadd_ps(_mm_set1_ps(static_cast<float>(act_sums[h])), mh, acc[t]);
+          const __m128 ah =
+              h ? _mm256_extractf128_ps(act_sums, 1) : _mm256_castps256_ps128(act_sums);
+          acc[t] = _mm_fmadd_ps(ah, mh, acc[t]);
         }
       }
     }
