@@ -99,4 +99,21 @@ struct K2Rows {
   }
 };
 
+struct IQ4XSRows {
+  using Block = BlockIQ4_XS;
+  static constexpr int kElems = kQKK, kGroups = 8, kMinElems = 0;
+  static void decode(const Block& b, DecodedRow& out) {
+    for (int g = 0; g < 8; ++g) {
+      const int low = (b.scales_l[g / 2] >> (4 * (g % 2))) & 0x0f;
+      const int high = (b.scales_h >> (2 * g)) & 3;
+      out.scale[g] = (low | (high << 4)) - 32;
+      for (int l = 0; l < 16; ++l) {  // nibbles ordered as in Q4_0 within each group of 32
+        out.v[32 * g + l] = kIQ4Values[b.qs[16 * g + l] & 15];
+        out.v[32 * g + 16 + l] = kIQ4Values[b.qs[16 * g + l] >> 4];
+      }
+    }
+    out.d = fp16_to_f32(b.d);
+  }
+};
+
 }  // namespace ember::cpu

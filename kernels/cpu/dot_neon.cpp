@@ -1,8 +1,8 @@
 // ARM NEON dot products (baseline ARMv8-A, no dotprod extension needed) for the 32-element
 // formats and the K family, as tiles of R weight rows × T tokens like the x86 kernels: a weight
 // block is decoded into signed bytes once for all tokens, and each (row, token) product is an
-// exact int32 sum scaled per block in float (the K family as in dot_x86.h: S and M per
-// super-block, one float accumulator per row and token). IQ4_XS uses the portable path.
+// exact int32 sum scaled per block in float (the K family and IQ4_XS as in dot_x86.h: S and M
+// per super-block, one float accumulator per row and token).
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -247,6 +247,8 @@ void neon_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile)
       return set<RowsK<K5Rows>>(vec_dot, dot_tile);
     case TensorType::Q6_K:
       return set<RowsK<K6Rows>>(vec_dot, dot_tile);
+    case TensorType::IQ4_XS:
+      return set<RowsK<IQ4XSRows>>(vec_dot, dot_tile);
     default:
       *vec_dot = nullptr, *dot_tile = nullptr;
   }

@@ -481,10 +481,11 @@ void tile_iq4_xs(int64_t n, const void* w, size_t row_bytes, const void* a, size
   const BlockQ8_K* y[T];
   q8k_rows<T>(a, act_bytes, y);
   const __m256i table = iq4_table();
-  __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  __m128 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
+    KSums sums[T] = {};
+    float d[4] = {}, unused[4] = {};
     for (int r = 0; r < R; ++r) {
       const BlockIQ4_XS& b = row_block<BlockIQ4_XS>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -501,14 +502,14 @@ void tile_iq4_xs(int64_t n, const void* w, size_t row_bytes, const void* a, size
           sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(p, scale));
         }
       }
-      const float dw = h2f(b.d);
-      for (int t = 0; t < T; ++t)
-        acc[r][t] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(dw * y[t][i].d), acc[r][t]);
+      d[r] = h2f(b.d);
+      for (int t = 0; t < T; ++t) sums[t].s[r] = sumi[t];
     }
+    const __m128 vd = float_lanes(d), none = float_lanes(unused);
+    for (int t = 0; t < T; ++t)
+      acc[t] = apply_k_superblock<false>(acc[t], sums[t], vd, none, y[t][i].d);
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) o.put(r, t, hsum(acc[r][t]));
+  put_lane_tile<R, T>(acc, o);
 }
 
 // ---- float weights (activations stay float32) ----

@@ -1,6 +1,6 @@
 // Prompt processing with AVX-512 VNNI: the PackedGemm of kernels.h, tokens in lanes, for the
 // 32-element family (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; activations Q8_0) and the K family
-// (Q2_K .. Q6_K; activations Q8_K).
+// (Q2_K .. Q6_K and IQ4_XS; activations Q8_K).
 //
 // A packed group holds 16 tokens' activations transposed, so that one 512-bit register carries
 // four consecutive activations of each of the 16 tokens (as unsigned bytes a + 128). A packed
@@ -119,6 +119,7 @@ using Q5KRows = WithQ8K<K5Rows>;
 using Q6KRows = WithQ8K<K6Rows>;
 using Q3KRows = WithQ8K<K3Rows>;
 using Q2KRows = WithQ8K<K2Rows>;
+using IQ4XSQ8KRows = WithQ8K<IQ4XSRows>;
 
 template <class F>
 constexpr int chunks() {  // four-element chunks per block
@@ -350,6 +351,8 @@ const PackedGemm* avx512vnni_gemm_k(gguf::TensorType type) {
       return &kPacked<Q5KRows>;
     case TensorType::Q6_K:
       return &kPacked<Q6KRows>;
+    case TensorType::IQ4_XS:
+      return &kPacked<IQ4XSQ8KRows>;
     default:
       return nullptr;
   }

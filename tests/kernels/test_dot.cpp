@@ -90,7 +90,7 @@ TEST(VecDot, EveryLevelMatchesTheReference) {
 TEST(VecDot, SimdLevelsCoverTheMainTypes) {
   if (cpu::best_isa() == cpu::Isa::Scalar) GTEST_SKIP() << "no SIMD level on this CPU";
   std::vector<TensorType> covered = test::compute_types();  // x86: every type
-  if (cpu::best_isa() == cpu::Isa::Neon)                    // ARM: all but IQ4_XS and floats
+  if (cpu::best_isa() == cpu::Isa::Neon)                    // ARM: all quantised types
     covered = {TensorType::Q4_0, TensorType::Q4_1,   TensorType::Q5_0, TensorType::Q5_1,
                TensorType::Q8_0, TensorType::IQ4_NL, TensorType::Q2_K, TensorType::Q3_K,
                TensorType::Q4_K, TensorType::Q5_K,   TensorType::Q6_K};
@@ -119,7 +119,8 @@ TEST(Matmul, ThreadedProductsEqualSingleDots) {
                                                              {TensorType::Q5_K, 768, 40},
                                                              {TensorType::Q6_K, 512, 17},
                                                              {TensorType::Q3_K, 512, 33},
-                                                             {TensorType::Q2_K, 256, 9}}) {
+                                                             {TensorType::Q2_K, 256, 9},
+                                                             {TensorType::IQ4_XS, 512, 19}}) {
     SCOPED_TRACE(std::string(gguf::type_name(type)) + " cols " + std::to_string(cols) + " tokens " +
                  std::to_string(tokens));
     const cpu::TypeKernels* k = cpu::find_kernels(type);
