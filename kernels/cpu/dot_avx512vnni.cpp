@@ -211,8 +211,7 @@ void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, s
         act_hi[t][k] = join(load32(q + 32), load32(q + 96));
       }
     }
-    KSums sums[T] = {};
-    float d[4] = {}, dmin[4] = {};
+    KSuperblock<T> sb;
     for (int r = 0; r < R; ++r) {
       const Block& b = row_block<Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -254,16 +253,14 @@ void tile_q45_k_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, s
               sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(hi, act_hi[t][k]), s_hi));
         }
       }
-      d[r] = h2f(b.d), dmin[r] = h2f(b.dmin);
+      sb.d[r] = h2f(b.d), sb.dmin[r] = h2f(b.dmin);
       for (int t = 0; t < T; ++t) {
-        sums[t].s[r] = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]),
-                                        _mm512_extracti64x4_epi64(sumi[t], 1));
-        sums[t].m[r] = q45k_min_terms(mins16, group_sums[t]);
+        sb.s[t][r] = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]),
+                                      _mm512_extracti64x4_epi64(sumi[t], 1));
+        sb.m[t][r] = q45k_min_terms(mins16, group_sums[t]);
       }
     }
-    const __m128 vd = float_lanes(d), vdmin = float_lanes(dmin);
-    for (int t = 0; t < T; ++t)
-      acc[t] = apply_k_superblock<true>(acc[t], sums[t], vd, vdmin, y[t][i].d);
+    sb.template add_to<true>(acc, y, i);
   }
   put_lane_tile<R, T>(acc, o);
 }

@@ -274,23 +274,28 @@ inline __m128 float_lanes(const float (&x)[4]) {
   return _mm_setr_ps(x[0], x[1], x[2], x[3]);
 }
 
-// One super-block's integers of up to four rows (lanes) for one token.
-struct KSums {
-  __m256i s[4], m[4];  // eight partial sums each; rows the tile lacks stay zero
-};
+// One super-block of a tile of up to four rows × T tokens: each row's scales and, per token,
+// its integers as eight partial sums (rows the tile lacks stay zero). add_to() reduces them and
+// applies the rounding above to the accumulators (lanes = rows).
+template <int T>
+struct KSuperblock {
+  __m256i s[T][4] = {}, m[T][4] = {};
+  float d[4] = {}, dmin[4] = {};
 
-// acc (lanes = rows) after one super-block: d and dmin the rows' scales, da the token's.
-template <bool kMins>
-inline __m128 apply_k_superblock(__m128 acc, const KSums& sums, __m128 d, __m128 dmin, float da) {
-  const __m128 va = _mm_set1_ps(da);
-  const __m128i s = sum4_epi32(sums.s[0], sums.s[1], sums.s[2], sums.s[3]);
-  acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(d, va), acc);
-  if constexpr (kMins) {
-    const __m128i m = sum4_epi32(sums.m[0], sums.m[1], sums.m[2], sums.m[3]);
-    acc = _mm_fnmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(dmin, va), acc);
+  template <bool kMins>
+  void add_to(__m128 (&acc)[T], const BlockQ8_K* const (&y)[T], int64_t i) const {
+    const __m128 vd = float_lanes(d), vdmin = float_lanes(dmin);
+    for (int t = 0; t < T; ++t) {
+      const __m128 va = _mm_set1_ps(y[t][i].d);
+      const __m128i st = sum4_epi32(s[t][0], s[t][1], s[t][2], s[t][3]);
+      acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(st), _mm_mul_ps(vd, va), acc[t]);
+      if constexpr (kMins) {
+        const __m128i mt = sum4_epi32(m[t][0], m[t][1], m[t][2], m[t][3]);
+        acc[t] = _mm_fnmadd_ps(_mm_cvtepi32_ps(mt), _mm_mul_ps(vdmin, va), acc[t]);
+      }
+    }
   }
-  return acc;
-}
+};
 
 // The results of a K tile: lane r of acc[t] is (row r, token t).
 template <int R, int T>
@@ -318,8 +323,7 @@ void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_
   for (int64_t i = 0; i < n / kQKK; ++i) {
     __m128i group_sums[T];
     for (int t = 0; t < T; ++t) group_sums[t] = bsums_by_32(y[t][i]);
-    KSums sums[T] = {};
-    float d[4] = {}, dmin[4] = {};
+    KSuperblock<T> sb;
     for (int r = 0; r < R; ++r) {
       const Block& b = row_block<Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -350,15 +354,13 @@ void tile_q45_k(int64_t n, const void* w, size_t row_bytes, const void* a, size_
                                      dot_u8s8_scaled(hi, load32(y[t][i].qs + 64 * j + 32), s_hi));
         }
       }
-      d[r] = h2f(b.d), dmin[r] = h2f(b.dmin);
+      sb.d[r] = h2f(b.d), sb.dmin[r] = h2f(b.dmin);
       for (int t = 0; t < T; ++t) {
-        sums[t].s[r] = sumi[t];
-        sums[t].m[r] = q45k_min_terms(mins16, group_sums[t]);
+        sb.s[t][r] = sumi[t];
+        sb.m[t][r] = q45k_min_terms(mins16, group_sums[t]);
       }
     }
-    const __m128 vd = float_lanes(d), vdmin = float_lanes(dmin);
-    for (int t = 0; t < T; ++t)
-      acc[t] = apply_k_superblock<true>(acc[t], sums[t], vd, vdmin, y[t][i].d);
+    sb.template add_to<true>(acc, y, i);
   }
   put_lane_tile<R, T>(acc, o);
 }
@@ -440,8 +442,7 @@ void tile_k16(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
   for (int64_t i = 0; i < n / kQKK; ++i) {
     __m256i bsums[T];
     for (int t = 0; t < T; ++t) bsums[t] = load32(y[t][i].bsums);
-    KSums sums[T] = {};
-    float d[4] = {}, dmin[4] = {};
+    KSuperblock<T> sb;
     for (int r = 0; r < R; ++r) {
       const auto& b = row_block<typename F::Block>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -456,21 +457,19 @@ void tile_k16(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
           sumi[t] =
               _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load32(y[t][i].qs + 32 * k), scale));
       }
-      d[r] = dec.d, dmin[r] = dec.dmin;
+      sb.d[r] = dec.d, sb.dmin[r] = dec.dmin;
       for (int t = 0; t < T; ++t) {
         if constexpr (F::kMins) {
-          sums[t].s[r] = sumi[t];
-          sums[t].m[r] = _mm256_madd_epi16(dec.mins16, bsums[t]);
+          sb.s[t][r] = sumi[t];
+          sb.m[t][r] = _mm256_madd_epi16(dec.mins16, bsums[t]);
         } else {
           const __m256i offset_terms =
               _mm256_slli_epi32(_mm256_madd_epi16(dec.scales16, bsums[t]), F::kOffsetShift);
-          sums[t].s[r] = _mm256_sub_epi32(sumi[t], offset_terms);
+          sb.s[t][r] = _mm256_sub_epi32(sumi[t], offset_terms);
         }
       }
     }
-    const __m128 vd = float_lanes(d), vdmin = float_lanes(dmin);
-    for (int t = 0; t < T; ++t)
-      acc[t] = apply_k_superblock<F::kMins>(acc[t], sums[t], vd, vdmin, y[t][i].d);
+    sb.template add_to<F::kMins>(acc, y, i);
   }
   put_lane_tile<R, T>(acc, o);
 }
@@ -484,8 +483,7 @@ void tile_iq4_xs(int64_t n, const void* w, size_t row_bytes, const void* a, size
   __m128 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    KSums sums[T] = {};
-    float d[4] = {}, unused[4] = {};
+    KSuperblock<T> sb;
     for (int r = 0; r < R; ++r) {
       const BlockIQ4_XS& b = row_block<BlockIQ4_XS>(w, row_bytes, r, i);
       prefetch_ahead(b);
@@ -502,12 +500,10 @@ void tile_iq4_xs(int64_t n, const void* w, size_t row_bytes, const void* a, size
           sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(p, scale));
         }
       }
-      d[r] = h2f(b.d);
-      for (int t = 0; t < T; ++t) sums[t].s[r] = sumi[t];
+      sb.d[r] = h2f(b.d);
+      for (int t = 0; t < T; ++t) sb.s[t][r] = sumi[t];
     }
-    const __m128 vd = float_lanes(d), none = float_lanes(unused);
-    for (int t = 0; t < T; ++t)
-      acc[t] = apply_k_superblock<false>(acc[t], sums[t], vd, none, y[t][i].d);
+    sb.template add_to<false>(acc, y, i);
   }
   put_lane_tile<R, T>(acc, o);
 }
