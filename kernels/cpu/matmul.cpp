@@ -36,9 +36,9 @@ void matvec(const TypeKernels& k, const void* weights, int64_t rows, int64_t col
 namespace {
 
 // Prompt processing with packed operands (TypeKernels::gemm): activations are packed once, a
-// group of tokens at a time; then, a block of tokens at a time (so their packed groups stay in
-// cache), each thread packs each of its weight panels and runs it against the block. Rows beyond
-// a multiple of the panel use vec_dot.
+// group of tokens at a time; then each work item (token block, panel) packs its weight panel and
+// runs it against the block (blocks of token_block tokens, so their packed groups stay in cache).
+// Rows beyond a multiple of the panel use vec_dot.
 void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_t rows,
                    int64_t cols, const uint8_t* act, int64_t act_bytes, int64_t tokens, float* y,
                    ThreadPool& pool, MatmulScratch& scratch) {

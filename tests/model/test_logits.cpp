@@ -164,6 +164,20 @@ TEST_P(SyntheticModels, BatchEqualsTokenByToken) {
   }
 }
 
+// forward() splits prompts longer than kForwardBatch into several decodes: the positions and
+// logits must come out as if the tokens were fed in smaller pieces.
+TEST(Transformer, LongPromptsSplitIntoBatchesKeepTheirPositions) {
+  const std::string path = (synthetic_dir() / "tiny-llama-q8_0.gguf").string();
+  std::vector<int32_t> tokens;
+  while (tokens.size() < size_t(model::Transformer::kForwardBatch) + 45)
+    for (int32_t id : prompt()) tokens.push_back(id);
+  Logits whole = run(path, tokens, model::CacheType::kF32);
+  Logits pieces = run(path, tokens, model::CacheType::kF32, 100);
+  ASSERT_EQ(whole.values.size(), tokens.size() * static_cast<size_t>(whole.n_vocab));
+  EXPECT_LE(relative_rms(pieces, whole), 1e-5);
+  EXPECT_EQ(argmax_agreement(pieces, whole), 1.0);
+}
+
 // Continuous batching: three sequences advancing together at different paces (prompt chunks of
 // 3, 1 and 2 tokens per step, from different starting points) give each the logits it gets alone.
 TEST_P(SyntheticModels, InterleavedSequencesEqualSeparateRuns) {
