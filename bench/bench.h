@@ -1,14 +1,41 @@
-// Benchmarks reachable as `ember bench ...`. Speed is measured here, never in unit tests.
+// Benchmarks reachable as `ember bench ...` (the CLI parses the options, server/cli/bench.cpp).
+// Speed is measured here, never in unit tests. Each function prints a Markdown table on stdout
+// and throws std::invalid_argument for an option it cannot honour (an unknown type, a kernel
+// level this CPU lacks), which the CLI reports as a usage error.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace ember::bench {
 
-int run_bench_kernels(const std::vector<std::string>& args);  // `ember bench kernels`
-int run_bench_e2e(const std::vector<std::string>& args);      // `ember bench e2e`
-int run_make_model(const std::vector<std::string>& args);     // `ember bench make-model`
-int run_bench(const std::vector<std::string>& args);          // dispatches `ember bench WHAT`
+// `ember bench kernels`: memory bandwidth, then matvec GB/s and matmul GFLOP/s per weight type.
+struct KernelBenchOptions {
+  int threads = 0;                                         // 0: every hardware thread
+  std::vector<std::string> types{"Q4_0", "Q4_K", "Q8_0"};  // ggml type names, or {"all"}
+  long long tokens = 128;                                  // activation columns of the matmul
+  std::optional<std::string> isa;  // kernel level, e.g. "avx2"; best by default
+};
+int run_bench_kernels(const KernelBenchOptions& options);
+
+// `ember bench e2e`: prompt processing and generation tokens/s of one sequence, achieved GB/s
+// next to the bandwidth floor, resident memory.
+struct E2eBenchOptions {
+  std::string model;  // GGUF file
+  int n_prompt = 512;
+  int n_gen = 128;
+  int threads = 2;
+  int repeat = 3;  // best of
+};
+int run_bench_e2e(const E2eBenchOptions& options);
+
+// `ember bench make-model`: a TinyLlama-1.1B-shaped model with random weights.
+struct MakeModelOptions {
+  std::string type = "Q4_0";  // Q4_0, Q8_0 or Q4_K_M
+  std::string out;            // file to write
+  int threads = 2;
+};
+int run_make_model(const MakeModelOptions& options);
 
 }  // namespace ember::bench

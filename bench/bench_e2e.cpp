@@ -5,14 +5,14 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 #include "bench/bench.h"
 #include "bench/memory_bandwidth.h"
 #include "gguf/model_files.h"
-#include "model/backend_cpu.h"
+#include "model/backends/cpu_backend.h"
 #include "model/transformer.h"
-#include "server/cli_args.h"
 
 namespace ember::bench {
 namespace {
@@ -30,18 +30,12 @@ long resident_kib() {
 
 }  // namespace
 
-int run_bench_e2e(const std::vector<std::string>& argv) {
-  // llama-bench's spelling (-p, -n, -t) is accepted as well.
-  std::vector<std::string> args_in;
-  for (const std::string& a : argv)
-    args_in.push_back(a == "-p" ? "--prompt" : a == "-n" ? "--gen" : a == "-t" ? "--threads" : a);
-  cli::Args args(args_in, {"model", "prompt", "gen", "threads", "repeat"}, {});
-  auto path = args.get("model");
-  if (!path) throw cli::UsageError("--model FILE is required");
-  const int n_prompt = std::stoi(args.get("prompt").value_or("512"));
-  const int n_gen = std::stoi(args.get("gen").value_or("128"));
-  const int threads = std::stoi(args.get("threads").value_or("2"));
-  const int repeat = std::stoi(args.get("repeat").value_or("3"));
+int run_bench_e2e(const E2eBenchOptions& options) {
+  const std::string* path = &options.model;
+  const int n_prompt = options.n_prompt, n_gen = options.n_gen, threads = options.threads;
+  const int repeat = options.repeat;
+  if (n_prompt < 1 || n_gen < 1 || threads < 1 || repeat < 1)
+    throw std::invalid_argument("-p, -n, --threads and --repeat must be at least 1");
 
   long rss_before = resident_kib();
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,7 +16,6 @@
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/reference.h"
-#include "server/cli_args.h"
 
 namespace ember::bench {
 namespace {
@@ -87,32 +87,30 @@ void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double ban
 
 }  // namespace
 
-int run_bench_kernels(const std::vector<std::string>& argv) {
-  cli::Args args(argv, {"threads", "types", "tokens", "isa"}, {});
-  int threads = std::stoi(args.get("threads").value_or(
-      std::to_string(std::max(1u, std::thread::hardware_concurrency()))));
-  int64_t tokens = std::stoll(args.get("tokens").value_or("128"));
+int run_bench_kernels(const KernelBenchOptions& options) {
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t tokens = options.tokens;
   std::vector<TensorType> types;
-  std::string list = args.get("types").value_or("Q4_0,Q4_K,Q8_0");
-  if (list == "all")
-    list = "F16,BF16,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,IQ4_NL,IQ4_XS";
-  for (size_t pos = 0; pos <= list.size();) {
-    size_t comma = std::min(list.find(',', pos), list.size());
-    std::string name = list.substr(pos, comma - pos);
+  std::vector<std::string> names = options.types;
+  if (names.size() == 1 && names[0] == "all")
+    names = {"F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",   "Q5_1",
+             "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
+  for (const std::string& name : names) {
     auto type = gguf::type_from_name(name);
     if (!type || !cpu::find_kernels(*type))
-      throw cli::UsageError("unknown or unsupported type '" + name + "'");
+      throw std::invalid_argument("unknown or unsupported type '" + name + "'");
     types.push_back(*type);
-    pos = comma + 1;
   }
   cpu::Isa isa = cpu::best_isa();
-  if (auto name = args.get("isa")) {
+  if (options.isa) {
     bool found = false;
     for (cpu::Isa level : cpu::available_isas())
-      if (*name == cpu::isa_name(level)) isa = level, found = true;
+      if (*options.isa == cpu::isa_name(level)) isa = level, found = true;
     if (!found)
-      throw cli::UsageError("--isa must be one this CPU has, up to " +
-                            std::string(cpu::isa_name(cpu::best_isa())));
+      throw std::invalid_argument("--isa must be one this CPU has, up to " +
+                                  std::string(cpu::isa_name(cpu::best_isa())));
   }
 
   cpu::ThreadPool pool(threads);

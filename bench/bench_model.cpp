@@ -7,13 +7,13 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 #include "bench/bench.h"
 #include "gguf/writer.h"
 #include "kernels/cpu/reference.h"
 #include "kernels/cpu/thread_pool.h"
-#include "server/cli_args.h"
 
 namespace ember::bench {
 namespace {
@@ -51,11 +51,10 @@ std::vector<uint8_t> ones(int64_t n) {
 
 }  // namespace
 
-int run_make_model(const std::vector<std::string>& argv) {
-  cli::Args args(argv, {"type", "out", "threads"}, {});
-  std::string mix = args.get("type").value_or("Q4_0");
-  auto out = args.get("out");
-  if (!out) throw cli::UsageError("--out FILE is required");
+int run_make_model(const MakeModelOptions& options) {
+  const std::string& mix = options.type;
+  const std::string* out = &options.out;
+  if (out->empty()) throw std::invalid_argument("--out FILE is required");
   // The per-tensor types of each mix, as llama.cpp's quantize chooses them: the output matrix
   // in Q6_K (except Q8_0); Q4_K_M puts attn_v and ffn_down of some layers in Q6_K.
   TensorType base, output;
@@ -67,11 +66,11 @@ int run_make_model(const std::vector<std::string>& argv) {
   else if (mix == "Q4_K_M")
     base = TensorType::Q4_K, output = TensorType::Q6_K, k_m = true;
   else
-    throw cli::UsageError("--type must be Q4_0, Q8_0 or Q4_K_M");
+    throw std::invalid_argument("--type must be Q4_0, Q8_0 or Q4_K_M");
 
   Shape s;
   const int head_dim = s.n_embd / s.n_head, kv_dim = s.n_head_kv * head_dim;
-  cpu::ThreadPool pool(std::stoi(args.get("threads").value_or("2")));
+  cpu::ThreadPool pool(options.threads);
   gguf::Writer w;
   w.set_string("general.architecture", "llama");
   w.set_string("general.name", "ember-bench-tinyllama-" + mix);

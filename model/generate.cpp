@@ -26,24 +26,24 @@ size_t stop_prefix_at_end(const std::string& text, const std::vector<std::string
 }
 
 // log softmax(logits)[token] and the `top` best tokens with theirs.
-TokenLogprob logprob_of(const std::vector<float>& logits, TokenId token, int top) {
+TokenLogprob logprob_of(const std::vector<float>& logits, text::TokenId token, int top) {
   const float max_logit = *std::max_element(logits.begin(), logits.end());
   double sum = 0;
   for (float l : logits) sum += std::exp(double(l) - max_logit);
   const float log_z = max_logit + static_cast<float>(std::log(sum));
   TokenLogprob out{token, logits[token] - log_z, {}};
-  std::vector<TokenId> ids(logits.size());
-  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<TokenId>(i);
+  std::vector<text::TokenId> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<text::TokenId>(i);
   const size_t k = std::min<size_t>(std::max(top, 0), ids.size());
   std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
-                    [&](TokenId a, TokenId b) { return logits[a] > logits[b]; });
+                    [&](text::TokenId a, text::TokenId b) { return logits[a] > logits[b]; });
   for (size_t i = 0; i < k; ++i) out.top.emplace_back(ids[i], logits[ids[i]] - log_z);
   return out;
 }
 
 }  // namespace
 
-Completion::Completion(const Tokenizer& tokenizer, GenerateRequest request)
+Completion::Completion(const text::Tokenizer& tokenizer, GenerateRequest request)
     : tokenizer_(tokenizer),
       request_(std::move(request)),
       sampler_(request_.sampling),
@@ -71,7 +71,7 @@ std::string Completion::step(std::vector<float>& logits) {
   const bool want_logprobs = request_.top_logprobs >= 0;
   std::vector<float> raw;
   if (want_logprobs) raw = logits;
-  const TokenId next = sampler_.sample(logits, history_);
+  const text::TokenId next = sampler_.sample(logits, history_);
   if (tokenizer_.vocab().is_end_of_generation(next)) return finish("stop");
   if (want_logprobs) result_.logprobs.push_back(logprob_of(raw, next, request_.top_logprobs));
   history_.push_back(next);
@@ -103,7 +103,7 @@ std::string Completion::finish(const std::string& reason) {
   return hand_out(result_.text.size());
 }
 
-GenerateResult generate(Transformer& model, const Tokenizer& tokenizer,
+GenerateResult generate(Transformer& model, const text::Tokenizer& tokenizer,
                         const GenerateRequest& request,
                         const std::function<bool(const std::string&)>& on_text) {
   Completion completion(tokenizer, request);

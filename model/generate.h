@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "model/sampler.h"
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 #include "model/transformer.h"
 
 namespace ember::model {
 
 struct GenerateRequest {
-  std::vector<TokenId> prompt;
+  std::vector<text::TokenId> prompt;
   SamplingParams sampling;
   int max_tokens = 256;
   std::vector<std::string> stop;  // generation ends before the first of these strings
@@ -25,14 +25,14 @@ struct GenerateRequest {
 
 // The log-probability of one generated token, and the best alternatives at its position.
 struct TokenLogprob {
-  TokenId token = 0;
+  text::TokenId token = 0;
   float logprob = 0;
-  std::vector<std::pair<TokenId, float>> top;
+  std::vector<std::pair<text::TokenId, float>> top;
 };
 
 struct GenerateResult {
   std::string text;
-  std::vector<TokenId> tokens;         // the generated tokens (an end-of-generation token excluded)
+  std::vector<text::TokenId> tokens;   // the generated tokens (an end-of-generation token excluded)
   std::vector<TokenLogprob> logprobs;  // one per token when the request asked for them
   int prompt_tokens = 0;
   int completion_tokens = 0;
@@ -42,7 +42,7 @@ struct GenerateResult {
 
 class Completion {
  public:
-  Completion(const Tokenizer& tokenizer, GenerateRequest request);
+  Completion(const text::Tokenizer& tokenizer, GenerateRequest request);
 
   // Chooses the next token from `logits` (n_vocab floats; changed by the penalties). Returns
   // the text that became final with it; check finished() afterwards.
@@ -52,18 +52,18 @@ class Completion {
   std::string finish(const std::string& reason);
 
   bool finished() const { return finished_; }
-  TokenId last_token() const { return result_.tokens.back(); }  // the token to feed next
+  text::TokenId last_token() const { return result_.tokens.back(); }  // the token to feed next
   const GenerateRequest& request() const { return request_; }
   GenerateResult& result() { return result_; }
 
  private:
   std::string hand_out(size_t upto);
 
-  const Tokenizer& tokenizer_;
+  const text::Tokenizer& tokenizer_;
   GenerateRequest request_;
   Sampler sampler_;
-  StreamDecoder decoder_;
-  std::vector<TokenId> history_;  // prompt and output, for the penalties
+  text::StreamDecoder decoder_;
+  std::vector<text::TokenId> history_;  // prompt and output, for the penalties
   std::vector<std::string> stops_;
   GenerateResult result_;
   size_t emitted_ = 0;  // bytes of result_.text handed out
@@ -72,7 +72,7 @@ class Completion {
 
 // Runs `request` on sequence 0 of `model` from an empty context. `on_text` receives text as it
 // becomes final; returning false from it stops generation (finish_reason "stop").
-GenerateResult generate(Transformer& model, const Tokenizer& tokenizer,
+GenerateResult generate(Transformer& model, const text::Tokenizer& tokenizer,
                         const GenerateRequest& request,
                         const std::function<bool(const std::string&)>& on_text = {});
 

@@ -9,29 +9,31 @@ namespace ember::model {
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
 
-TokenId Sampler::sample(std::vector<float>& logits, const std::vector<TokenId>& history) {
+text::TokenId Sampler::sample(std::vector<float>& logits,
+                              const std::vector<text::TokenId>& history) {
   const SamplingParams& p = params_;
   // Penalties over the last penalty_last_n tokens.
   if (p.repeat_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
-    std::unordered_map<TokenId, int> counts;
+    std::unordered_map<text::TokenId, int> counts;
     size_t from = history.size() > size_t(p.penalty_last_n) ? history.size() - p.penalty_last_n : 0;
     for (size_t i = from; i < history.size(); ++i) counts[history[i]]++;
     for (auto [id, count] : counts) {
-      if (id < 0 || id >= static_cast<TokenId>(logits.size())) continue;
+      if (id < 0 || id >= static_cast<text::TokenId>(logits.size())) continue;
       float& l = logits[id];
       if (p.repeat_penalty != 1.0f) l = l > 0 ? l / p.repeat_penalty : l * p.repeat_penalty;
       l -= p.presence_penalty + p.frequency_penalty * static_cast<float>(count);
     }
   }
   if (p.temperature <= 0.0f)
-    return static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    return static_cast<text::TokenId>(std::max_element(logits.begin(), logits.end()) -
+                                      logits.begin());
 
   // Candidates sorted by logit; top-k keeps the first k.
-  std::vector<TokenId> ids(logits.size());
+  std::vector<text::TokenId> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
   size_t keep = p.top_k > 0 ? std::min<size_t>(p.top_k, ids.size()) : ids.size();
   std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(),
-                    [&](TokenId a, TokenId b) { return logits[a] > logits[b]; });
+                    [&](text::TokenId a, text::TokenId b) { return logits[a] > logits[b]; });
   ids.resize(keep);
   // Softmax with temperature.
   std::vector<double> probs(keep);

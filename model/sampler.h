@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "model/vocab.h"
+#include "model/text/vocab.h"
 
 namespace ember::model {
 
@@ -28,7 +28,7 @@ class Sampler {
   explicit Sampler(SamplingParams params);
   // Chooses a token from `logits` (n_vocab floats, modified in place by the penalties) given
   // the tokens so far (prompt and output) for the penalties.
-  TokenId sample(std::vector<float>& logits, const std::vector<TokenId>& history);
+  text::TokenId sample(std::vector<float>& logits, const std::vector<text::TokenId>& history);
   const SamplingParams& params() const { return params_; }
 
  private:

@@ -27,9 +27,14 @@ if ((${#missing[@]})); then
 fi
 
 python="${PYTHON:-python3}"
+# Check imports from an empty directory: run from the repository root, the C++ folder gguf/ would
+# import as a namespace package and hide a missing `gguf` Python package.
+probe_dir="$(mktemp -d)"
+trap 'rmdir "$probe_dir"' EXIT
 need_pip=()
 for i in "${!python_modules[@]}"; do
-  "$python" -c "import ${python_modules[$i]}" 2>/dev/null || need_pip+=("${python_packages[$i]}")
+  (cd "$probe_dir" && "$python" -c "import ${python_modules[$i]}" 2>/dev/null) ||
+    need_pip+=("${python_packages[$i]}")
 done
 if ((${#need_pip[@]})); then
   echo "install-deps: installing Python packages: ${need_pip[*]}"

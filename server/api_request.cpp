@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "model/jinja_json.h"
+#include "model/chat/jinja_json.h"
 
 namespace ember::server {
 namespace {
@@ -105,7 +105,7 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
       cleaned.push_back(std::move(copy));
     }
     job.chat = true;
-    job.messages = jinja::from_json(cleaned);
+    job.messages = chat::jinja::from_json(cleaned);
     json extra = json::object();
     for (const char* key : {"tools", "tool_choice", "chat_template_kwargs"}) {
       auto it = body.find(key);
@@ -117,7 +117,7 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
         extra[key] = *it;
       }
     }
-    job.template_extra = jinja::from_json(extra);
+    job.template_extra = chat::jinja::from_json(extra);
   } else {
     auto prompt = body.find("prompt");
     if (prompt == body.end() || prompt->is_null())

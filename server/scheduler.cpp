@@ -5,9 +5,9 @@
 #include <cstdio>
 
 #include "gguf/model_files.h"
-#include "model/backend_cpu.h"
-#include "model/chat_template.h"
-#include "model/tokenizer.h"
+#include "model/backends/cpu_backend.h"
+#include "model/chat/chat_template.h"
+#include "model/text/tokenizer.h"
 #include "model/transformer.h"
 
 namespace ember::server {
@@ -29,7 +29,7 @@ struct Scheduler::Slot {
   size_t prompt_done = 0;  // prompt tokens already through the model
   // The tokens whose keys and values the sequence's cache holds, kept after the request ends:
   // the next request that starts with the same tokens (a chat's next turn) skips them.
-  std::vector<model::TokenId> cached;
+  std::vector<text::TokenId> cached;
   size_t logprobs_sent = 0;  // completion logprobs already handed out
   Clock::time_point submitted, last_token;
 };
@@ -38,8 +38,8 @@ struct Scheduler::Slot {
 struct Scheduler::Engine {
   ModelEntry entry;
   gguf::ModelFiles files;
-  model::Tokenizer tokenizer;
-  std::unique_ptr<model::ChatTemplate> chat;  // null when the template does not parse
+  text::Tokenizer tokenizer;
+  std::unique_ptr<chat::ChatTemplate> chat;  // null when the template does not parse
   std::string chat_error;
   model::CpuBackend backend;
   model::Transformer transformer;
@@ -49,14 +49,14 @@ struct Scheduler::Engine {
   Engine(const ModelEntry& e, gguf::ModelFiles f, const SchedulerOptions& o)
       : entry(e),
         files(std::move(f)),
-        tokenizer(model::Vocab::from_gguf(files.metadata())),
+        tokenizer(text::Vocab::from_gguf(files.metadata())),
         backend(o.threads),
         transformer(files, backend, context_for(files, o.n_ctx), model::CacheType::kF16,
                     o.parallel),
         slots(static_cast<size_t>(o.parallel)) {
     try {
-      chat = std::make_unique<model::ChatTemplate>(
-          model::ChatTemplate::for_model(files.metadata(), tokenizer.vocab()));
+      chat = std::make_unique<chat::ChatTemplate>(
+          chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab()));
     } catch (const std::exception& err) {
       chat_error = err.what();
     }
@@ -184,10 +184,10 @@ bool Scheduler::admit(Pending& p) {
       special = true;
     }
     // Chat templates often write the BOS token themselves; add it only when the text lacks it.
-    const model::Vocab& v = engine->tokenizer.vocab();
+    const text::Vocab& v = engine->tokenizer.vocab();
     const bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
     request.prompt = engine->tokenizer.encode(text, !has_bos, special);
-  } catch (const jinja::Error& err) {
+  } catch (const chat::jinja::Error& err) {
     return fail(400, std::string("the chat template failed: ") + err.what());
   } catch (const std::exception& err) {
     return fail(400, err.what());
@@ -213,7 +213,7 @@ bool Scheduler::admit(Pending& p) {
   // The last prompt token always goes through the model: its logits give the first token.
   reuse = std::min(reuse, request.prompt.size() - 1);
   Slot& slot = *best;
-  std::vector<model::TokenId> cached = std::move(slot.cached);
+  std::vector<text::TokenId> cached = std::move(slot.cached);
   cached.resize(reuse);
   slot = Slot();
   slot.cached = std::move(cached);
@@ -336,7 +336,7 @@ void Scheduler::step(Engine& engine) {
   for (size_t i = 0; i < engine.slots.size() && budget > 0; ++i) {
     Slot& s = engine.slots[i];
     if (!s.active) continue;
-    const std::vector<model::TokenId>& prompt = s.completion->request().prompt;
+    const std::vector<text::TokenId>& prompt = s.completion->request().prompt;
     if (s.prompt_done >= prompt.size()) continue;
     const size_t take = std::min<size_t>(prompt.size() - s.prompt_done, budget);
     for (size_t j = 0; j < take; ++j) {

@@ -21,8 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "model/chat/jinja_value.h"
 #include "model/generate.h"
-#include "model/jinja_value.h"
 #include "server/model_registry.h"
 
 namespace ember::server {
@@ -49,8 +49,8 @@ struct Job {
   std::string model;
   bool chat = false;
   std::string prompt;
-  jinja::Value messages, template_extra;  // chat messages; tools and friends for the template
-  model::GenerateRequest generation;      // sampling, max_tokens, stop, logprobs (no prompt yet)
+  chat::jinja::Value messages, template_extra;  // chat messages; tools and friends for the template
+  model::GenerateRequest generation;  // sampling, max_tokens, stop, logprobs (no prompt yet)
 };
 
 // How the scheduler reports back, on its own thread. Implementations hand the data to the

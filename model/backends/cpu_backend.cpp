@@ -1,4 +1,4 @@
-#include "model/backend_cpu.h"
+#include "model/backends/cpu_backend.h"
 
 #include <algorithm>
 #include <cmath>

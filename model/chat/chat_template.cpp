@@ -1,8 +1,8 @@
-#include "model/chat_template.h"
+#include "model/chat/chat_template.h"
 
 #include <map>
 
-namespace ember::model {
+namespace ember::chat {
 namespace {
 
 // Renders a message's content whether it is a string or a list of {"type": "text", "text"} parts.
@@ -63,13 +63,13 @@ const std::map<std::string, std::string>& builtins() {
   return templates;
 }
 
-std::string piece_or_empty(const Vocab& vocab, TokenId id) {
-  return id >= 0 && id < static_cast<TokenId>(vocab.size()) ? vocab.pieces[id] : "";
+std::string piece_or_empty(const text::Vocab& vocab, text::TokenId id) {
+  return id >= 0 && id < static_cast<text::TokenId>(vocab.size()) ? vocab.pieces[id] : "";
 }
 
 // The built-in template a model without one most likely expects, from its special tokens first
 // (they name the format), then its architecture.
-std::string guess_builtin(const gguf::Metadata& metadata, const Vocab& vocab) {
+std::string guess_builtin(const gguf::Metadata& metadata, const text::Vocab& vocab) {
   auto has = [&](const char* piece) { return vocab.find(piece) >= 0; };
   if (has("<|im_start|>")) return "chatml";
   if (has("<start_of_turn>")) return "gemma";
@@ -92,7 +92,7 @@ ChatTemplate::ChatTemplate(std::string source, std::string name, std::string bos
       eos_token_(std::move(eos_token)),
       template_(source_) {}
 
-ChatTemplate ChatTemplate::for_model(const gguf::Metadata& metadata, const Vocab& vocab) {
+ChatTemplate ChatTemplate::for_model(const gguf::Metadata& metadata, const text::Vocab& vocab) {
   std::string bos = piece_or_empty(vocab, vocab.bos), eos = piece_or_empty(vocab, vocab.eos);
   if (auto own = metadata.get_string("tokenizer.chat_template"); own && !own->empty())
     return ChatTemplate(std::string(*own), "model", bos, eos);
@@ -132,4 +132,4 @@ std::string ChatTemplate::render(const jinja::Value& messages, bool add_generati
   return template_.render(context);
 }
 
-}  // namespace ember::model
+}  // namespace ember::chat

@@ -6,16 +6,16 @@
 #include <vector>
 
 #include "gguf/reader.h"
-#include "model/jinja.h"
-#include "model/vocab.h"
+#include "model/chat/jinja.h"
+#include "model/text/vocab.h"
 
-namespace ember::model {
+namespace ember::chat {
 
 class ChatTemplate {
  public:
   // The template of a model file: its own, else the fallback its vocabulary and architecture
   // point to. Throws jinja::Error when the model's template does not parse.
-  static ChatTemplate for_model(const gguf::Metadata& metadata, const Vocab& vocab);
+  static ChatTemplate for_model(const gguf::Metadata& metadata, const text::Vocab& vocab);
   // A built-in template: "chatml", "llama3", "gemma", "phi3" or "mistral"; throws for others.
   static ChatTemplate builtin(const std::string& name, std::string bos_token = "",
                               std::string eos_token = "");
@@ -37,4 +37,4 @@ class ChatTemplate {
   jinja::Template template_;
 };
 
-}  // namespace ember::model
+}  // namespace ember::chat

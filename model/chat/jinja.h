@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "model/jinja_value.h"
+#include "model/chat/jinja_value.h"
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 
 struct Stmt;
 
@@ -39,4 +39,4 @@ class Template {
   std::unique_ptr<Parsed> parsed_;
 };
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

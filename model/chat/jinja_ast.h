@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "model/jinja_value.h"
+#include "model/chat/jinja_value.h"
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 
 struct Expr;
 using ExprPtr = std::unique_ptr<Expr>;
@@ -66,4 +66,4 @@ struct Stmt {
 // lstrip_blocks on, as transformers uses). Throws jinja::Error with the line on bad syntax.
 Body parse_template(const std::string& source);
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

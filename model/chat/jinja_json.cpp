@@ -1,8 +1,8 @@
-#include "model/jinja_json.h"
+#include "model/chat/jinja_json.h"
 
 #include <nlohmann/json.hpp>
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 
 Value from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
@@ -33,4 +33,4 @@ Value from_json(const nlohmann::ordered_json& j) {
   }
 }
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

@@ -4,11 +4,11 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "model/jinja_value.h"
+#include "model/chat/jinja_value.h"
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 
 // ordered_json keeps keys in document order, as Python dicts do (it shows in tojson output).
 Value from_json(const nlohmann::ordered_json& j);
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

@@ -4,9 +4,9 @@
 #include <cstdlib>
 #include <set>
 
-#include "model/jinja_ast.h"
+#include "model/chat/jinja_ast.h"
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 namespace {
 
 struct Token {
@@ -775,4 +775,4 @@ Body parse_template(const std::string& source) {
   return parser.parse_all();
 }
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

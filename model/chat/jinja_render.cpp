@@ -9,10 +9,10 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "model/jinja.h"
-#include "model/jinja_ast.h"
+#include "model/chat/jinja.h"
+#include "model/chat/jinja_ast.h"
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 
 struct Template::Parsed {
   Body body;
@@ -984,4 +984,4 @@ std::string Template::render(const Value& context, const RenderLimits& limits) c
   return out;
 }
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

@@ -1,9 +1,9 @@
-#include "model/jinja_value.h"
+#include "model/chat/jinja_value.h"
 
 #include <cmath>
 #include <cstdio>
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 
 Value Value::none() {
   Value v;
@@ -422,4 +422,4 @@ Value CallArgs::get(size_t index, const std::string& name, Value fallback) const
   return fallback;
 }
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

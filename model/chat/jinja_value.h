@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace ember::jinja {
+namespace ember::chat::jinja {
 
 class Error : public std::runtime_error {
  public:
@@ -120,4 +120,4 @@ constexpr int kMaxNesting = 256;
 // Counts code points in UTF-8.
 size_t utf8_length(const std::string& s);
 
-}  // namespace ember::jinja
+}  // namespace ember::chat::jinja

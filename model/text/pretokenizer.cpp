@@ -1,13 +1,13 @@
-#include "model/pretokenizer.h"
+#include "model/text/pretokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include <stdexcept>
 
-#include "model/utf8.h"
+#include "model/text/utf8.h"
 
-namespace ember::model {
+namespace ember::text {
 namespace {
 
 // The split expressions of each pre-tokenizer family (as the upstream tokenizer configurations
@@ -163,4 +163,4 @@ std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
   return pieces;
 }
 
-}  // namespace ember::model
+}  // namespace ember::text

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace ember::model {
+namespace ember::text {
 
 class PreTokenizer {
  public:
@@ -30,4 +30,4 @@ class PreTokenizer {
   std::vector<std::unique_ptr<Compiled>> expressions_;
 };
 
-}  // namespace ember::model
+}  // namespace ember::text

@@ -1,13 +1,13 @@
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <queue>
 
-#include "model/utf8.h"
+#include "model/text/utf8.h"
 
-namespace ember::model {
+namespace ember::text {
 namespace {
 
 constexpr std::string_view kSpaceMark = "\xe2\x96\x81";  // U+2581 "▁": SentencePiece's space
@@ -305,4 +305,4 @@ std::string StreamDecoder::finish() {
   return rest;
 }
 
-}  // namespace ember::model
+}  // namespace ember::text

@@ -10,10 +10,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "model/pretokenizer.h"
-#include "model/vocab.h"
+#include "model/text/pretokenizer.h"
+#include "model/text/vocab.h"
 
-namespace ember::model {
+namespace ember::text {
 
 class Tokenizer {
  public:
@@ -76,4 +76,4 @@ class StreamDecoder {
   std::string pending_;
 };
 
-}  // namespace ember::model
+}  // namespace ember::text

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace ember::model::utf8 {
+namespace ember::text::utf8 {
 
 // Length of the sequence a lead byte announces (1 for ASCII, continuation and invalid bytes).
 inline size_t sequence_length(uint8_t lead) {
@@ -60,4 +60,4 @@ inline std::string encode(uint32_t cp) {
   return out;
 }
 
-}  // namespace ember::model::utf8
+}  // namespace ember::text::utf8

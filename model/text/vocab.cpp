@@ -1,8 +1,8 @@
-#include "model/vocab.h"
+#include "model/text/vocab.h"
 
 #include <stdexcept>
 
-namespace ember::model {
+namespace ember::text {
 namespace {
 
 std::runtime_error bad(const std::string& what) {
@@ -92,4 +92,4 @@ Vocab Vocab::from_gguf(const gguf::Metadata& m) {
   return v;
 }
 
-}  // namespace ember::model
+}  // namespace ember::text

@@ -9,7 +9,7 @@
 
 #include "gguf/reader.h"
 
-namespace ember::model {
+namespace ember::text {
 
 using TokenId = int32_t;
 
@@ -56,4 +56,4 @@ struct Vocab {
   bool is_end_of_generation(TokenId id) const { return id >= 0 && (id == eos || id == eot); }
 };
 
-}  // namespace ember::model
+}  // namespace ember::text

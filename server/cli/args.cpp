@@ -1,4 +1,4 @@
-#include "server/cli_args.h"
+#include "server/cli/args.h"
 
 namespace ember::cli {
 

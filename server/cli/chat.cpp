@@ -7,11 +7,11 @@
 #include <string>
 
 #include "gguf/model_files.h"
-#include "model/backend_cpu.h"
-#include "model/chat_template.h"
+#include "model/backends/cpu_backend.h"
+#include "model/chat/chat_template.h"
 #include "model/generate.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 
@@ -20,8 +20,8 @@ int run_chat(const std::vector<std::string>& argv) {
   auto path = args.get("model");
   if (!path) throw UsageError("--model is required");
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);
-  model::Tokenizer tokenizer(model::Vocab::from_gguf(files.metadata()));
-  model::ChatTemplate chat = model::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
+  text::Tokenizer tokenizer(text::Vocab::from_gguf(files.metadata()));
+  chat::ChatTemplate chat = chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
   const int n_ctx = std::stoi(args.get("ctx").value_or("4096"));
   model::CpuBackend backend(
       std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
@@ -32,7 +32,7 @@ int run_chat(const std::vector<std::string>& argv) {
   if (auto s = args.get("seed")) sampling.seed = std::stoull(*s);
   const int max_tokens = std::stoi(args.get("max-tokens").value_or("512"));
 
-  jinja::Array history;
+  chat::jinja::Array history;
   if (auto system = args.get("system")) history.push_back(chat_message("system", *system));
   const size_t fresh = history.size();
   const bool terminal = isatty(0);
@@ -50,7 +50,7 @@ int run_chat(const std::vector<std::string>& argv) {
     if (line.empty()) continue;
     history.push_back(chat_message("user", line));
     model::GenerateRequest request;
-    request.prompt = encode_prompt(tokenizer, chat.render(jinja::Value(history), true), true);
+    request.prompt = encode_prompt(tokenizer, chat.render(chat::jinja::Value(history), true), true);
     if (static_cast<int>(request.prompt.size()) >= n_ctx) {
       std::fprintf(
           stderr,

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "model/jinja_value.h"
-#include "model/tokenizer.h"
+#include "model/chat/jinja_value.h"
+#include "model/text/tokenizer.h"
 
 namespace ember::cli {
 
@@ -24,15 +24,16 @@ int run_list(const std::vector<std::string>& args);
 int run_discover(const std::vector<std::string>& args);
 int run_probe(const std::vector<std::string>& args);
 int run_pull(const std::vector<std::string>& args);
+int run_bench(const std::vector<std::string>& args);
 
-// Shared by the commands (cli_common.cpp).
+// Shared by the commands (common.cpp).
 std::vector<int32_t> parse_ids(const std::string& list);  // "1,2,3" → ids; UsageError on junk
 int default_threads();
 // Token ids of a prompt; `special` parses control tokens (chat prompts) and then adds BOS only
 // when the text does not already start with it.
-std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
-                                          const std::string& text, bool special);
-jinja::Value chat_message(const std::string& role, const std::string& content);
+std::vector<text::TokenId> encode_prompt(const text::Tokenizer& tokenizer, const std::string& text,
+                                         bool special);
+chat::jinja::Value chat_message(const std::string& role, const std::string& content);
 bool print_piece(const std::string& piece);  // streams generated text to stdout
 
 }  // namespace ember::cli

@@ -3,8 +3,8 @@
 #include <sstream>
 #include <thread>
 
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 
@@ -26,18 +26,18 @@ int default_threads() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-std::vector<model::TokenId> encode_prompt(const model::Tokenizer& tokenizer,
-                                          const std::string& text, bool special) {
+std::vector<text::TokenId> encode_prompt(const text::Tokenizer& tokenizer, const std::string& text,
+                                         bool special) {
   // Chat templates often write the BOS token themselves; add it only when the text lacks it.
-  const model::Vocab& v = tokenizer.vocab();
+  const text::Vocab& v = tokenizer.vocab();
   bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
   return tokenizer.encode(text, !has_bos, special);
 }
 
-jinja::Value chat_message(const std::string& role, const std::string& content) {
-  jinja::Value m = jinja::Value::object();
-  m.obj().set("role", jinja::Value(role));
-  m.obj().set("content", jinja::Value(content));
+chat::jinja::Value chat_message(const std::string& role, const std::string& content) {
+  chat::jinja::Value m = chat::jinja::Value::object();
+  m.obj().set("role", chat::jinja::Value(role));
+  m.obj().set("content", chat::jinja::Value(content));
   return m;
 }
 

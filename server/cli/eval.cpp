@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "gguf/model_files.h"
-#include "model/backend_cpu.h"
+#include "model/backends/cpu_backend.h"
 #include "model/transformer.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 

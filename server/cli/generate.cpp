@@ -5,11 +5,11 @@
 #include <cstdio>
 
 #include "gguf/model_files.h"
-#include "model/backend_cpu.h"
-#include "model/chat_template.h"
+#include "model/backends/cpu_backend.h"
+#include "model/chat/chat_template.h"
 #include "model/generate.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 
@@ -38,14 +38,14 @@ int run_generate(const std::vector<std::string>& argv) {
   sampling.seed = args.has("seed") ? std::stoull(*args.get("seed")) : sampling.seed;
 
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);
-  model::Tokenizer tokenizer(model::Vocab::from_gguf(files.metadata()));
+  text::Tokenizer tokenizer(text::Vocab::from_gguf(files.metadata()));
   std::string text = *prompt;
   if (args.has("chat")) {
-    model::ChatTemplate chat = model::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
-    jinja::Array messages;
+    chat::ChatTemplate chat = chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
+    chat::jinja::Array messages;
     if (auto system = args.get("system")) messages.push_back(chat_message("system", *system));
     messages.push_back(chat_message("user", text));
-    text = chat.render(jinja::Value(messages), true);
+    text = chat.render(chat::jinja::Value(messages), true);
   }
   model::GenerateRequest request;
   request.prompt = encode_prompt(tokenizer, text, args.has("chat"));

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "gguf/model_files.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 namespace {

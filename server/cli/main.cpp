@@ -5,9 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "bench/bench.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 #include "server/version.h"
 
 namespace {
@@ -60,7 +59,7 @@ const Command kCommands[] = {
      "  bench e2e --model FILE [-p 512] [-n 128] [-t 2]        prompt/generation tokens/s, GB/s, "
      "memory\n"
      "  bench make-model --type Q4_0|Q8_0|Q4_K_M --out FILE    TinyLlama-shaped random model",
-     ember::bench::run_bench},
+     ember::cli::run_bench},
 };
 
 void print_usage(FILE* out) {

@@ -5,10 +5,10 @@
 #include <chrono>
 #include <cstdio>
 
-#include "model/backend_cpu.h"
+#include "model/backends/cpu_backend.h"
 #include "model/transformer.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 #include "server/model_registry.h"
 
 namespace ember::cli {

@@ -7,11 +7,11 @@
 #include <sstream>
 
 #include "gguf/model_files.h"
-#include "model/backend_cpu.h"
-#include "model/tokenizer.h"
+#include "model/backends/cpu_backend.h"
+#include "model/text/tokenizer.h"
 #include "model/transformer.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 
@@ -28,9 +28,9 @@ int run_perplexity(const std::vector<std::string>& argv) {
   if (ctx < 2) throw UsageError("--ctx must be at least 2");
 
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);
-  model::Tokenizer tokenizer(model::Vocab::from_gguf(files.metadata()));
-  std::vector<model::TokenId> tokens = tokenizer.encode(text.str(), false, false);
-  const model::Vocab& v = tokenizer.vocab();
+  text::Tokenizer tokenizer(text::Vocab::from_gguf(files.metadata()));
+  std::vector<text::TokenId> tokens = tokenizer.encode(text.str(), false, false);
+  const text::Vocab& v = tokenizer.vocab();
   const bool bos = v.add_bos && v.bos >= 0;
   model::CpuBackend backend(
       std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
@@ -40,7 +40,7 @@ int run_perplexity(const std::vector<std::string>& argv) {
   int64_t counted = 0;
   const int window = ctx - (bos ? 1 : 0);  // text tokens per window
   for (size_t start = 0; start + 1 < tokens.size(); start += window) {
-    std::vector<model::TokenId> chunk;
+    std::vector<text::TokenId> chunk;
     if (bos) chunk.push_back(v.bos);
     size_t end = std::min(tokens.size(), start + window);
     chunk.insert(chunk.end(), tokens.begin() + start, tokens.begin() + end);

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 #include "server/model_registry.h"
 #include "server/pull/pull_manager.h"
 

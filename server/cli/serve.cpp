@@ -14,8 +14,8 @@
 #include <sstream>
 
 #include "server/app.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 #include "server/directory_watcher.h"
 #include "server/http/event_loop.h"
 #include "server/http/server.h"

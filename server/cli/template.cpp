@@ -8,10 +8,10 @@
 #include <sstream>
 
 #include "gguf/model_files.h"
-#include "model/chat_template.h"
-#include "model/jinja_json.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "model/chat/chat_template.h"
+#include "model/chat/jinja_json.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 namespace {
@@ -24,9 +24,9 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-jinja::Value read_json(const std::string& path) {
+chat::jinja::Value read_json(const std::string& path) {
   try {
-    return jinja::from_json(nlohmann::ordered_json::parse(read_file(path)));
+    return chat::jinja::from_json(nlohmann::ordered_json::parse(read_file(path)));
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": not valid JSON: " + e.what());
   }
@@ -45,27 +45,27 @@ int run_template(const std::vector<std::string>& argv) {
   if (sources != 1) throw UsageError("give exactly one of --model, --builtin and --template-file");
 
   if (auto path = args.get("template-file")) {
-    jinja::Template t(read_file(*path));
-    jinja::Value context =
-        args.has("context") ? read_json(*args.get("context")) : jinja::Value::object();
+    chat::jinja::Template t(read_file(*path));
+    chat::jinja::Value context =
+        args.has("context") ? read_json(*args.get("context")) : chat::jinja::Value::object();
     print(t.render(context));
     return 0;
   }
-  std::optional<model::ChatTemplate> chat;
+  std::optional<chat::ChatTemplate> chat;
   if (auto path = args.get("model")) {
     gguf::ModelFiles file = gguf::ModelFiles::open(*path);
-    chat =
-        model::ChatTemplate::for_model(file.metadata(), model::Vocab::from_gguf(file.metadata()));
+    chat = chat::ChatTemplate::for_model(file.metadata(), text::Vocab::from_gguf(file.metadata()));
   } else {
-    chat = model::ChatTemplate::builtin(*args.get("builtin"));
+    chat = chat::ChatTemplate::builtin(*args.get("builtin"));
   }
   if (args.has("print-source")) {
     print(chat->source());
     return 0;
   }
-  jinja::Value messages =
-      args.has("messages") ? read_json(*args.get("messages")) : jinja::Value(jinja::Array{});
-  jinja::Value extra = args.has("context") ? read_json(*args.get("context")) : jinja::Value();
+  chat::jinja::Value messages = args.has("messages") ? read_json(*args.get("messages"))
+                                                     : chat::jinja::Value(chat::jinja::Array{});
+  chat::jinja::Value extra =
+      args.has("context") ? read_json(*args.get("context")) : chat::jinja::Value();
   print(chat->render(messages, args.has("add-generation-prompt"), extra));
   return 0;
 }

@@ -7,18 +7,18 @@
 #include <string>
 
 #include "gguf/model_files.h"
-#include "model/tokenizer.h"
-#include "server/cli_args.h"
-#include "server/commands.h"
+#include "model/text/tokenizer.h"
+#include "server/cli/args.h"
+#include "server/cli/commands.h"
 
 namespace ember::cli {
 namespace {
 
-model::Tokenizer load_tokenizer(const Args& args) {
+text::Tokenizer load_tokenizer(const Args& args) {
   auto path = args.get("model");
   if (!path) throw UsageError("--model FILE is required");
   gguf::ModelFiles file = gguf::ModelFiles::open(*path);
-  model::Tokenizer tokenizer(model::Vocab::from_gguf(file.metadata()));
+  text::Tokenizer tokenizer(text::Vocab::from_gguf(file.metadata()));
   if (!tokenizer.pre_tokenizer_known())
     std::fprintf(stderr, "ember: warning: unknown pre-tokenizer '%s', using 'default'\n",
                  tokenizer.vocab().pre.c_str());
@@ -41,9 +41,8 @@ int run_tokenize(const std::vector<std::string>& argv) {
     s << in.rdbuf();
     text = s.str();
   }
-  model::Tokenizer tokenizer = load_tokenizer(args);
-  std::vector<model::TokenId> ids =
-      tokenizer.encode(text, !args.has("no-bos"), args.has("special"));
+  text::Tokenizer tokenizer = load_tokenizer(args);
+  std::vector<text::TokenId> ids = tokenizer.encode(text, !args.has("no-bos"), args.has("special"));
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) out += (i ? " " : "") + std::to_string(ids[i]);
   std::puts(out.c_str());
@@ -54,10 +53,10 @@ int run_detokenize(const std::vector<std::string>& argv) {
   Args args(argv, {"model", "ids"}, {"special"});
   auto list = args.get("ids");
   if (!list) throw UsageError("--ids 1,2,3 is required");
-  std::vector<model::TokenId> ids = parse_ids(*list);
-  model::Tokenizer tokenizer = load_tokenizer(args);
-  for (model::TokenId id : ids)
-    if (id < 0 || id >= static_cast<model::TokenId>(tokenizer.vocab().size()))
+  std::vector<text::TokenId> ids = parse_ids(*list);
+  text::Tokenizer tokenizer = load_tokenizer(args);
+  for (text::TokenId id : ids)
+    if (id < 0 || id >= static_cast<text::TokenId>(tokenizer.vocab().size()))
       throw std::runtime_error("token id " + std::to_string(id) +
                                " is outside the vocabulary (0.." +
                                std::to_string(tokenizer.vocab().size() - 1) + ")");

@@ -6,17 +6,17 @@
 #include <string>
 
 #include "gguf/model_files.h"
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 
 namespace {
-std::unique_ptr<ember::model::Tokenizer> g_spm, g_bpe;
+std::unique_ptr<ember::text::Tokenizer> g_spm, g_bpe;
 
-std::unique_ptr<ember::model::Tokenizer> load(const char* name) {
+std::unique_ptr<ember::text::Tokenizer> load(const char* name) {
   const char* dir = std::getenv("EMBER_TESTDATA");
   std::string path = std::string(dir && *dir ? dir : EMBER_DEFAULT_TESTDATA) +
                      "/tokenizer/ggml-vocab-" + name + ".gguf";
   gguf::ModelFiles file = gguf::ModelFiles::open(path);
-  return std::make_unique<ember::model::Tokenizer>(ember::model::Vocab::from_gguf(file.metadata()));
+  return std::make_unique<ember::text::Tokenizer>(ember::text::Vocab::from_gguf(file.metadata()));
 }
 }  // namespace
 
@@ -31,12 +31,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto* t : {g_spm.get(), g_bpe.get()}) {
     auto ids = t->encode(text, true, size % 2 == 0);
     if (t->decode(ids).size() > 16 * size + 64) __builtin_trap();
-    std::vector<ember::model::TokenId> random_ids;
+    std::vector<ember::text::TokenId> random_ids;
     for (size_t i = 0; i + 1 < size; i += 2)
-      random_ids.push_back(static_cast<ember::model::TokenId>((data[i] << 8 | data[i + 1]) %
-                                                              (t->vocab().size() + 3)) -
+      random_ids.push_back(static_cast<ember::text::TokenId>((data[i] << 8 | data[i + 1]) %
+                                                             (t->vocab().size() + 3)) -
                            1);
-    ember::model::StreamDecoder stream(*t, size % 3 == 0);
+    ember::text::StreamDecoder stream(*t, size % 3 == 0);
     std::string out;
     for (auto id : random_ids) out += stream.push(id);
     out += stream.finish();

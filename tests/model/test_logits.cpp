@@ -20,7 +20,7 @@
 #include "gguf/model_files.h"
 #include "gguf/writer.h"
 #include "kernels/cpu/reference.h"
-#include "model/backend_cpu.h"
+#include "model/backends/cpu_backend.h"
 #include "model/transformer.h"
 
 namespace fs = std::filesystem;

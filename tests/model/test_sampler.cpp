@@ -7,12 +7,13 @@
 #include <set>
 
 #include "gguf/model_files.h"
-#include "model/backend_cpu.h"
+#include "model/backends/cpu_backend.h"
 #include "model/generate.h"
 #include "model/sampler.h"
 
 namespace fs = std::filesystem;
 using namespace ember::model;
+using namespace ember::text;
 
 namespace {
 

@@ -6,14 +6,14 @@
 #include <filesystem>
 
 #include "gguf/model_files.h"
-#include "model/tokenizer.h"
-#include "model/utf8.h"
+#include "model/text/tokenizer.h"
+#include "model/text/utf8.h"
 
 namespace fs = std::filesystem;
-using ember::model::StreamDecoder;
-using ember::model::TokenId;
-using ember::model::Tokenizer;
-using ember::model::Vocab;
+using ember::text::StreamDecoder;
+using ember::text::TokenId;
+using ember::text::Tokenizer;
+using ember::text::Vocab;
 
 namespace {
 
@@ -26,7 +26,7 @@ Tokenizer load(const std::string& name) {
 
 bool valid_utf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
-    size_t n = ember::model::utf8::char_length(s, i);
+    size_t n = ember::text::utf8::char_length(s, i);
     if (n == 1 && static_cast<unsigned char>(s[i]) >= 0x80) return false;
     i += n;
   }
@@ -114,7 +114,7 @@ TEST(Tokenizer, ByteFallbackPiecesAreRawBytes) {
 
 TEST(Tokenizer, UnknownPreTokenizerFallsBackToDefault) {
   bool known = true;
-  ember::model::PreTokenizer pre("no-such-pre", &known);
+  ember::text::PreTokenizer pre("no-such-pre", &known);
   EXPECT_FALSE(known);
   auto pieces = pre.split("Hello, world 123");
   std::string joined;

@@ -8,12 +8,12 @@
 #include <sstream>
 
 #include "gguf/model_files.h"
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 
 namespace fs = std::filesystem;
-using ember::model::TokenId;
-using ember::model::Tokenizer;
-using ember::model::Vocab;
+using ember::text::TokenId;
+using ember::text::Tokenizer;
+using ember::text::Vocab;
 
 namespace {
 
