@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace ember::model {
@@ -71,6 +72,10 @@ std::string Completion::step(std::vector<float>& logits) {
   const bool want_logprobs = request_.top_logprobs >= 0;
   std::vector<float> raw;
   if (want_logprobs) raw = logits;
+  if (request_.ignore_eos)
+    for (text::TokenId id : {tokenizer_.vocab().eos, tokenizer_.vocab().eot})
+      if (id >= 0 && static_cast<size_t>(id) < logits.size())
+        logits[id] = -std::numeric_limits<float>::infinity();
   const text::TokenId next = sampler_.sample(logits, history_);
   if (tokenizer_.vocab().is_end_of_generation(next)) return finish("stop");
   if (want_logprobs) result_.logprobs.push_back(logprob_of(raw, next, request_.top_logprobs));

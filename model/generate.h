@@ -21,6 +21,7 @@ struct GenerateRequest {
   int max_tokens = 256;
   std::vector<std::string> stop;  // generation ends before the first of these strings
   int top_logprobs = -1;          // ≥ 0: record each token's log-probability and this many best
+  bool ignore_eos = false;        // never sample an end-of-generation token (llama-server's field)
 };
 
 // The log-probability of one generated token, and the best alternatives at its position.

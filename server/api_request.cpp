@@ -1,5 +1,7 @@
 #include "server/api_request.h"
 
+#include <charconv>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -16,10 +18,10 @@ double number(const json& body, const char* key, double fallback, double lo, dou
   if (!it->is_number()) throw ApiError(400, std::string("'") + key + "' must be a number", key);
   const double v = it->get<double>();
   if (!(v >= lo && v <= hi))
-    throw ApiError(
-        400,
-        std::string("'") + key + "' must be between " + json(lo).dump() + " and " + json(hi).dump(),
-        key);
+    throw ApiError(400,
+                   std::string("'") + key + "' must be between " + format_number(lo) + " and " +
+                       format_number(hi) + " (got " + format_number(v) + ")",
+                   key, "invalid_request_error", "invalid_value");
   return v;
 }
 
@@ -31,31 +33,102 @@ bool boolean(const json& body, const char* key, bool fallback) {
   return it->get<bool>();
 }
 
-std::string text_content(const json& content, const std::string& where) {
+// The text of a message's content: a string, or a list of parts of which only text can be
+// honoured — an image, audio or file part is refused rather than dropped (the model would
+// answer as if it had seen it).
+std::string text_content(const json& content, const std::string& where, const std::string& model) {
   if (content.is_null()) return "";
   if (content.is_string()) return content.get<std::string>();
-  if (content.is_array()) {  // parts: only text parts carry text
+  if (content.is_array()) {
     std::string out;
-    for (const json& part : content) {
-      if (!part.is_object())
-        throw ApiError(400, where + " has a part that is not an object", "messages");
+    for (size_t i = 0; i < content.size(); ++i) {
+      const json& part = content[i];
+      const std::string at = where + ".content[" + std::to_string(i) + "]";
+      if (!part.is_object()) throw ApiError(400, at + " is not an object", "messages");
       auto type = part.find("type");
-      if (type != part.end() && *type == "text") {
-        auto t = part.find("text");
-        if (t == part.end() || !t->is_string())
-          throw ApiError(400, where + " has a text part without text", "messages");
-        out += t->get<std::string>();
-      }
+      if (type == part.end() || !type->is_string())
+        throw ApiError(400, at + " needs a 'type' string", "messages");
+      const std::string kind = type->get<std::string>();
+      const char* field = kind == "text" ? "text" : kind == "refusal" ? "refusal" : nullptr;
+      if (!field)
+        throw ApiError(400,
+                       at + " is an '" + kind + "' part, but model '" + model +
+                           "' takes text only (ember serves no vision or audio models yet)",
+                       "messages", "invalid_request_error", "unsupported_content");
+      auto t = part.find(field);
+      if (t == part.end() || !t->is_string())
+        throw ApiError(400, at + " is a " + kind + " part without '" + field + "'", "messages");
+      out += t->get<std::string>();
     }
     return out;
   }
   throw ApiError(400, where + ": content must be a string or a list of parts", "messages");
 }
 
+// Fields that change what the output must be, which ember cannot honour yet: a 400 naming
+// them, never a silently unconstrained answer.
+void refuse_unsupported(const json& body, Endpoint endpoint) {
+  auto present = [&](const char* key) {
+    auto it = body.find(key);
+    return it != body.end() && !it->is_null() &&
+           !(it->is_string() && it->get<std::string>().empty());
+  };
+  if (present("response_format")) {
+    const json& rf = body["response_format"];
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      throw ApiError(400, "'response_format' must be an object with a 'type' string",
+                     "response_format");
+    const std::string type = rf["type"].get<std::string>();
+    if (type == "json_object" || type == "json_schema")
+      throw ApiError(400,
+                     "'response_format' of type '" + type +
+                         "' is not supported yet (ember cannot constrain the output to JSON)",
+                     "response_format", "invalid_request_error", "unsupported_parameter");
+    if (type != "text")
+      throw ApiError(
+          400,
+          "'response_format.type' must be 'text', 'json_object' or 'json_schema', not '" + type +
+              "'",
+          "response_format", "invalid_request_error", "invalid_value");
+  }
+  if (present("tool_choice")) {
+    const json& tc = body["tool_choice"];
+    const bool plain = tc.is_string() && (tc == "none" || tc == "auto");
+    if (!plain) {
+      const bool known = tc.is_object() || (tc.is_string() && tc == "required");
+      throw ApiError(400,
+                     known ? "'tool_choice' " + tc.dump() +
+                                 " is not supported yet (ember cannot force a tool call); use "
+                                 "\"auto\" or \"none\""
+                           : "'tool_choice' must be \"none\", \"auto\", \"required\" or a "
+                             "named function",
+                     "tool_choice", "invalid_request_error",
+                     known ? "unsupported_parameter" : "invalid_value");
+    }
+  }
+  // llama-server's grammar fields and Ollama's format constrain the output too.
+  for (const char* key : {"grammar", "json_schema"})
+    if (present(key))
+      throw ApiError(400, std::string("'") + key + "' is not supported yet (no constrained output)",
+                     key, "invalid_request_error", "unsupported_parameter");
+  if (endpoint == Endpoint::kNativeGenerate && present("format"))
+    throw ApiError(400, "'format' is not supported yet (no constrained output)", "format",
+                   "invalid_request_error", "unsupported_parameter");
+}
+
 }  // namespace
 
+std::string format_number(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15)
+    return std::to_string(static_cast<long long>(v));
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
 ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
-                            const std::string& default_model) {
+                            const std::string& default_model,
+                            const std::vector<std::string>& available) {
   json body;
   try {
     body = json::parse(body_text);
@@ -75,8 +148,15 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
     job.model = model->get<std::string>();
   }
   if (job.model.empty()) job.model = default_model;
-  if (job.model.empty())
-    throw ApiError(400, "'model' is required (GET /v1/models lists them)", "model");
+  if (job.model.empty()) {
+    std::string names;
+    for (const std::string& id : available) names += (names.empty() ? "" : ", ") + id;
+    throw ApiError(400,
+                   "'model' is required: this server has " +
+                       (available.empty() ? std::string("no models") : "several: " + names),
+                   "model", "invalid_request_error", "missing_required_parameter");
+  }
+  refuse_unsupported(body, endpoint);
 
   if (endpoint == Endpoint::kChat) {
     auto messages = body.find("messages");
@@ -101,10 +181,12 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
       json copy = m;
       if (role->get<std::string>() == "developer") copy["role"] = "system";
       auto content = m.find("content");
-      copy["content"] = text_content(content == m.end() ? json() : *content, where);
+      copy["content"] = text_content(content == m.end() ? json() : *content, where, job.model);
       cleaned.push_back(std::move(copy));
     }
     job.chat = true;
+    // A final assistant message is the start of the answer: generation continues it.
+    job.continue_final = cleaned.back()["role"] == "assistant";
     job.messages = chat::jinja::from_json(cleaned);
     json extra = json::object();
     for (const char* key : {"tools", "tool_choice", "chat_template_kwargs"}) {
@@ -154,6 +236,7 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
           ? number(body, "max_completion_tokens", 256, 0, 1e9)
           : number(body, "max_tokens", endpoint == Endpoint::kChat ? 1e9 : 256, 0, 1e9);
   g.max_tokens = static_cast<int>(max_tokens);
+  g.ignore_eos = boolean(body, "ignore_eos", false);
   const double n = number(body, "n", 1, 0, 1e9);
   if (n != 1) throw ApiError(400, "only n = 1 is supported", "n");
 
@@ -172,24 +255,30 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
     }
   }
 
-  // logprobs: a boolean (chat, with top_logprobs 0-20) or a count 0-5 (completions).
+  // logprobs: a boolean (chat, with top_logprobs 0-20) or a count 0-5 (completions: the
+  // chosen token's log-probability always, plus that many alternatives).
   auto logprobs = body.find("logprobs");
   if (logprobs != body.end() && !logprobs->is_null()) {
     if (endpoint == Endpoint::kChat) {
       out.logprobs = boolean(body, "logprobs", false);
-      if (out.logprobs) g.top_logprobs = static_cast<int>(number(body, "top_logprobs", 0, 0, 20));
+    } else if (logprobs->is_boolean()) {
+      out.logprobs = logprobs->get<bool>();
+      if (out.logprobs) g.top_logprobs = 0;
     } else {
-      if (logprobs->is_boolean()) {
-        out.logprobs = logprobs->get<bool>();
-        if (out.logprobs) g.top_logprobs = 0;
-      } else {
-        g.top_logprobs = static_cast<int>(number(body, "logprobs", 0, 0, 5));
-        out.logprobs = true;
-      }
+      g.top_logprobs = static_cast<int>(number(body, "logprobs", 0, 0, 5));
+      out.logprobs = true;
     }
-  } else if (body.contains("top_logprobs") && endpoint == Endpoint::kChat &&
-             !body["top_logprobs"].is_null()) {
-    number(body, "top_logprobs", 0, 0, 20);  // validated; ignored without logprobs
+  }
+  if (endpoint == Endpoint::kChat) {
+    auto top = body.find("top_logprobs");
+    if (top != body.end() && !top->is_null()) {
+      const int n = static_cast<int>(number(body, "top_logprobs", 0, 0, 20));
+      if (!out.logprobs)  // as OpenAI answers: the alternatives come with logprobs only
+        throw ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
+      g.top_logprobs = n;
+    } else if (out.logprobs) {
+      g.top_logprobs = 0;
+    }
   }
 
   out.stream = boolean(body, "stream", false);
@@ -197,6 +286,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
   if (options != body.end() && !options->is_null()) {
     if (!options->is_object())
       throw ApiError(400, "'stream_options' must be an object", "stream_options");
+    if (!out.stream)  // as OpenAI answers
+      throw ApiError(400, "'stream_options' is only allowed with 'stream': true", "stream_options");
     out.include_usage = boolean(*options, "include_usage", false);
   }
   return out;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "model/text/utf8.h"
 #include "server/api_request.h"
 #include "server/version.h"
 
@@ -74,7 +75,8 @@ class GenerationSink : public JobSink {
         logprobs_(parsed.logprobs),
         id_(random_id(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-")),
         created_(unix_now()),
-        model_(parsed.job.model) {}
+        model_(parsed.job.model),
+        text_offset_(static_cast<int>(text::utf8::count_chars(parsed.job.prompt))) {}
 
   bool cancelled() const override { return responder_->closed(); }
 
@@ -153,19 +155,20 @@ class GenerationSink : public JobSink {
     responder_->send(std::move(out));
   }
 
-  void on_error(int status, const std::string& message) override {
+  void on_error(int status, const std::string& message, const std::string& code) override {
     const std::string type = status >= 500   ? "server_error"
                              : status == 404 ? "not_found_error"
                                              : "invalid_request_error";
+    const std::string param = status == 404 ? "model" : "";
     if (started_) {
-      event(json::parse(error_body(status, message, type, "")));
+      event(json::parse(error_body(status, message, type, param, code)));
       responder_->end();
       return;
     }
     http::Response out;
     out.status = status;
     if (status == 503) out.headers.emplace_back("Retry-After", "1");
-    out.body = error_body(status, message, type, "");
+    out.body = error_body(status, message, type, param, code);
     responder_->send(std::move(out));
   }
 
@@ -215,7 +218,7 @@ class GenerationSink : public JobSink {
       for (const auto& [tok, lp] : t.top) top[tok] = lp;
       tops.push_back(top);
       offsets.push_back(text_offset_);
-      text_offset_ += static_cast<int>(t.token.size());
+      text_offset_ += static_cast<int>(text::utf8::count_chars(t.token));
     }
     return json{{"tokens", tokens},
                 {"token_logprobs", lps},
@@ -234,18 +237,47 @@ class GenerationSink : public JobSink {
   int cached_tokens_ = 0;
   bool started_ = false;
   std::vector<TokenInfo> logprobs_seen_;
+  // Completions' logprobs.text_offset: characters from the start of the prompt (as OpenAI).
   mutable int text_offset_ = 0;
 };
 
 }  // namespace
 
 std::string error_body(int status, const std::string& message, const std::string& type,
-                       const std::string& param) {
+                       const std::string& param, const std::string& code) {
+  std::string c = code;
+  if (c.empty()) {
+    switch (status) {
+      case 401:
+        c = "invalid_api_key";
+        break;
+      case 404:
+        c = param == "model" ? "model_not_found" : "not_found";
+        break;
+      case 405:
+        c = "method_not_allowed";
+        break;
+      case 409:
+        c = "conflict";
+        break;
+      case 413:
+        c = "request_too_large";
+        break;
+      case 429:
+        c = "rate_limit_exceeded";
+        break;
+      case 503:
+        c = "server_busy";
+        break;
+      default:
+        c = status >= 500 ? "internal_error" : "invalid_request_error";
+    }
+  }
   return dump(json{{"error",
                     {{"message", message},
                      {"type", type},
                      {"param", param.empty() ? json() : json(param)},
-                     {"code", status}}}});
+                     {"code", c}}}});
 }
 
 App::App(ModelRegistry& registry, Scheduler& scheduler, pull::PullManager& pulls,
@@ -253,12 +285,13 @@ App::App(ModelRegistry& registry, Scheduler& scheduler, pull::PullManager& pulls
     : registry_(registry), scheduler_(scheduler), pulls_(pulls), options_(std::move(options)) {}
 
 void App::error(std::shared_ptr<http::Responder> responder, int status, const std::string& message,
-                const std::string& type, const std::string& param, http::Headers headers) {
+                const std::string& type, const std::string& param, http::Headers headers,
+                const std::string& code) {
   counters_->errors++;
   http::Response r;
   r.status = status;
   r.headers = std::move(headers);
-  r.body = error_body(status, message, type, param);
+  r.body = error_body(status, message, type, param, code);
   responder->send(std::move(r));
 }
 
@@ -327,11 +360,19 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
                    int endpoint_value) {
   const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
   const std::vector<ModelEntry> models = registry_.list();
+  // The model of a request that names none: --model's, else the only one there is.
+  std::string fallback;
+  if (!options_.default_model_file.empty())
+    fallback = registry_.id_for_path(options_.default_model_file);
+  else if (models.size() == 1)
+    fallback = models[0].id;
+  std::vector<std::string> ids;
+  for (const ModelEntry& m : models) ids.push_back(m.id);
   ParsedRequest parsed;
   try {
-    parsed = parse_request(endpoint, request.body, models.size() == 1 ? models[0].id : "");
+    parsed = parse_request(endpoint, request.body, fallback, ids);
   } catch (const ApiError& e) {
-    return error(responder, e.status, e.what(), e.type, e.param);
+    return error(responder, e.status, e.what(), e.type, e.param, {}, e.code);
   }
   if (!registry_.find(parsed.job.model)) {
     std::string names;

@@ -18,6 +18,8 @@ struct AppOptions {
   std::string api_key;  // empty: no authentication
   std::string backend = "cpu";
   std::string pull_dir = "./models";  // where pulled files go; only these may be deleted
+  // The model of a request that names none (--model FILE); empty: the only model, if just one.
+  std::string default_model_file;
 };
 
 class App {
@@ -43,7 +45,7 @@ class App {
   void delete_model(const std::string& id, std::shared_ptr<http::Responder> responder);
   void error(std::shared_ptr<http::Responder> responder, int status, const std::string& message,
              const std::string& type = "invalid_request_error", const std::string& param = "",
-             http::Headers headers = {});
+             http::Headers headers = {}, const std::string& code = "");
 
   ModelRegistry& registry_;
   Scheduler& scheduler_;
@@ -53,8 +55,10 @@ class App {
   std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
 };
 
-// An OpenAI-shaped error body: {"error": {"message", "type", "param", "code"}}.
+// An OpenAI-shaped error body: {"error": {"message", "type", "param", "code"}}. `code` is a
+// string as OpenAI sends it; empty: the status's usual one ("model_not_found" for a 404 about
+// the model, "invalid_api_key" for 401, "invalid_request_error" for other 400s, ...).
 std::string error_body(int status, const std::string& message, const std::string& type,
-                       const std::string& param);
+                       const std::string& param, const std::string& code = "");
 
 }  // namespace ember::server

@@ -10,6 +10,7 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <string_view>
 
 #include "gguf/model_files.h"
 #include "gguf/types.h"
@@ -277,11 +278,22 @@ std::vector<ModelEntry> ModelRegistry::list() const {
 std::optional<ModelEntry> ModelRegistry::find(const std::string& name) const {
   std::string key = name;
   for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // The names a user may mean, in order: the name itself; Ollama's NAME and NAME:latest as one
+  // (whichever of the two is listed); a file's own name or stem ("SmolLM2-135M-Instruct.Q4_1").
+  std::vector<std::string> keys = {key};
+  constexpr std::string_view kLatest = ":latest";
+  if (key.size() > kLatest.size() && key.ends_with(kLatest))
+    keys.push_back(key.substr(0, key.size() - kLatest.size()));
+  else if (key.find(':') == std::string::npos)
+    keys.push_back(key + std::string(kLatest));
+  if (name.find('/') == std::string::npos) keys.push_back(model_id_for(name));
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const ModelEntry& e : models_)
-    if (e.id == key) return e;
-  for (const ModelEntry& e : models_)
-    if (!e.alias.empty() && e.alias == key) return e;
+  for (const std::string& k : keys) {
+    for (const ModelEntry& e : models_)
+      if (e.id == k) return e;
+    for (const ModelEntry& e : models_)
+      if (!e.alias.empty() && e.alias == k) return e;
+  }
   return std::nullopt;
 }
 

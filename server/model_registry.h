@@ -60,7 +60,8 @@ class ModelRegistry {
   // modification time are unchanged since the last scan is not parsed again.
   size_t rescan();
   std::vector<ModelEntry> list() const;
-  // By id or alias (case-insensitive).
+  // By id or alias, case-insensitive; NAME and NAME:latest are one name (Ollama), and a file's
+  // own name or stem finds its model.
   std::optional<ModelEntry> find(const std::string& name) const;
   // The id of the model whose file is `path` (same file, however named), or empty.
   std::string id_for_path(const std::string& path) const;

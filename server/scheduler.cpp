@@ -152,15 +152,19 @@ Scheduler::Engine* Scheduler::engine_for(const ModelEntry& entry) {
 // Starts a queued job in a free slot of its model; false when none is free yet. Errors (unknown
 // model, bad template, prompt too long) are reported to the sink and count as handled.
 bool Scheduler::admit(Pending& p) {
-  auto fail = [&](int status, const std::string& message) {
-    p.sink->on_error(status, message);
+  auto fail = [&](int status, const std::string& message, const std::string& code = "") {
+    p.sink->on_error(status, message, code);
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.errors++;
     return true;
   };
-  if (p.sink->cancelled()) return true;
+  if (p.sink->cancelled()) {  // the client went away while the request waited: drop it
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.cancelled++;
+    return true;
+  }
   std::optional<ModelEntry> entry = registry_.find(p.job.model);
-  if (!entry) return fail(404, "model '" + p.job.model + "' is not available");
+  if (!entry) return fail(404, "model '" + p.job.model + "' is not available", "model_not_found");
   Engine* engine = nullptr;
   try {
     engine = engine_for(*entry);
@@ -180,7 +184,9 @@ bool Scheduler::admit(Pending& p) {
       if (!engine->chat)
         return fail(
             500, "the chat template of '" + entry->id + "' does not parse: " + engine->chat_error);
-      text = engine->chat->render(p.job.messages, true, p.job.template_extra);
+      text = p.job.continue_final
+                 ? engine->chat->render_continuing(p.job.messages, p.job.template_extra)
+                 : engine->chat->render(p.job.messages, true, p.job.template_extra);
       special = true;
     }
     // Chat templates often write the BOS token themselves; add it only when the text lacks it.
@@ -195,9 +201,11 @@ bool Scheduler::admit(Pending& p) {
   if (request.prompt.empty()) return fail(400, "the prompt is empty");
   const int n_ctx = engine->transformer.n_ctx();
   if (static_cast<int>(request.prompt.size()) >= n_ctx)
-    return fail(400, "the prompt has " + std::to_string(request.prompt.size()) +
-                         " tokens but the context holds " + std::to_string(n_ctx) +
-                         " (start the server with a larger --ctx)");
+    return fail(400,
+                "the prompt has " + std::to_string(request.prompt.size()) +
+                    " tokens but the context holds " + std::to_string(n_ctx) +
+                    " (start the server with a larger --ctx)",
+                "context_length_exceeded");
 
   // The free slot whose cache shares the longest prefix with this prompt (0 when none does).
   Slot* best = nullptr;
@@ -250,7 +258,8 @@ void Scheduler::run() {
       }
       unloads_.clear();
       if (stopping_) {
-        for (Pending& p : queue_) p.sink->on_error(503, "the server is shutting down");
+        for (Pending& p : queue_)
+          p.sink->on_error(503, "the server is shutting down", "server_shutting_down");
         queue_.clear();
         stats_.queued = 0;
         lock.unlock();
@@ -274,7 +283,7 @@ void Scheduler::run() {
       try {
         if (!admit(p)) waiting.push_back(std::move(p));
       } catch (const std::exception& e) {  // a bug must fail one request, not the server
-        p.sink->on_error(500, std::string("internal error: ") + e.what());
+        p.sink->on_error(500, std::string("internal error: ") + e.what(), "");
       }
     }
     {
@@ -357,7 +366,7 @@ void Scheduler::step(Engine& engine) {
   } catch (const std::exception& err) {
     for (Slot& s : engine.slots) s.cached.clear();  // what the caches hold is unknown now
     for (int i : logits_owner) {
-      engine.slots[i].sink->on_error(500, std::string("inference failed: ") + err.what());
+      engine.slots[i].sink->on_error(500, std::string("inference failed: ") + err.what(), "");
       release(engine, engine.slots[i]);
     }
     return;

@@ -50,6 +50,7 @@ struct Job {
   bool chat = false;
   std::string prompt;
   chat::jinja::Value messages, template_extra;  // chat messages; tools and friends for the template
+  bool continue_final = false;        // the last message starts the assistant's answer: continue it
   model::GenerateRequest generation;  // sampling, max_tokens, stop, logprobs (no prompt yet)
 };
 
@@ -62,7 +63,9 @@ class JobSink {
   virtual void on_start(const std::string& model_id, int prompt_tokens, int cached_tokens) {}
   virtual void on_text(const std::string& text, std::vector<TokenInfo> logprobs) = 0;
   virtual void on_done(const model::GenerateResult& result) = 0;
-  virtual void on_error(int status, const std::string& message) = 0;
+  // `code` is the OpenAI-style error code ("context_length_exceeded", ...), empty for the
+  // status's default.
+  virtual void on_error(int status, const std::string& message, const std::string& code) = 0;
   virtual bool cancelled() const = 0;
 };
 

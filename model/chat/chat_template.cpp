@@ -1,6 +1,7 @@
 #include "model/chat/chat_template.h"
 
 #include <map>
+#include <string_view>
 
 namespace ember::chat {
 namespace {
@@ -130,6 +131,48 @@ std::string ChatTemplate::render(const jinja::Value& messages, bool add_generati
   context.obj().set("messages", messages);
   context.obj().set("add_generation_prompt", jinja::Value(add_generation_prompt));
   return template_.render(context);
+}
+
+namespace {
+
+// Python's str.strip() for the ASCII whitespace chat messages end with.
+std::string_view strip(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\n\r\f\v";
+  const size_t first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
+std::string message_text(const jinja::Value& message) {
+  const jinja::Value content = message.attr("content");
+  if (content.is_string()) return content.as_string();
+  std::string text;
+  if (content.is_array())
+    for (const jinja::Value& part : content.array())
+      if (part.attr("text").is_string()) text += part.attr("text").as_string();
+  return text;
+}
+
+}  // namespace
+
+std::string ChatTemplate::render_continuing(const jinja::Value& messages,
+                                            const jinja::Value& extra) const {
+  if (!messages.is_array() || messages.array().empty()) return render(messages, true, extra);
+  const std::string text = message_text(messages.array().back());
+  const std::string_view core = strip(text);
+  if (!core.empty()) {
+    const std::string rendered = render(messages, false, extra);
+    const size_t at = rendered.rfind(core);
+    if (at != std::string::npos) {
+      // Keep the message's trailing spaces when the template kept them too.
+      const std::string_view tail = std::string_view(text).substr(text.find(core));
+      const bool kept = std::string_view(rendered).substr(at, tail.size()) == tail;
+      return rendered.substr(0, at + (kept ? tail.size() : core.size()));
+    }
+  }
+  jinja::Value earlier =
+      jinja::Value(jinja::Array(messages.array().begin(), messages.array().end() - 1));
+  return render(earlier, true, extra) + text;
 }
 
 }  // namespace ember::chat

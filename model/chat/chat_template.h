@@ -29,6 +29,16 @@ class ChatTemplate {
   std::string render(const jinja::Value& messages, bool add_generation_prompt,
                      const jinja::Value& extra = jinja::Value()) const;
 
+  // Assistant prefill: renders `messages`, whose last one is the start of an assistant answer,
+  // so that the prompt ends inside that message (no end-of-turn after it, no generation
+  // prompt) and generation continues it, as llama.cpp and Ollama do. Follows transformers'
+  // `continue_final_message`: render without a generation prompt and cut after the last
+  // occurrence of the message's text. A template that does not print the text (or an empty
+  // message) falls back to llama.cpp's way: the earlier messages with a generation prompt,
+  // then the text. The text of a content-parts message is its text parts joined.
+  std::string render_continuing(const jinja::Value& messages,
+                                const jinja::Value& extra = jinja::Value()) const;
+
   const std::string& name() const { return name_; }  // "model" for the file's own template
   const std::string& source() const { return source_; }
 

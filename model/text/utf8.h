@@ -60,4 +60,11 @@ inline std::string encode(uint32_t cp) {
   return out;
 }
 
+// Characters in `s`: the bytes that start one (a split character counts where it starts).
+inline size_t count_chars(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xc0) != 0x80;
+  return n;
+}
+
 }  // namespace ember::text::utf8

@@ -127,6 +127,11 @@ int run_serve(const std::vector<std::string>& argv) {
   server::AppOptions app_options;
   app_options.api_key = pick("api-key", {"EMBER_API_KEY"}).value_or("");
   app_options.backend = backend;
+  // A request naming no model gets the one --model (or a single EMBER_BASE_GGUF) names.
+  if (auto f = args.get("model"))
+    app_options.default_model_file = *f;
+  else if (sources.files.size() == 1)
+    app_options.default_model_file = sources.files[0];
 
   // SIGINT/SIGTERM arrive through a signalfd on the event loop; SIGPIPE is ignored (sends use
   // MSG_NOSIGNAL anyway).

@@ -18,6 +18,33 @@ namespace ember::http {
 
 using Clock = std::chrono::steady_clock;
 
+// Lingering close (as nginx does it): after an early error answer, what the client still sends
+// is read and dropped for at most this long / this many bytes, or until it is quiet this long.
+constexpr std::chrono::seconds kLingerTime{30}, kLingerIdle{5};
+constexpr size_t kLingerBytes = size_t{1} << 30;
+
+// The OpenAI-style `code` string for the statuses the HTTP layer answers by itself.
+const char* error_code(int status) {
+  switch (status) {
+    case 408:
+      return "request_timeout";
+    case 413:
+      return "request_too_large";
+    case 417:
+      return "expectation_failed";
+    case 431:
+      return "request_header_fields_too_large";
+    case 501:
+      return "not_implemented";
+    case 503:
+      return "server_busy";
+    case 505:
+      return "http_version_not_supported";
+    default:
+      return status >= 500 ? "internal_error" : "invalid_request";
+  }
+}
+
 // One client connection: its input being parsed, the request being answered (one at a time;
 // pipelined requests wait in the input buffer), and output waiting for the socket.
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -35,22 +62,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void on_events(uint32_t events) {
     if (events & (EPOLLHUP | EPOLLERR)) return close_now();
-    if (events & EPOLLIN) read_input();
+    if (events & (EPOLLIN | EPOLLRDHUP)) read_input();
     if (closed_) return;
-    if (events & EPOLLRDHUP) {
-      // The client will send nothing more. A streaming client that does this has gone; any
-      // other gets its response, then the connection closes.
-      peer_done_ = true;
-      if (streaming_) return close_now();
-      if (!responder_ && output_.size() == offset_) return close_now();
-      close_after_write_ = true;
-    }
+    if (events & EPOLLRDHUP) peer_hung_up();
+    if (closed_) return;
     if (events & EPOLLOUT) flush();
+  }
+
+  // The client will send nothing more. One whose request is still being answered has gone
+  // away (closed, or timed out and retried): like nginx, ember takes that as a hang-up, closes,
+  // and the responder reads closed() so the request's work stops (queued or generating). With
+  // nothing in flight, what is already queued for the client is still sent.
+  void peer_hung_up() {
+    peer_done_ = true;
+    if (responder_ || streaming_) return close_now();
+    if (output_.size() == offset_ && input_.empty()) return close_now();
+    close_after_write_ = true;
+    update_interest();
   }
 
   // Called every second: timeouts.
   void tick(Clock::time_point now) {
     const ServerOptions& o = server_.options_;
+    if (lingering_) {
+      if (now - linger_started_ > kLingerTime || now - last_activity_ > kLingerIdle) close_now();
+      return;
+    }
     if (output_.size() > offset_ && now - last_write_progress_ > o.write_timeout)
       return close_now();
     if (responder_) return;  // a handler is working; generation may take long
@@ -137,6 +174,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     char buf[16384];
     while (!closed_) {
       const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0 && draining_after_error_) {
+        // The request was answered with an error before it was all received: drop the rest.
+        last_activity_ = Clock::now();
+        dropped_bytes_ += static_cast<size_t>(n);
+        if (dropped_bytes_ > kLingerBytes) return close_now();
+        continue;
+      }
       if (n > 0) {
         last_activity_ = Clock::now();
         if (input_.empty() && parser_.pending() == 0) request_started_ = last_activity_;
@@ -149,8 +193,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (n == 0) {
         peer_done_ = true;
-        if (streaming_ || (idle() && input_.empty())) return close_now();
+        if (lingering_ || responder_ || streaming_ || (idle() && input_.empty()))
+          return close_now();
         close_after_write_ = true;
+        update_interest();
         break;
       }
       if (errno == EINTR) continue;
@@ -170,10 +216,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const size_t used = parser_.feed(input_);
       input_.erase(0, used);
       if (parser_.failed()) {
-        send_error(parser_.error_status(), parser_.error_message());
-        close_after_write_ = true;
+        // Set first: sending may finish the response and close (lingering, see linger()).
         draining_after_error_ = true;
-        flush();
+        input_.clear();
+        send_error(parser_.error_status(), parser_.error_message());
         return;
       }
       if (parser_.in_body() && parser_.request().expect_continue && !sent_continue_ &&
@@ -234,8 +280,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (c == '"' || c == '\\') escaped += '\\';
       escaped += c;
     }
-    r.body = "{\"error\":{\"message\":\"" + escaped + "\",\"type\":\"invalid_request_error\"," +
-             "\"param\":null,\"code\":" + std::to_string(status) + "}}";
+    r.body = "{\"error\":{\"message\":\"" + escaped + "\",\"type\":\"" +
+             (status >= 500 ? "server_error" : "invalid_request_error") +
+             "\",\"param\":null,\"code\":\"" + error_code(status) + "\"}}";
     close_after_write_ = true;
     send(std::move(r), responder_.get());
   }
@@ -288,12 +335,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
       output_.clear();
       offset_ = 0;
     }
-    const bool want_out = offset_ < output_.size();
-    if (want_out != watching_out_) {
-      watching_out_ = want_out;
-      server_.loop_.modify(fd_, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0u));
+    update_interest();
+    if (offset_ == output_.size() && !responder_ && close_after_write_) {
+      if (draining_after_error_ && !peer_done_) return linger();
+      close_now();
     }
-    if (!want_out && !responder_ && close_after_write_) close_now();
+  }
+
+  // The epoll events this connection waits for: input until the client is done sending (a
+  // level-triggered hang-up left in the set would fire forever), output while some is queued.
+  void update_interest() {
+    if (closed_) return;
+    const bool want_out = offset_ < output_.size();
+    const uint32_t events =
+        (peer_done_ && !lingering_ ? 0u : EPOLLIN | EPOLLRDHUP) | (want_out ? EPOLLOUT : 0u);
+    if (events == interest_) return;
+    interest_ = events;
+    server_.loop_.modify(fd_, events);
+  }
+
+  // After an early error answer (a 413 while the body is still arriving, a malformed request),
+  // closing with unread input makes the kernel reset the connection, and clients that send the
+  // whole body before reading (Python's urllib, requests, httpx) see "connection reset" instead
+  // of the answer. So the answer is followed by a half-close, and what still arrives is read and
+  // dropped until the client closes, goes quiet, or the time or byte bound runs out.
+  void linger() {
+    ::shutdown(fd_, SHUT_WR);
+    lingering_ = true;
+    linger_started_ = last_activity_ = Clock::now();
+    update_interest();
   }
 
   void finish_response(int status, size_t bytes) {
@@ -325,12 +395,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t offset_ = 0;                     // bytes of output_ already sent
   std::shared_ptr<Responder> responder_;  // the request being answered
   bool closed_ = false, close_after_write_ = false, peer_done_ = false, draining_ = false;
-  bool draining_after_error_ = false, sent_continue_ = false, watching_out_ = false;
+  bool draining_after_error_ = false, sent_continue_ = false, lingering_ = false;
+  uint32_t interest_ = EPOLLIN | EPOLLRDHUP;  // the events the loop watches for
   bool streaming_ = false, chunked_ = false, head_request_ = false;
   int stream_status_ = 200, request_minor_version_ = 1;
-  size_t stream_bytes_ = 0;
+  size_t stream_bytes_ = 0, dropped_bytes_ = 0;
   std::string method_, path_, origin_, log_fields_;
-  Clock::time_point last_activity_, request_started_, started_, last_write_progress_;
+  Clock::time_point last_activity_, request_started_, started_, last_write_progress_,
+      linger_started_;
 };
 
 // ---- Responder: every call hops to the loop's thread ----
@@ -439,7 +511,7 @@ void Server::on_accept() {
     if (static_cast<int>(connections_.size()) >= options_.max_connections) {
       const std::string body =
           "{\"error\":{\"message\":\"too many connections, try again shortly\","
-          "\"type\":\"server_error\",\"param\":null,\"code\":503}}";
+          "\"type\":\"server_error\",\"param\":null,\"code\":\"server_busy\"}}";
       const std::string busy =
           "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
           "Content-Type: application/json\r\nContent-Length: " +

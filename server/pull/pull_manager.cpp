@@ -182,6 +182,7 @@ void PullManager::run(std::shared_ptr<Task> task) {
     slot_free_.notify_one();
   };
 
+  fs::path part_path;  // known once the file name is
   try {
     say({{"status", "starting"},
          {"model", r.repo},
@@ -197,7 +198,7 @@ void PullManager::run(std::shared_ptr<Task> task) {
     const std::string name = fs::path(r.filename).filename().string();
     fs::create_directories(models_dir_);
     const fs::path final_path = fs::path(models_dir_) / name;
-    const fs::path part_path = fs::path(models_dir_) / (name + ".part");
+    part_path = fs::path(models_dir_) / (name + ".part");
     std::error_code ec;
     if (fs::exists(final_path, ec)) {  // never overwritten
       const std::string id = on_complete_(final_path.string());
@@ -317,7 +318,9 @@ void PullManager::run(std::shared_ptr<Task> task) {
     release_slot();
     std::error_code ec;
     std::string message = e.what();
-    if (e.http_status == 0 && message != "cancelled")
+    // Say a partial download is kept only when there is one.
+    if (e.http_status == 0 && message != "cancelled" && !part_path.empty() &&
+        fs::exists(part_path, ec) && fs::file_size(part_path, ec) > 0)
       message += " (the partial download is kept; pull again to resume)";
     fail(message);
   } catch (const PullRejected& e) {

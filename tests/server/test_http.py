@@ -139,7 +139,7 @@ def test_routes_methods_and_errors(server):
     assert status == 405
     status, _, body = curl(server, "/v1/chat/completions", body='{"model": "x", "messages": [')
     err = json.loads(body)["error"]
-    assert status == 400 and "at byte" in err["message"] and err["code"] == 400
+    assert status == 400 and "at byte" in err["message"] and err["code"] == "invalid_request_error"
     status, _, body = curl(server, "/v1/chat/completions", body=[1, 2])
     assert status == 400
     status, _, body = curl(server, "/v1/completions", body={"model": "ghost", "prompt": "x"})
