@@ -1,7 +1,8 @@
 // A Jinja template interpreter for the chat templates models ship in tokenizer.chat_template.
-// It implements the part of Jinja those templates use (expressions, filters, tests, string and
-// dict methods, for/if/set/macro, namespaces, loop variables, whitespace control) with the
-// settings transformers renders them with; Python's jinja2 is the reference for the output.
+// It implements Jinja as chat templates use it (expressions, jinja2's filters and tests, string
+// and dict methods, for/if/set/macro/call/filter/with/raw, namespaces, loop variables,
+// whitespace control) with the settings transformers renders them with; Python's jinja2 is the
+// reference for the output, and for which inputs a template refuses.
 #pragma once
 
 #include <memory>
@@ -29,9 +30,9 @@ class Template {
   Template(Template&&) noexcept;
   Template& operator=(Template&&) noexcept;
 
-  // Renders with the variables of `context` (a dict) plus the built-in globals (range,
-  // namespace, raise_exception, strftime_now, dict). Throws jinja::Error, including the message
-  // of raise_exception().
+  // Renders with the variables of `context` (a dict) plus the built-in globals (range, dict,
+  // namespace, cycler, joiner, raise_exception, strftime_now). Throws jinja::Error, including
+  // the message of raise_exception(), wherever jinja2 raises.
   std::string render(const Value& context, const RenderLimits& limits = {}) const;
 
  private:

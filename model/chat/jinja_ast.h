@@ -1,4 +1,4 @@
-// The syntax tree of a parsed Jinja template (internal to model/jinja_*.cpp).
+// The syntax tree of a parsed Jinja template (internal to model/chat/jinja_*.cpp).
 #pragma once
 
 #include <memory>
@@ -30,6 +30,7 @@ struct Expr {
     kList,         // [args]
     kTuple,        // (args)
     kDict,         // {keys[i]: args[i]}
+    kBlockValue,   // what a {% filter %} or {% set x | f %} block rendered (the filters' input)
   };
   Kind kind;
   Value value;
@@ -48,17 +49,38 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 struct Stmt {
-  enum class Kind { kText, kOutput, kIf, kFor, kSet, kSetBlock, kMacro, kBreak, kContinue, kBlock };
+  enum class Kind {
+    kText,
+    kOutput,
+    kIf,
+    kFor,
+    kSet,
+    kSetBlock,
+    kMacro,
+    kBreak,
+    kContinue,
+    kBlock,
+    kFilterBlock,  // {% filter f %}body{% endfilter %}: expr is the filter chain
+    kCallBlock,    // {% call(params) expr %}body{% endcall %}: body becomes caller()
+    kWith,         // {% with targets = values %}body{% endwith %}
+  };
   Kind kind;
   std::string text;   // kText
-  ExprPtr expr;       // kOutput, kSet value, kFor iterable, kFor filter (cond)
+  ExprPtr expr;       // kOutput, kSet value, kFor iterable, kCallBlock call, filter chain of
+                      // kFilterBlock and kSetBlock (null when the set block has none)
   ExprPtr condition;  // kFor: `if` filter
   std::vector<std::pair<ExprPtr, Body>> branches;  // kIf: (condition, body)...
-  Body body, else_body;              // kFor, kSetBlock, kMacro, kBlock; else: kIf, kFor
-  std::vector<std::string> targets;  // kFor / kSet names; kSet with attribute: {object, attribute}
+  Body body, else_body;              // kFor, kSetBlock, kMacro, kBlock, ...; else: kIf, kFor
+  std::vector<std::string> targets;  // kFor / kSet / kWith names; kSet with attribute:
+                                     // {object, attribute}
+  std::vector<ExprPtr> values;       // kWith: one per target; kOutput of {% print a, b %}
   bool attribute_target = false;     // kSet: `set ns.attr = ...`
+  bool recursive = false;            // kFor: `loop(items)` renders the body again
   std::string name;                  // kMacro, kSetBlock
-  std::vector<std::pair<std::string, ExprPtr>> params;  // kMacro: name, default (may be null)
+  std::vector<std::pair<std::string, ExprPtr>> params;  // kMacro, kCallBlock: name, default
+  // kMacro / kCallBlock: whether the body reads `varargs` or `kwargs` (then extra arguments
+  // land there instead of failing, as in jinja2) or `caller`.
+  bool catch_varargs = false, catch_kwargs = false, uses_caller = false;
   size_t line = 0;
 };
 

@@ -1,7 +1,11 @@
 #include "model/chat/jinja_value.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+
+#include "model/chat/jinja_unicode.h"
 
 namespace ember::chat::jinja {
 
@@ -33,6 +37,36 @@ Value Value::function(Function f) {
   v.f_ = std::make_shared<Function>(std::move(f));
   return v;
 }
+Value Value::safe_string(std::string s) {
+  Value v(std::move(s));
+  v.flags_ = kSafe;
+  return v;
+}
+Value Value::tuple(Array items) {
+  Value v(std::move(items));
+  v.flags_ = kTuple;
+  return v;
+}
+Value Value::group(Value grouper, Array list) {
+  Value v(Array{std::move(grouper), Value(std::move(list))});
+  v.flags_ = kGroup;
+  return v;
+}
+Value Value::iterator(Array items) {
+  Value v(std::move(items));
+  v.flags_ = kIterator;
+  return v;
+}
+Value Value::native(std::shared_ptr<Native> n) {
+  Value v;
+  v.kind_ = Kind::kNative;
+  v.n_ = std::move(n);
+  return v;
+}
+
+Value Native::call(CallArgs&) {
+  throw Error("'" + type_name() + "' object is not callable");
+}
 
 bool Value::is_namespace() const {
   return kind_ == Kind::kObject && o_->is_namespace;
@@ -52,10 +86,12 @@ bool Value::truthy() const {
     case Kind::kString:
       return !s_.empty();
     case Kind::kArray:
-      return !a_->empty();
+      return (flags_ & kIterator) || !a_->empty();
     case Kind::kObject:
-      return !o_->items.empty();
+      // A namespace is an object without __len__ or __bool__: always true.
+      return o_->is_namespace || !o_->items.empty();
     case Kind::kFunction:
+    case Kind::kNative:
       return true;
   }
   return false;
@@ -79,22 +115,25 @@ double Value::as_double() const {
 }
 
 size_t utf8_length(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xc0) != 0x80;
-  return n;
+  return unicode::length(s);
 }
 
 size_t Value::length() const {
   switch (kind_) {
+    case Kind::kUndefined:
+      return 0;
     case Kind::kString:
       return utf8_length(s_);
     case Kind::kArray:
-      return a_->size();
+      if (!(flags_ & kIterator)) return a_->size();
+      break;
     case Kind::kObject:
-      return o_->items.size();
+      if (!o_->is_namespace) return o_->items.size();
+      break;
     default:
-      throw Error("object of type " + type_name() + " has no length");
+      break;
   }
+  throw Error("object of type '" + type_name() + "' has no len()");
 }
 
 Value Value::get(const Value& key) const {
@@ -103,63 +142,125 @@ Value Value::get(const Value& key) const {
     const Value* v = o_->find(key.s_);
     return v ? *v : Value();
   }
-  if ((kind_ == Kind::kArray || kind_ == Kind::kString) && (key.is_int() || key.is_bool())) {
-    int64_t n = static_cast<int64_t>(kind_ == Kind::kArray ? a_->size() : s_.size());
-    int64_t i = key.as_int();
+  if (is_sequence() && (key.is_int() || key.is_bool())) {
+    int64_t n = static_cast<int64_t>(a_->size()), i = key.as_int();
     if (i < 0) i += n;
     if (i < 0 || i >= n) return Value();
-    if (kind_ == Kind::kArray) return (*a_)[i];
-    return Value(std::string(1, s_[i]));  // byte indexing; templates index ASCII only
+    return (*a_)[i];
+  }
+  if (kind_ == Kind::kString && (key.is_int() || key.is_bool())) {
+    // Characters, not bytes: walk from the nearer end, only as far as the index.
+    int64_t i = key.as_int();
+    size_t at, end;
+    if (i >= 0) {
+      at = 0;
+      for (; i > 0 && at < s_.size(); --i) unicode::decode(s_, at);
+      if (at >= s_.size()) return Value();
+      end = at;
+      unicode::decode(s_, end);
+    } else {
+      end = s_.size();
+      for (; i < -1 && end > 0; ++i) unicode::decode_before(s_, end);
+      if (end == 0) return Value();
+      at = end;
+      unicode::decode_before(s_, at);
+    }
+    Value c(s_.substr(at, end - at));
+    c.flags_ = flags_ & kSafe;  // Markup's characters are Markup
+    return c;
   }
   return Value();
 }
 
-namespace {
-
 std::string format_float(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-  char buf[40];
-  for (int digits = 1; digits <= 17; ++digits) {  // Python repr: the shortest that reads back
-    std::snprintf(buf, sizeof buf, "%.*g", digits, d);
-    if (std::strtod(buf, nullptr) == d) break;
+  // The shortest digits that read back (as Python's repr), placed as Python places them:
+  // positional from 1e-4 up to 1e16, with an exponent outside.
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string_view text(buf, end - buf);
+  std::string out;
+  if (text[0] == '-') {
+    out += '-';
+    text.remove_prefix(1);
   }
-  std::string s = buf;
-  size_t e = s.find('e');
-  if (e != std::string::npos) {  // Python writes 1e+20 as 1e+20 and 1e-05 as 1e-05
-    std::string mantissa = s.substr(0, e), exponent = s.substr(e + 1);
-    char sign = exponent[0];
-    std::string digits = exponent.substr(1);
-    while (digits.size() > 2 && digits[0] == '0') digits.erase(0, 1);
-    if (digits.size() < 2) digits = "0" + digits;
-    return mantissa + "e" + sign + digits;
+  const size_t e = text.find('e');
+  std::string digits;
+  for (char c : text.substr(0, e))
+    if (c != '.') digits += c;
+  const int exponent = std::atoi(std::string(text.substr(e + 1)).c_str());
+  const int point = exponent + 1;  // digits before the decimal point
+  if (point <= -4 || point > 16) {
+    out += digits[0];
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    char exp[16];
+    std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
+    return out + exp;
   }
-  if (s.find('.') == std::string::npos) s += ".0";
-  return s;
+  if (point <= 0) return out + "0." + std::string(static_cast<size_t>(-point), '0') + digits;
+  if (static_cast<size_t>(point) >= digits.size())
+    return out + digits + std::string(point - digits.size(), '0') + ".0";
+  return out + digits.substr(0, point) + "." + digits.substr(point);
 }
 
-std::string quote_python(const std::string& s) {
-  // Python repr of a str: single quotes unless the text has ' and no ".
-  char q = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
-  std::string out(1, q);
-  for (char c : s) {
-    if (c == q || c == '\\')
-      out += '\\', out += c;
-    else if (c == '\n')
+namespace {
+
+void append_hex_escape(std::string& out, char prefix, unsigned value, int width) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "\\%c%0*x", prefix, width, value);
+  out += buf;
+}
+
+// Python's repr() of a str: single quotes unless the text has ' and no "; characters that are
+// not printable as \x, \u or \U escapes.
+void append_quoted(std::string& out, const std::string& s) {
+  const char q =
+      (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
+  out += q;
+  for (size_t i = 0; i < s.size();) {
+    const size_t start = i;
+    const char32_t c = unicode::decode(s, i);
+    if (c == static_cast<char32_t>(q) || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
       out += "\\n";
-    else if (c == '\r')
+    } else if (c == '\r') {
       out += "\\r";
-    else if (c == '\t')
+    } else if (c == '\t') {
       out += "\\t";
-    else
-      out += c;
+    } else if (c >= unicode::kRawByte || unicode::is_printable(c)) {
+      out.append(s, start, i - start);
+    } else if (c <= 0xff) {
+      append_hex_escape(out, 'x', c, 2);
+    } else if (c <= 0xffff) {
+      append_hex_escape(out, 'u', c, 4);
+    } else {
+      append_hex_escape(out, 'U', c, 8);
+    }
   }
-  return out + q;
+  out += q;
 }
 
-void append_json_string(std::string& out, const std::string& s) {
+void append_json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char b = static_cast<unsigned char>(s[i]);
+    // json.dumps escapes control characters, quotes and backslashes; with ensure_ascii also
+    // everything from DEL up.
+    if (b >= 0x20 && b != '"' && b != '\\' && (b < 0x7f || (b == 0x7f && !ensure_ascii))) {
+      out += static_cast<char>(b);
+      ++i;
+      continue;
+    }
+    if (b >= 0x80 && !ensure_ascii) {  // a character beyond ASCII, as it is
+      const size_t start = i;
+      unicode::decode(s, i);
+      out.append(s, start, i - start);
+      continue;
+    }
+    const char32_t c = unicode::decode(s, i);
     switch (c) {
       case '"':
         out += "\\\"";
@@ -183,16 +284,23 @@ void append_json_string(std::string& out, const std::string& s) {
         out += "\\f";
         break;
       default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
+        if (c >= unicode::kRawByte) {
+          out += static_cast<char>(c - unicode::kRawByte);
+        } else if (c >= 0x10000) {  // a surrogate pair, as Python writes it
+          const char32_t v = c - 0x10000;
+          append_hex_escape(out, 'u', 0xd800 | (v >> 10), 4);
+          append_hex_escape(out, 'u', 0xdc00 | (v & 0x3ff), 4);
         } else {
-          out += static_cast<char>(c);
+          append_hex_escape(out, 'u', c, 4);
         }
     }
   }
   out += '"';
+}
+
+void check_growth(const std::string& out, int depth) {
+  if (out.size() > kMaxStringBytes) throw Error("a value is too large to print");
+  if (depth > kMaxNesting) throw Error("a value is nested too deeply to print");
 }
 
 }  // namespace
@@ -222,59 +330,74 @@ std::string Value::repr() const {
   return out;
 }
 
-namespace {
-
-void check_growth(const std::string& out, int depth) {
-  if (out.size() > kMaxStringBytes) throw Error("a value is too large to print");
-  if (depth > kMaxNesting) throw Error("a value is nested too deeply to print");
-}
-
-}  // namespace
-
 void Value::append_repr(std::string& out, int depth) const {
   check_growth(out, depth);
   switch (kind_) {
-    case Kind::kString:
-      out += quote_python(s_);
+    case Kind::kUndefined:
+      out += "Undefined";
       return;
-    case Kind::kArray:
-      out += '[';
+    case Kind::kString:
+      if (flags_ & kSafe) out += "Markup(";
+      append_quoted(out, s_);
+      if (flags_ & kSafe) out += ")";
+      return;
+    case Kind::kArray: {
+      if (flags_ & kIterator) {
+        out += "<generator object>";
+        return;
+      }
+      const bool tuple = is_tuple();
+      out += tuple ? '(' : '[';
       for (size_t i = 0; i < a_->size(); ++i) {
         if (i) out += ", ";
         (*a_)[i].append_repr(out, depth + 1);
       }
-      out += ']';
+      if (tuple && a_->size() == 1) out += ',';
+      out += tuple ? ')' : ']';
       return;
+    }
     case Kind::kObject:
+      if (o_->is_namespace) out += "<Namespace ";
       out += '{';
       for (size_t i = 0; i < o_->items.size(); ++i) {
         if (i) out += ", ";
-        out += quote_python(o_->items[i].first) + ": ";
+        append_quoted(out, o_->items[i].first);
+        out += ": ";
         o_->items[i].second.append_repr(out, depth + 1);
       }
       out += '}';
+      if (o_->is_namespace) out += '>';
       return;
     case Kind::kFunction:
       out += "<function>";
+      return;
+    case Kind::kNative:
+      out += n_->repr();
       return;
     default:
       out += str();
   }
 }
 
-std::string Value::to_json(int indent) const {
+std::string Value::to_json(const JsonFormat& format) const {
   std::string out;
-  append_json(out, indent, 0);
+  append_json(out, format, 0);
   return out;
 }
 
-void Value::append_json(std::string& out, int indent, int depth) const {
+// json.dumps(): with an indent, each item on its own line, `indent` once more per level.
+void Value::append_json(std::string& out, const JsonFormat& format, int depth) const {
   check_growth(out, depth);
-  auto newline = [&](int d) {
-    if (indent >= 0) out += "\n" + std::string(static_cast<size_t>(indent) * d, ' ');
+  auto newline = [&](int level) {
+    if (!format.pretty) return;
+    out += '\n';
+    for (int i = 0; i < level; ++i) out += format.indent;
+  };
+  auto separator = [&](size_t i, int level) {
+    if (i) out += format.item_separator;
+    newline(level);
   };
   switch (kind_) {
-    case Kind::kUndefined:
     case Kind::kNone:
       out += "null";
       return;
@@ -289,41 +412,47 @@ void Value::append_json(std::string& out, int indent, int depth) const {
                                : (std::isnan(d_) ? "NaN" : (d_ > 0 ? "Infinity" : "-Infinity"));
       return;
     case Kind::kString:
-      append_json_string(out, s_);
+      append_json_string(out, s_, format.ensure_ascii);
       return;
     case Kind::kArray:
+      if (flags_ & kIterator) break;
       if (a_->empty()) {
         out += "[]";
         return;
       }
       out += '[';
       for (size_t i = 0; i < a_->size(); ++i) {
-        if (i) out += indent < 0 ? ", " : ",";
-        newline(depth + 1);
-        (*a_)[i].append_json(out, indent, depth + 1);
+        separator(i, depth + 1);
+        (*a_)[i].append_json(out, format, depth + 1);
       }
       newline(depth);
       out += ']';
       return;
-    case Kind::kObject:
+    case Kind::kObject: {
+      if (o_->is_namespace) break;
       if (o_->items.empty()) {
         out += "{}";
         return;
       }
+      std::vector<const std::pair<std::string, Value>*> items;
+      for (const auto& item : o_->items) items.push_back(&item);
+      if (format.sort_keys)
+        std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
       out += '{';
-      for (size_t i = 0; i < o_->items.size(); ++i) {
-        if (i) out += indent < 0 ? ", " : ",";
-        newline(depth + 1);
-        append_json_string(out, o_->items[i].first);
-        out += ": ";
-        o_->items[i].second.append_json(out, indent, depth + 1);
+      for (size_t i = 0; i < items.size(); ++i) {
+        separator(i, depth + 1);
+        append_json_string(out, items[i]->first, format.ensure_ascii);
+        out += format.key_separator;
+        items[i]->second.append_json(out, format, depth + 1);
       }
       newline(depth);
       out += '}';
       return;
-    case Kind::kFunction:
-      throw Error("a function cannot be written as JSON");
+    }
+    default:
+      break;
   }
+  throw Error("Object of type " + type_name() + " is not JSON serializable");
 }
 
 bool Value::equals(const Value& o) const {
@@ -336,7 +465,7 @@ bool Value::equals(const Value& o, int depth) const {
     if (kind_ == Kind::kFloat || o.kind_ == Kind::kFloat) return as_double() == o.as_double();
     return as_int() == o.as_int();
   }
-  if (kind_ != o.kind_) return (is_undefined() && o.is_undefined());
+  if (kind_ != o.kind_) return false;
   switch (kind_) {
     case Kind::kUndefined:
     case Kind::kNone:
@@ -344,12 +473,14 @@ bool Value::equals(const Value& o, int depth) const {
     case Kind::kString:
       return s_ == o.s_;
     case Kind::kArray: {
-      if (a_->size() != o.a_->size()) return false;
+      if ((flags_ | o.flags_) & kIterator) return a_ == o.a_;
+      if (is_tuple() != o.is_tuple() || a_->size() != o.a_->size()) return false;
       for (size_t i = 0; i < a_->size(); ++i)
         if (!(*a_)[i].equals((*o.a_)[i], depth + 1)) return false;
       return true;
     }
     case Kind::kObject: {
+      if (o_->is_namespace || o.o_->is_namespace) return o_ == o.o_;
       if (o_->items.size() != o.o_->items.size()) return false;
       for (const auto& [k, v] : o_->items) {
         const Value* other = o.o_->find(k);
@@ -357,29 +488,41 @@ bool Value::equals(const Value& o, int depth) const {
       }
       return true;
     }
+    case Kind::kFunction:
+      return f_ == o.f_;
+    case Kind::kNative:
+      return n_ == o.n_;
     default:
-      return this == &o;
+      return false;
   }
 }
 
 int Value::compare(const Value& o) const {
+  return compare(o, 0);
+}
+
+int Value::compare(const Value& o, int depth) const {
+  if (depth > kMaxNesting) throw Error("values are nested too deeply to compare");
   if (is_number() && o.is_number()) {
     double a = as_double(), b = o.as_double();
     return a < b ? -1 : (a > b ? 1 : 0);
   }
+  // UTF-8 byte order is code point order, which is how Python orders strings.
   if (is_string() && o.is_string()) return s_ < o.s_ ? -1 : (s_ > o.s_ ? 1 : 0);
-  if (is_array() && o.is_array()) {
+  if (is_sequence() && o.is_sequence() && is_tuple() == o.is_tuple()) {
+    // Python: the first items that differ (by ==) decide; equal items need not be orderable.
     for (size_t i = 0; i < a_->size() && i < o.a_->size(); ++i)
-      if (int c = (*a_)[i].compare((*o.a_)[i])) return c;
+      if (!(*a_)[i].equals((*o.a_)[i], depth + 1)) return (*a_)[i].compare((*o.a_)[i], depth + 1);
     return a_->size() < o.a_->size() ? -1 : (a_->size() > o.a_->size() ? 1 : 0);
   }
-  throw Error("cannot compare " + type_name() + " with " + o.type_name());
+  throw Error("'<' not supported between instances of '" + type_name() + "' and '" + o.type_name() +
+              "'");
 }
 
 std::string Value::type_name() const {
   switch (kind_) {
     case Kind::kUndefined:
-      return "undefined";
+      return "Undefined";
     case Kind::kNone:
       return "NoneType";
     case Kind::kBool:
@@ -389,13 +532,15 @@ std::string Value::type_name() const {
     case Kind::kFloat:
       return "float";
     case Kind::kString:
-      return "str";
+      return is_safe() ? "Markup" : "str";
     case Kind::kArray:
-      return "list";
+      return is_iterator() ? "generator" : is_tuple() ? "tuple" : "list";
     case Kind::kObject:
       return is_namespace() ? "Namespace" : "dict";
     case Kind::kFunction:
       return "function";
+    case Kind::kNative:
+      return n_->type_name();
   }
   return "?";
 }
