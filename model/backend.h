@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/hparams.h"
+#include "model/rope.h"
 #include "model/weights.h"
 
 namespace ember::model {
@@ -42,11 +43,13 @@ class Backend {
   virtual void add_bias(Tensor x, const Weight& bias) = 0;
   // Each row of x divided by its RMS, times the weight vector.
   virtual void rms_norm(const Tensor& x, const Weight& weight, float eps, Tensor out) = 0;
-  // Rotates the first n_rot dimensions of each head row of x (rows: tokens × heads, in token
-  // order) by position·base^(−2i/n_rot).
-  virtual void rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, int n_rot,
-                    float base, RopeStyle style) = 0;
+  // Rotates the first table.n_rot() dimensions of each head row of x (rows: tokens × heads, in
+  // token order): pair i by position·table.inv_freq[i], cos and sin times table.mscale (rope.h).
+  virtual void rope(Tensor x, const std::vector<int32_t>& positions, int n_heads,
+                    const RopeTable& table, RopeStyle style) = 0;
   virtual void add(Tensor x, const Tensor& y) = 0;  // x += y
+  // x[t] += scales[t] · y[t] for every row t (rows whose scale is 0 are left alone).
+  virtual void add_scaled_rows(Tensor x, const Tensor& y, const std::vector<float>& scales) = 0;
   // out = act(gate) · up, element-wise.
   virtual void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) = 0;
 
@@ -59,10 +62,11 @@ class Backend {
                         const std::vector<int32_t>& seqs) = 0;
   // Causal attention of q (tokens × n_head·head_dim), token t over the cached positions ≤
   // positions[t] of its own sequence seqs[t], limited to the last `window` positions when
-  // window > 0; GQA groups query heads per kv head.
+  // window > 0; GQA groups query heads per kv head. Scores are q·k·scale, then, when
+  // softcap > 0, softcap·tanh(score / softcap).
   virtual void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
                          const std::vector<int32_t>& seqs, int n_head, int n_head_kv, int head_dim,
-                         float scale, int window, Tensor out) = 0;
+                         float scale, float softcap, int window, Tensor out) = 0;
 
   // Mixture of experts, on the rows of x: top-k softmax routing from `router_logits` (rows ×
   // n_expert), optionally renormalised; then for every expert the rows routed to it go through

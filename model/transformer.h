@@ -7,6 +7,8 @@
 #include "gguf/model_files.h"
 #include "model/backend.h"
 #include "model/hparams.h"
+#include "model/lora.h"
+#include "model/rope.h"
 #include "model/weights.h"
 
 namespace ember::model {
@@ -54,14 +56,27 @@ class Transformer {
   std::vector<float> decode(const Batch& batch);
   int n_seq() const { return n_seq_; }
 
+  // LoRA adapters (lora.h), applied unmerged to the weights they adapt. `scale` is the adapter's
+  // scale for every sequence until set_lora_scales() says otherwise.
+  void add_lora(std::shared_ptr<const LoraAdapter> adapter, float scale);
+  // The scales of the attached adapters, in the order they were added, for sequence `seq`
+  // (adapters beyond the list: 0).
+  void set_lora_scales(int seq, std::vector<float> scales);
+  size_t lora_count() const { return loras_.size(); }
+
  private:
   Tensor attention_block(int layer, const Tensor& x, const Batch& batch);
-  Tensor ffn_block(int layer, const Tensor& x);
+  Tensor ffn_block(int layer, const Tensor& x, const std::vector<int32_t>& seqs);
+  // out = W·x, plus each attached adapter's B·(A·x) scaled per row by its sequence's scale.
+  void linear(const Weight& w, const Tensor& x, Tensor out, const std::vector<int32_t>& seqs);
 
   HyperParams hp_;
   ModelWeights w_;
   Backend& backend_;
   int n_ctx_;
+  RopeTable rope_global_, rope_local_;  // local: sliding-window layers (gemma3's own base)
+  std::vector<std::shared_ptr<const LoraAdapter>> loras_;
+  std::vector<std::vector<float>> lora_scales_;  // [sequence][adapter]
   int n_seq_;
   int n_past_ = 0;  // positions of sequence 0 that forward() has filled
 };

@@ -63,6 +63,7 @@ void attention_reference(const AttentionBlock& a, AttentionScratch& scratch) {
           float s = 0;
           for (int i = 0; i < d; ++i) s += q[i] * cached(a.k, a.f16, key * a.row_stride + i);
           p[j] = s * a.scale;
+          if (a.softcap > 0) p[j] = a.softcap * std::tanh(p[j] / a.softcap);
           chunk_max = std::max(chunk_max, p[j]);
         }
         const float m_new = std::max(m, chunk_max);

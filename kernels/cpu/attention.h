@@ -29,6 +29,7 @@ struct AttentionBlock {
   bool f16;
   int window;  // > 0: only the last `window` positions
   float scale;
+  float softcap = 0;  // > 0: scores s·scale → softcap·tanh(s·scale / softcap) (gemma2)
   // Output: token b, head h at out + b·out_stride + h·head_dim.
   float* out;
   int64_t out_stride;

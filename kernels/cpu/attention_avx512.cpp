@@ -112,6 +112,12 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
         __m512 chunk_max = neg_inf;
         for (int g = 0; g < C / 16; ++g) {
           s[g] = _mm512_mask_mul_ps(neg_inf, visible[g], s[g], _mm512_set1_ps(a.scale));
+          if (a.softcap > 0) {  // rare (gemma2): scalar tanh, hidden lanes stay −∞
+            alignas(64) float lanes[16];
+            _mm512_store_ps(lanes, s[g]);
+            for (float& x : lanes) x = a.softcap * std::tanh(x / a.softcap);
+            s[g] = _mm512_mask_mov_ps(neg_inf, visible[g], _mm512_load_ps(lanes));
+          }
           chunk_max = _mm512_max_ps(chunk_max, s[g]);
         }
         const float m_new = std::max(m[r], _mm512_reduce_max_ps(chunk_max));

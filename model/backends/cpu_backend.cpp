@@ -78,7 +78,7 @@ void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, flo
     if (ids[i] < 0 || ids[i] >= table.rows())
       throw std::runtime_error("token id " + std::to_string(ids[i]) + " is outside the vocabulary");
     float* row = out.data + i * out.cols;
-    k.dequantize(table.info->data + ids[i] * row_bytes, row, table.cols());
+    k.dequantize(table.data() + ids[i] * row_bytes, row, table.cols());
     if (scale != 1.0f)
       for (int64_t j = 0; j < out.cols; ++j) row[j] *= scale;
   }
@@ -86,7 +86,7 @@ void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, flo
 
 void CpuBackend::matmul(const Weight& w, const Tensor& x, Tensor out, int expert) {
   const cpu::TypeKernels& k = kernels_for(w);
-  const uint8_t* data = w.info->data;
+  const uint8_t* data = w.data();
   if (expert >= 0)
     data += static_cast<int64_t>(expert) * w.rows() *
             static_cast<int64_t>(gguf::bytes_for(w.type(), w.cols()));
@@ -111,16 +111,16 @@ void CpuBackend::rms_norm(const Tensor& x, const Weight& weight, float eps, Tens
   }
 }
 
-void CpuBackend::rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, int n_rot,
-                      float base, RopeStyle style) {
+void CpuBackend::rope(Tensor x, const std::vector<int32_t>& positions, int n_heads,
+                      const RopeTable& table, RopeStyle style) {
   const int64_t head_dim = x.cols / n_heads;
-  const int half = n_rot / 2;
+  const int half = table.n_rot() / 2;
   std::vector<float> cos_t(half), sin_t(half);
   for (size_t t = 0; t < positions.size(); ++t) {
     for (int i = 0; i < half; ++i) {
-      double theta = positions[t] * std::pow(static_cast<double>(base), -2.0 * i / n_rot);
-      cos_t[i] = static_cast<float>(std::cos(theta));
-      sin_t[i] = static_cast<float>(std::sin(theta));
+      const double theta = positions[t] * table.inv_freq[i];
+      cos_t[i] = static_cast<float>(std::cos(theta)) * table.mscale;
+      sin_t[i] = static_cast<float>(std::sin(theta)) * table.mscale;
     }
     for (int h = 0; h < n_heads; ++h) {
       float* v = x.data + t * x.cols + h * head_dim;
@@ -137,6 +137,15 @@ void CpuBackend::rope(Tensor x, const std::vector<int32_t>& positions, int n_hea
 
 void CpuBackend::add(Tensor x, const Tensor& y) {
   for (int64_t i = 0; i < x.rows * x.cols; ++i) x.data[i] += y.data[i];
+}
+
+void CpuBackend::add_scaled_rows(Tensor x, const Tensor& y, const std::vector<float>& scales) {
+  for (int64_t r = 0; r < x.rows; ++r) {
+    if (scales[r] == 0) continue;
+    float* xr = x.data + r * x.cols;
+    const float* yr = y.data + r * x.cols;
+    for (int64_t c = 0; c < x.cols; ++c) xr[c] += scales[r] * yr[c];
+  }
 }
 
 void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) {
@@ -189,7 +198,7 @@ void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
 
 void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
                            const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
-                           int head_dim, float scale, int window, Tensor out) {
+                           int head_dim, float scale, float softcap, int window, Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
   const int group = n_head / n_head_kv;  // query heads sharing one kv head
   // Blocks: runs of consecutive batch entries of one sequence, at most kAttentionBlock long
@@ -225,6 +234,7 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
       block.f16 = cache_type_ == CacheType::kF16;
       block.window = window;
       block.scale = scale;
+      block.softcap = softcap;
       block.out = out.data + first * out.cols + int64_t(g) * group * head_dim;
       block.out_stride = out.cols;
       attention_kernel_(block, attention_scratch_[thread]);

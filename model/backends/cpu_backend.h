@@ -26,16 +26,17 @@ class CpuBackend : public Backend {
   void matmul(const Weight& w, const Tensor& x, Tensor out, int expert = -1) override;
   void add_bias(Tensor x, const Weight& bias) override;
   void rms_norm(const Tensor& x, const Weight& weight, float eps, Tensor out) override;
-  void rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, int n_rot, float base,
+  void rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, const RopeTable& table,
             RopeStyle style) override;
   void add(Tensor x, const Tensor& y) override;
+  void add_scaled_rows(Tensor x, const Tensor& y, const std::vector<float>& scales) override;
   void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) override;
   void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) override;
   void store_kv(int layer, const Tensor& k, const Tensor& v, const std::vector<int32_t>& positions,
                 const std::vector<int32_t>& seqs) override;
   void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
                  const std::vector<int32_t>& seqs, int n_head, int n_head_kv, int head_dim,
-                 float scale, int window, Tensor out) override;
+                 float scale, float softcap, int window, Tensor out) override;
   void moe_ffn(const LayerWeights& w, const HyperParams& hp, const Tensor& x,
                const Tensor& router_logits, Tensor out) override;
   void scale_rows_sigmoid(Tensor x, const Tensor& gate) override;
@@ -45,13 +46,13 @@ class CpuBackend : public Backend {
   cpu::ThreadPool& pool() { return pool_; }
 
  private:
-  cpu::AttentionFn attention_kernel_;
-  std::vector<cpu::AttentionScratch> attention_scratch_;  // one per thread
   // Where row `pos` of sequence `seq` lives in one layer's cache.
   uint8_t* cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos) const;
 
   cpu::ThreadPool pool_;
   const cpu::VectorOps& vector_ops_;
+  cpu::AttentionFn attention_kernel_;
+  std::vector<cpu::AttentionScratch> attention_scratch_;  // one per thread
   cpu::MatmulScratch matmul_scratch_;
   // Activations come from chunks that are kept between forward passes and rewound by
   // reset_scratch(), so steady-state steps neither allocate nor fault pages in.

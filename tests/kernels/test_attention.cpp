@@ -16,6 +16,7 @@ namespace {
 struct Case {
   int head_dim, group, n_tokens, first_pos, window;
   bool f16;
+  float softcap = 0;
 };
 
 struct Data {
@@ -60,15 +61,17 @@ cpu::AttentionBlock block_of(const Case& c, Data& d, int first, int count) {
   a.f16 = c.f16;
   a.window = c.window;
   a.scale = 1.0f / std::sqrt(float(c.head_dim));
+  a.softcap = c.softcap;
   a.out = d.out.data() + first * stride;
   a.out_stride = stride;
   return a;
 }
 
 const Case kCases[] = {
-    {64, 1, 1, 0, 0, true},     {64, 3, 7, 60, 0, true},  {64, 8, 32, 100, 0, false},
-    {256, 1, 5, 130, 0, true},  {256, 4, 3, 0, 0, false}, {48, 2, 9, 63, 0, true},
-    {64, 2, 17, 200, 50, true}, {128, 1, 32, 0, 0, true}, {16, 5, 4, 64, 0, false},
+    {64, 1, 1, 0, 0, true},        {64, 3, 7, 60, 0, true},        {64, 8, 32, 100, 0, false},
+    {256, 1, 5, 130, 0, true},     {256, 4, 3, 0, 0, false},       {48, 2, 9, 63, 0, true},
+    {64, 2, 17, 200, 50, true},    {128, 1, 32, 0, 0, true},       {16, 5, 4, 64, 0, false},
+    {64, 2, 9, 70, 8, true, 0.5f}, {48, 1, 5, 10, 0, false, 0.3f},  // soft-capped (gemma2)
 };
 
 }  // namespace
@@ -101,5 +104,33 @@ TEST(Attention, ResultsDoNotDependOnTheBlock) {
     kernel(block_of(c, whole, 0, c.n_tokens), scratch);
     for (int b = 0; b < c.n_tokens; ++b) kernel(block_of(c, single, b, 1), scratch);
     EXPECT_EQ(whole.out, single.out) << "head_dim " << c.head_dim << " tokens " << c.n_tokens;
+  }
+}
+
+// The soft-cap against attention written out in double: softmax over cap·tanh(q·k·scale / cap)
+// of the visible keys, for the last token of a windowed, capped case.
+TEST(Attention, SoftcapIsAppliedToTheScaledScores) {
+  const Case c{64, 2, 9, 70, 8, false, 0.5f};
+  Data d = make(c, 11);
+  cpu::AttentionScratch scratch;
+  cpu::attention_reference(block_of(c, d, 0, c.n_tokens), scratch);
+  const int b = c.n_tokens - 1, pos = d.positions[b];
+  for (int h = 0; h < c.group; ++h) {
+    const float* q = d.q.data() + (int64_t(b) * c.group + h) * c.head_dim;
+    std::vector<double> w;
+    double total = 0;
+    for (int key = pos - c.window + 1; key <= pos; ++key) {
+      double s = 0;
+      for (int i = 0; i < c.head_dim; ++i) s += double(q[i]) * d.k32[key * d.row_stride + i];
+      s = c.softcap * std::tanh(s / std::sqrt(double(c.head_dim)) / c.softcap);
+      w.push_back(std::exp(s));
+      total += w.back();
+    }
+    for (int i = 0; i < c.head_dim; ++i) {
+      double want = 0;
+      for (int j = 0; j < c.window; ++j)
+        want += w[j] / total * d.v32[(pos - c.window + 1 + j) * d.row_stride + i];
+      EXPECT_NEAR(d.out[(int64_t(b) * c.group + h) * c.head_dim + i], want, 1e-5);
+    }
   }
 }
