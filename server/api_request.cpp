@@ -1,5 +1,6 @@
 #include "server/api_request.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -114,6 +115,85 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
   if (endpoint == Endpoint::kNativeGenerate && present("format"))
     throw ApiError(400, "'format' is not supported yet (no constrained output)", "format",
                    "invalid_request_error", "unsupported_parameter");
+
+  auto unsupported = [](const char* key, const std::string& why) {
+    throw ApiError(400, std::string("'") + key + "' " + why, key, "invalid_request_error",
+                   "unsupported_parameter");
+  };
+  if (auto it = body.find("logit_bias"); it != body.end() && it->is_object() && !it->empty())
+    unsupported("logit_bias", "is not supported yet");
+  if (auto it = body.find("echo"); it != body.end() && it->is_boolean() && it->get<bool>())
+    unsupported("echo", "is not supported (the answer does not repeat the prompt)");
+  if (present("suffix")) unsupported("suffix", "(text after the insertion) is not supported");
+  if (present("functions"))
+    unsupported("functions", "is the deprecated form of 'tools'; send 'tools' instead");
+  if (auto it = body.find("function_call");
+      it != body.end() && !it->is_null() && !(it->is_string() && (*it == "none" || *it == "auto")))
+    unsupported("function_call", "cannot force a call; send 'tools' with 'tool_choice' \"auto\"");
+  if (auto it = body.find("images"); it != body.end() && it->is_array() && !it->empty())
+    unsupported("images", "cannot be honoured: ember serves text-only models (no vision yet)");
+}
+
+// Ollama's `options` of /api/generate: the sampling ones are honoured, those that only tune
+// the runtime are accepted (ember sizes these itself), anything else is refused by name.
+void apply_ollama_options(const json& body, model::GenerateRequest& g) {
+  auto it = body.find("options");
+  if (it == body.end() || it->is_null()) return;
+  if (!it->is_object()) throw ApiError(400, "'options' must be an object", "options");
+  static const char* kRuntime[] = {"num_ctx",  "num_thread", "num_gpu",    "num_batch",
+                                   "main_gpu", "use_mmap",   "use_mlock",  "numa",
+                                   "low_vram", "f16_kv",     "vocab_only", "num_keep"};
+  model::SamplingParams& s = g.sampling;
+  for (const auto& [key, value] : it->items()) {
+    const std::string where = "options." + key;
+    auto num = [&](double lo, double hi) {
+      if (!value.is_number()) throw ApiError(400, "'" + where + "' must be a number", "options");
+      const double v = value.get<double>();
+      if (!(v >= lo && v <= hi))
+        throw ApiError(
+            400,
+            "'" + where + "' must be between " + format_number(lo) + " and " + format_number(hi),
+            "options", "invalid_request_error", "invalid_value");
+      return v;
+    };
+    if (key == "temperature")
+      s.temperature = static_cast<float>(num(0, 100));
+    else if (key == "top_p")
+      s.top_p = static_cast<float>(num(0, 1));
+    else if (key == "top_k")
+      s.top_k = static_cast<int>(num(0, 1e9));
+    else if (key == "min_p")
+      s.min_p = static_cast<float>(num(0, 1));
+    else if (key == "repeat_penalty")
+      s.repeat_penalty = static_cast<float>(num(0, 100));
+    else if (key == "presence_penalty")
+      s.presence_penalty = static_cast<float>(num(-2, 2));
+    else if (key == "frequency_penalty")
+      s.frequency_penalty = static_cast<float>(num(-2, 2));
+    else if (key == "seed") {  // negative (Ollama's -1): random, as without a seed
+      const double v = num(-9.2e18, 9.2e18);
+      if (v >= 0) s.seed = static_cast<uint64_t>(v);
+    } else if (key == "num_predict") {  // -1: no limit (up to the context)
+      const double n = num(-2, 1e9);
+      g.max_tokens = n < 0 ? 1 << 30 : static_cast<int>(n);
+    } else if (key == "stop") {
+      g.stop.clear();
+      const json list = value.is_string() ? json::array({value}) : value;
+      if (!list.is_array())
+        throw ApiError(400, "'options.stop' must be a string or a list", "options");
+      for (const json& x : list) {
+        if (!x.is_string()) throw ApiError(400, "'options.stop' must hold strings", "options");
+        if (!x.get<std::string>().empty()) g.stop.push_back(x.get<std::string>());
+      }
+    } else if (std::find(std::begin(kRuntime), std::end(kRuntime), key) == std::end(kRuntime)) {
+      throw ApiError(400,
+                     "'" + where +
+                         "' is not supported (ember honours temperature, top_p, top_k, "
+                         "min_p, num_predict, seed, stop, repeat_penalty, presence_penalty, "
+                         "frequency_penalty)",
+                     "options", "invalid_request_error", "unsupported_parameter");
+    }
+  }
 }
 
 }  // namespace
@@ -162,8 +242,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
     auto messages = body.find("messages");
     if (messages == body.end() || !messages->is_array() || messages->empty())
       throw ApiError(400, "'messages' must be a non-empty list", "messages");
-    // Copies of the messages with text content, so templates see strings they can print;
-    // parts lists are kept when they hold more than text (templates may handle images).
+    // Copies of the messages with text content (text parts joined; other parts are refused by
+    // text_content), so templates see strings they can print.
     json cleaned = json::array();
     for (size_t i = 0; i < messages->size(); ++i) {
       const json& m = (*messages)[i];
@@ -189,9 +269,12 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
     job.continue_final = cleaned.back()["role"] == "assistant";
     job.messages = chat::jinja::from_json(cleaned);
     json extra = json::object();
+    // With tool_choice "none" the model is not shown the tools at all, so it cannot call one.
+    const bool no_tools = body.contains("tool_choice") && body["tool_choice"] == "none";
     for (const char* key : {"tools", "tool_choice", "chat_template_kwargs"}) {
       auto it = body.find(key);
       if (it == body.end() || it->is_null()) continue;
+      if (no_tools && std::string(key) != "chat_template_kwargs") continue;
       if (std::string(key) == "chat_template_kwargs") {
         if (!it->is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object", key);
         for (auto& [k, v] : it->items()) extra[k] = v;
@@ -236,7 +319,27 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
           ? number(body, "max_completion_tokens", 256, 0, 1e9)
           : number(body, "max_tokens", endpoint == Endpoint::kChat ? 1e9 : 256, 0, 1e9);
   g.max_tokens = static_cast<int>(max_tokens);
+  if (endpoint == Endpoint::kNativeGenerate) apply_ollama_options(body, g);
   g.ignore_eos = boolean(body, "ignore_eos", false);
+  // llama-server's per-request adapters: [{"id": N, "scale": S}, ...].
+  if (auto lora = body.find("lora"); lora != body.end() && !lora->is_null()) {
+    if (!lora->is_array())
+      throw ApiError(400, "'lora' must be a list of {\"id\", \"scale\"} objects", "lora");
+    job.lora.emplace();
+    for (const json& item : *lora) {
+      if (!item.is_object() || !item.contains("id") || !item["id"].is_number_integer() ||
+          !item.contains("scale") || !item["scale"].is_number())
+        throw ApiError(400, "each 'lora' entry needs an integer 'id' and a number 'scale'", "lora");
+      const double scale = item["scale"].get<double>();
+      if (!std::isfinite(scale) || std::fabs(scale) > 1e6)
+        throw ApiError(400, "a 'lora' scale must be a finite number", "lora");
+      const int64_t id = item["id"].get<int64_t>();
+      if (id < 0 || id > (1 << 20))
+        throw ApiError(400, "lora id " + std::to_string(id) + " does not exist", "lora",
+                       "invalid_request_error", "invalid_value");
+      job.lora->emplace_back(static_cast<int>(id), static_cast<float>(scale));
+    }
+  }
   const double n = number(body, "n", 1, 0, 1e9);
   if (n != 1) throw ApiError(400, "only n = 1 is supported", "n");
 

@@ -349,6 +349,18 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
     const bool ok = std::string_view(r.allowed) == "POST" ? method == "POST" : get;
     return ok ? r.run() : wrong_method(r.allowed);
   }
+  // DELETE /api/pull/{id}: cancel a pull (id as GET / lists it, or ORG/REPO for all of a repo's).
+  if (path.rfind("/api/pull/", 0) == 0 && path.size() > 10) {
+    if (method != "DELETE") return wrong_method("DELETE");
+    const std::string target = path.substr(10);
+    const auto ids = pulls_.cancel(target, "cancelled by DELETE " + path);
+    if (ids.empty())
+      return error(responder, 404, "no pull of '" + target + "' is running (GET / lists them)",
+                   "not_found_error");
+    http::Response r;
+    r.body = dump(json{{"status", "cancelled"}, {"cancelled", ids}});
+    return responder->send(std::move(r));
+  }
   if (path.rfind("/api/models/", 0) == 0 && path.size() > 12 && path != "/api/models/discover")
     return method == "DELETE" ? delete_model(path.substr(12), responder) : wrong_method("DELETE");
   if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11)
@@ -364,8 +376,7 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
   std::string fallback;
   if (!options_.default_model_file.empty())
     fallback = registry_.id_for_path(options_.default_model_file);
-  else if (models.size() == 1)
-    fallback = models[0].id;
+  if (fallback.empty() && models.size() == 1) fallback = models[0].id;
   std::vector<std::string> ids;
   for (const ModelEntry& m : models) ids.push_back(m.id);
   ParsedRequest parsed;
@@ -374,6 +385,8 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
   } catch (const ApiError& e) {
     return error(responder, e.status, e.what(), e.type, e.param, {}, e.code);
   }
+  if (std::string why = registry_.not_a_model(parsed.job.model); !why.empty())
+    return error(responder, 400, why, "invalid_request_error", "model", {}, "model_not_supported");
   if (!registry_.find(parsed.job.model)) {
     std::string names;
     for (const ModelEntry& m : models) names += (names.empty() ? "" : ", ") + m.id;
@@ -382,6 +395,23 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
         "model '" + parsed.job.model + "' not found; available: " +
             (names.empty() ? "none (put GGUF files in ./models or use --model-dirs)" : names),
         "not_found_error", "model");
+  }
+  // Adapters (--lora) belong to one model and are numbered from 0.
+  if (parsed.job.lora) {
+    const SchedulerOptions& o = scheduler_.options();
+    const std::string lora_model = o.loras.empty() ? "" : registry_.id_for_path(o.lora_model_path);
+    if (lora_model.empty() || registry_.find(parsed.job.model)->id != lora_model)
+      return error(responder, 400,
+                   "model '" + parsed.job.model + "' has no LoRA adapters" +
+                       (lora_model.empty() ? " (start the server with --model FILE --lora ADAPTER)"
+                                           : " (they belong to '" + lora_model + "')"),
+                   "invalid_request_error", "lora");
+    for (const auto& [id, scale] : *parsed.job.lora)
+      if (id >= static_cast<int>(o.loras.size()))
+        return error(responder, 400,
+                     "lora id " + std::to_string(id) + " does not exist (the server has " +
+                         std::to_string(o.loras.size()) + " adapter(s), ids from 0)",
+                     "invalid_request_error", "lora", {}, "invalid_value");
   }
   auto sink = std::make_shared<GenerationSink>(responder, endpoint, parsed);
   if (!scheduler_.submit(std::move(parsed.job), sink))
@@ -398,7 +428,11 @@ void App::health(std::shared_ptr<http::Responder> responder) {
       {"version", kVersion},
       {"uptime_seconds", uptime},
       {"backend", options_.backend},
-      {"models", {{"found", registry_.list().size()}, {"loaded", s.loaded}}},
+      {"device", options_.device},
+      {"models",
+       {{"found", registry_.list().size()},
+        {"loaded", s.loaded},
+        {"skipped", registry_.skipped()}}},
       {"memory", {{"resident_bytes", resident_bytes()}}},
       {"slots",
        {{"parallel", scheduler_.options().parallel}, {"active", s.active}, {"queued", s.queued}}},
@@ -517,13 +551,10 @@ void App::pull(const http::Request& request, std::shared_ptr<http::Responder> re
         throw std::invalid_argument(std::string("'") + key + "' must be a string");
       return it->get<std::string>();
     };
-    r.repo = text("model", text("name", ""));
-    // ORG/REPO:FILE is accepted as in `ember pull`.
-    if (const size_t colon = r.repo.find(':'); colon != std::string::npos) {
-      r.filename = r.repo.substr(colon + 1);
-      r.repo.resize(colon);
-    }
+    // ORG/REPO[:FILE|:QUANT], also behind hf.co/, as in `ember pull`.
+    r = pull::parse_model_spec(text("model", text("name", "")));
     r.filename = text("filename", r.filename);
+    r.quant = text("quant", r.quant);
     r.revision = text("revision", "main");
     if (body.contains("stream") && body["stream"].is_boolean()) stream = body["stream"].get<bool>();
     pull::validate(r);
@@ -536,17 +567,21 @@ void App::pull(const http::Request& request, std::shared_ptr<http::Responder> re
     return error(responder, 400, e.what(), "invalid_request_error", "model");
   }
   if (stream) responder->start_stream(200, "application/x-ndjson");
-  pulls_.pull(r, [responder, stream](const std::string& line, bool last) {
-    if (stream) {
-      responder->write(line + "\n");
-      if (last) responder->end();
-    } else if (last) {
-      http::Response r;
-      r.status = json::parse(line).value("status", "") == "error" ? 502 : 200;
-      r.body = line;
-      responder->send(std::move(r));
-    }
-  });
+  // A client that hangs up stops following; a pull nobody follows any more is cancelled.
+  pulls_.pull(
+      r,
+      [responder, stream](const std::string& line, bool last) {
+        if (stream) {
+          responder->write(line + "\n");
+          if (last) responder->end();
+        } else if (last) {
+          http::Response r;
+          r.status = json::parse(line).value("status", "") == "error" ? 502 : 200;
+          r.body = line;
+          responder->send(std::move(r));
+        }
+      },
+      [responder] { return responder->closed(); });
 }
 
 void App::delete_model(const std::string& id, std::shared_ptr<http::Responder> responder) {
@@ -573,8 +608,13 @@ void App::delete_model(const std::string& id, std::shared_ptr<http::Responder> r
       responder->send(std::move(r));
       return;
     }
+    // Every part of a split model, the first first: from then on the set is no model at all.
     std::error_code ec;
-    std::filesystem::remove(doomed.path, ec);
+    for (const std::string& part : doomed.part_paths) {
+      std::error_code part_ec;
+      std::filesystem::remove(part, part_ec);
+      if (part_ec && !ec) ec = part_ec;
+    }
     registry.rescan();
     http::Response r;
     r.status = ec ? 500 : 200;
@@ -586,15 +626,18 @@ void App::delete_model(const std::string& id, std::shared_ptr<http::Responder> r
 }
 
 void App::root(std::shared_ptr<http::Responder> responder) {
-  json body = {
-      {"name", "ember"},
-      {"version", kVersion},
-      {"description", "GGUF inference server with an OpenAI-compatible API"},
-      {"endpoints",
-       {"GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
-        "POST /v1/completions", "POST /api/generate", "POST /v1/generate", "GET /api/tags",
-        "POST /api/models/discover", "GET /metrics"}},
-      {"downloads", json::array()}};
+  json body = {{"name", "ember"},
+               {"version", kVersion},
+               {"description", "GGUF inference server with an OpenAI-compatible API"},
+               {"endpoints",
+                {"GET /health", "GET /v1/models", "GET /v1/models/{id}",
+                 "POST /v1/chat/completions", "POST /v1/completions", "POST /api/generate",
+                 "POST /v1/generate", "GET /api/tags", "POST /api/models/discover", "GET /metrics",
+                 "POST /api/pull", "DELETE /api/pull/{id}", "DELETE /api/models/{id}"}},
+               {"downloads", json::array()}};
+  // Pulls in progress: id (for DELETE /api/pull/{id}), repo, file, status and bytes.
+  for (const std::string& line : pulls_.status_lines())
+    body["downloads"].push_back(json::parse(line));
   http::Response r;
   r.body = dump(body);
   responder->send(std::move(r));

@@ -17,6 +17,7 @@ namespace ember::server {
 struct AppOptions {
   std::string api_key;  // empty: no authentication
   std::string backend = "cpu";
+  std::string device;                 // what the backend runs on, for /health
   std::string pull_dir = "./models";  // where pulled files go; only these may be deleted
   // The model of a request that names none (--model FILE); empty: the only model, if just one.
   std::string default_model_file;

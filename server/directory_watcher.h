@@ -1,10 +1,16 @@
-// Rescans the registry when a models directory changes (inotify): a file copied, pulled,
-// renamed or deleted there is servable or gone within a fraction of a second, no restart.
-// Events are coalesced: one rescan per quiet 200 ms.
+// Rescans the registry when something it scans changes (inotify): a file copied, pulled,
+// renamed or deleted in a models directory (or its ORG/REPO sub-directories), a new snapshot or
+// refs/main in the Hugging Face cache, a new manifest in Ollama's store, or a source that did
+// not exist at start being created. What is watched is exactly what the last scan listed
+// (ModelRegistry::watch_dirs), re-synchronised after every scan, whoever triggered it.
+// Events are coalesced: one rescan per quiet 200 ms. Network filesystems do not report writes
+// made on other machines; `POST /api/models/discover` rescans on request.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 #include "server/http/event_loop.h"
@@ -20,13 +26,22 @@ class DirectoryWatcher {
   DirectoryWatcher& operator=(const DirectoryWatcher&) = delete;
 
  private:
-  void watch_tree(const std::string& dir, int depth);
+  void sync();  // watches what the registry's last scan listed, and nothing else
   void on_events();
 
   http::EventLoop& loop_;
   ModelRegistry& registry_;
   int fd_ = -1;
-  std::map<int, std::string> watched_;  // watch descriptor → directory
+  // A watched directory: in full, or only for the creation of some children (the next step
+  // towards sources that do not exist yet).
+  struct Watched {
+    std::string path;
+    bool full = false;
+    std::set<std::string> children;
+  };
+  std::map<int, Watched> watched_;  // by watch descriptor
+  bool warned_ = false;             // a watch could not be added (said once)
+  uint64_t synced_generation_ = ~uint64_t{0};
   bool dirty_ = false;
   std::chrono::steady_clock::time_point last_event_;
 };

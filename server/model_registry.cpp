@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string_view>
 
@@ -37,8 +38,9 @@ std::string file_type_name(int64_t t) {
   return it == kNames.end() ? "" : it->second;
 }
 
+// Opens a found file and describes it; nullopt (and `error`) when it does not parse.
 std::optional<ModelEntry> probe(const fs::path& path, const std::string& source,
-                                std::string id = "") {
+                                const std::string& id, std::string& error) {
   try {
     gguf::ModelFiles files = gguf::ModelFiles::open(path.string());
     ModelEntry e;
@@ -55,6 +57,7 @@ std::optional<ModelEntry> probe(const fs::path& path, const std::string& source,
     }
     e.size_bytes = files.total_file_bytes();
     e.parts = static_cast<int>(files.parts().size());
+    for (const gguf::File& part : files.parts()) e.part_paths.push_back(part.path());
     std::error_code ec;
     auto mtime = fs::last_write_time(path, ec);
     if (!ec)
@@ -63,79 +66,8 @@ std::optional<ModelEntry> probe(const fs::path& path, const std::string& source,
                        .count();
     return e;
   } catch (const std::exception& err) {
-    std::fprintf(stderr, "skipping %s: %s\n", path.c_str(), err.what());
+    error = err.what();
     return std::nullopt;
-  }
-}
-
-bool is_gguf_name(const fs::path& p) {
-  std::string ext = p.extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".gguf";
-}
-
-// The parts after the first of a split set are not models of their own.
-bool is_later_split_part(const fs::path& p) {
-  std::smatch m;
-  const std::string stem = p.stem().string();
-  return std::regex_search(stem, m, split_suffix()) && m[1].str() != "00001";
-}
-
-// Hugging Face cache: hub/models--ORG--NAME/snapshots/REV/FILE.gguf (FILE may sit in
-// sub-folders of the repo; the snapshot entries are symlinks into blobs/).
-void scan_hf_cache(const std::string& hub, const std::function<void(const fs::path&)>& add) {
-  std::error_code ec;
-  if (hub.empty() || !fs::is_directory(hub, ec)) return;
-  for (const auto& repo : fs::directory_iterator(hub, ec)) {
-    if (repo.path().filename().string().rfind("models--", 0) != 0) continue;
-    const fs::path snapshots = repo.path() / "snapshots";
-    if (!fs::is_directory(snapshots, ec)) continue;
-    for (auto it = fs::recursive_directory_iterator(snapshots, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it.depth() >= 3) it.disable_recursion_pending();
-      const fs::path& p = it->path();
-      if (is_gguf_name(p) && !is_later_split_part(p) && fs::is_regular_file(p, ec)) add(p);
-    }
-  }
-}
-
-// Ollama: manifests/HOST/NAMESPACE/NAME/TAG is JSON whose layer of media type
-// application/vnd.ollama.image.model names blobs/sha256-HEX. Id NAME:TAG (NAMESPACE/NAME:TAG
-// outside the default "library" namespace).
-void scan_ollama(const std::string& root,
-                 const std::function<void(const fs::path&, const std::string&)>& add) {
-  std::error_code ec;
-  const fs::path manifests = fs::path(root) / "manifests";
-  if (root.empty() || !fs::is_directory(manifests, ec)) return;
-  for (auto it = fs::recursive_directory_iterator(manifests, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    const fs::path rel = fs::relative(it->path(), manifests, ec);
-    std::vector<std::string> parts;
-    for (const auto& part : rel) parts.push_back(part.string());
-    if (parts.size() < 3) continue;
-    const std::string tag = parts.back(), name = parts[parts.size() - 2],
-                      ns = parts.size() >= 4 ? parts[parts.size() - 3] : "library";
-    std::ifstream in(it->path());
-    std::stringstream text;
-    text << in.rdbuf();
-    const std::string manifest = text.str();
-    // The digest of the model layer, found without a JSON library: each layer object holds
-    // "mediaType" and "digest"; take the digest nearest after the model media type.
-    const size_t media = manifest.find("application/vnd.ollama.image.model");
-    if (media == std::string::npos) continue;
-    const size_t object_start = manifest.rfind('{', media);
-    const size_t object_end = manifest.find('}', media);
-    if (object_start == std::string::npos || object_end == std::string::npos) continue;
-    const std::string layer = manifest.substr(object_start, object_end - object_start);
-    static const std::regex digest_re("\"digest\"\\s*:\\s*\"sha256:([0-9a-f]{64})\"");
-    std::smatch m;
-    if (!std::regex_search(layer, m, digest_re)) continue;
-    const fs::path blob = fs::path(root) / "blobs" / ("sha256-" + m[1].str());
-    if (!fs::is_regular_file(blob, ec)) continue;
-    std::string id = (ns == "library" ? "" : ns + "/") + name + ":" + tag;
-    for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    add(blob, id);
   }
 }
 
@@ -210,47 +142,35 @@ ModelRegistry::ModelRegistry(RegistrySources sources) : sources_(std::move(sourc
 
 size_t ModelRegistry::rescan() {
   std::lock_guard<std::mutex> scanning(scan_mutex_);
-  std::vector<ModelEntry> found;
-  std::vector<std::string> seen_paths;
+  ScanReport report = scan_sources(sources_);
+  std::vector<ModelEntry> found, projectors;
+  std::set<std::string> seen;  // canonical path + id: one file is one model per name
   std::map<std::string, Probed> probed;
-  auto add = [&](const fs::path& p, const std::string& source, const std::string& id = "") {
+  for (const FoundFile& f : report.files) {
     std::error_code ec;
-    fs::path canonical = fs::weakly_canonical(p, ec);
-    const std::string key = (ec ? p : canonical).string();
-    if (std::find(seen_paths.begin(), seen_paths.end(), key) != seen_paths.end()) return;
-    seen_paths.push_back(key);
+    const fs::path canonical = fs::weakly_canonical(f.path, ec);
+    const std::string id = f.id.empty() ? model_id_for(f.path.filename().string()) : f.id;
+    const std::string key = (ec ? f.path : canonical).string() + "\n" + f.source + "\n" + id;
+    if (!seen.insert((ec ? f.path : canonical).string() + "\n" + id).second) continue;
     Probed now;
-    now.size = fs::file_size(p, ec);
-    now.mtime = ec ? 0 : fs::last_write_time(p, ec).time_since_epoch().count();
-    auto cached = probed_.find(key + "\n" + source + "\n" + id);
+    now.size = fs::file_size(f.path, ec);
+    now.mtime = ec ? 0 : fs::last_write_time(f.path, ec).time_since_epoch().count();
+    auto cached = probed_.find(key);
     if (cached != probed_.end() && cached->second.size == now.size &&
         cached->second.mtime == now.mtime) {
       now.entry = cached->second.entry;
+      now.error = cached->second.error;
     } else {
-      now.entry = probe(p, source, id);
+      now.entry = probe(f.path, f.source, f.id, now.error);
     }
-    if (now.entry) found.push_back(*now.entry);
-    if (!is_later_split_part(p) && !std::regex_search(p.stem().string(), split_suffix()))
-      probed[key + "\n" + source + "\n" + id] = std::move(now);
-  };
-  for (const std::string& f : sources_.files)
-    if (!f.empty()) add(f, "file");
-  for (const std::string& d : sources_.dirs) {
-    std::error_code ec;
-    if (d.empty() || !fs::is_directory(d, ec)) continue;
-    // Model directories hold files directly or one level of sub-directories (one per repo).
-    for (auto it =
-             fs::recursive_directory_iterator(d, fs::directory_options::skip_permission_denied, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it.depth() >= 2) it.disable_recursion_pending();
-      const fs::path& p = it->path();
-      if (!it->is_regular_file(ec) || !is_gguf_name(p) || is_later_split_part(p)) continue;
-      add(p, "dir");
-    }
+    if (!now.entry)
+      report.skipped.push_back(f.path.string() + ": " + now.error);
+    else if (now.entry->arch == "clip")  // a vision projector belongs to a model, it is none
+      projectors.push_back(*now.entry);
+    else
+      found.push_back(*now.entry);
+    if (!gguf::parse_split_name(f.path.string())) probed[key] = std::move(now);
   }
-  scan_hf_cache(sources_.hf_hub, [&](const fs::path& p) { add(p, "hf-cache"); });
-  scan_ollama(sources_.ollama,
-              [&](const fs::path& p, const std::string& id) { add(p, "ollama", id); });
   // Ids must be unique: a later duplicate gets a numbered id.
   std::map<std::string, int> ids;
   for (ModelEntry& e : found) {
@@ -266,7 +186,13 @@ size_t ModelRegistry::rescan() {
             [](const ModelEntry& a, const ModelEntry& b) { return a.id < b.id; });
   probed_ = std::move(probed);  // files no longer there are forgotten
   std::lock_guard<std::mutex> lock(mutex_);
+  if (report.skipped != skipped_)
+    for (const std::string& why : report.skipped) std::fprintf(stderr, "skipped %s\n", why.c_str());
   models_ = std::move(found);
+  projectors_ = std::move(projectors);
+  skipped_ = std::move(report.skipped);
+  watch_ = std::move(report.watch);
+  ++generation_;
   return models_.size();
 }
 
@@ -297,9 +223,33 @@ std::optional<ModelEntry> ModelRegistry::find(const std::string& name) const {
   return std::nullopt;
 }
 
-}  // namespace ember::server
+std::string ModelRegistry::not_a_model(const std::string& name) const {
+  std::string key = name;
+  for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string as_file = model_id_for(name);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const ModelEntry& p : projectors_)
+    if (p.id == key || p.id == as_file)
+      return "'" + name + "' (" + p.path +
+             ") is a vision projector (architecture clip), not a model: it belongs with the "
+             "language model it was made for, and ember serves no vision models yet";
+  return "";
+}
 
-namespace ember::server {
+std::vector<std::string> ModelRegistry::skipped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return skipped_;
+}
+
+std::vector<WatchDir> ModelRegistry::watch_dirs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return watch_;
+}
+
+uint64_t ModelRegistry::generation() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return generation_;
+}
 
 std::string ModelRegistry::id_for_path(const std::string& path) const {
   std::error_code ec;

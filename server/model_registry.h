@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "server/model_scan.h"
+
 namespace ember::server {
 
 struct ModelEntry {
@@ -26,7 +28,8 @@ struct ModelEntry {
   uint64_t size_bytes = 0;  // all parts
   int64_t modified = 0;     // seconds since the epoch
   int parts = 1;
-  std::string source;  // "dir", "file", "hf-cache" or "ollama"
+  std::string source;                   // "dir", "file", "hf-cache" or "ollama"
+  std::vector<std::string> part_paths;  // every file of the model (one unless split)
 };
 
 // Where to look. Empty directories are skipped.
@@ -55,28 +58,44 @@ class ModelRegistry {
  public:
   explicit ModelRegistry(RegistrySources sources);
 
-  // Scans again; returns the number of models found. Errors in single files are reported on
-  // stderr and skipped (a bad file never stops the server). A single file whose size and
-  // modification time are unchanged since the last scan is not parsed again.
+  // Scans again; returns the number of models found. What cannot be read or is incomplete is
+  // skipped and reported (skipped(), and on stderr when it changes): a bad file or an
+  // unreadable directory never hides the others or stops the server. A single file whose size
+  // and modification time are unchanged since the last scan is not parsed again.
   size_t rescan();
   std::vector<ModelEntry> list() const;
   // By id or alias, case-insensitive; NAME and NAME:latest are one name (Ollama), and a file's
   // own name or stem finds its model.
   std::optional<ModelEntry> find(const std::string& name) const;
+  // For a name that is a GGUF file but not a model (a vision projector, `mmproj-*.gguf`): why it
+  // cannot be served; empty otherwise.
+  std::string not_a_model(const std::string& name) const;
   // The id of the model whose file is `path` (same file, however named), or empty.
   std::string id_for_path(const std::string& path) const;
+  // "PATH: why" for each file or directory the last scan skipped.
+  std::vector<std::string> skipped() const;
+  // The directories whose changes can change the next scan (for the directory watcher), and a
+  // counter that moves with every scan.
+  std::vector<WatchDir> watch_dirs() const;
+  uint64_t generation() const;
   const RegistrySources& sources() const { return sources_; }
 
  private:
   RegistrySources sources_;
-  mutable std::mutex mutex_;  // guards models_
+  mutable std::mutex mutex_;  // guards the results below
   std::vector<ModelEntry> models_;
+  std::vector<ModelEntry> projectors_;  // GGUF files that are not models (architecture clip)
+  std::vector<std::string> skipped_;
+  std::vector<WatchDir> watch_;
+  uint64_t generation_ = 0;
   // What earlier scans found per single file (not split sets, whose other parts may change),
-  // by path with its size and modification time; nullopt for files that did not parse.
+  // by path, source and id with its size and modification time; nullopt for files that did not
+  // parse (with the reason).
   struct Probed {
     uint64_t size = 0;
     int64_t mtime = 0;
     std::optional<ModelEntry> entry;
+    std::string error;
   };
   std::mutex scan_mutex_;  // one rescan at a time; guards probed_
   std::map<std::string, Probed> probed_;

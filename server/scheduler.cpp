@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
@@ -30,7 +31,8 @@ struct Scheduler::Slot {
   // The tokens whose keys and values the sequence's cache holds, kept after the request ends:
   // the next request that starts with the same tokens (a chat's next turn) skips them.
   std::vector<text::TokenId> cached;
-  size_t logprobs_sent = 0;  // completion logprobs already handed out
+  std::vector<float> lora_scales;  // the adapter scales `cached` was computed with
+  size_t logprobs_sent = 0;        // completion logprobs already handed out
   Clock::time_point submitted, last_token;
 };
 
@@ -54,6 +56,10 @@ struct Scheduler::Engine {
         transformer(files, backend, context_for(files, o.n_ctx), model::CacheType::kF16,
                     o.parallel),
         slots(static_cast<size_t>(o.parallel)) {
+    std::error_code ec;
+    if (!o.loras.empty() && std::filesystem::equivalent(e.path, o.lora_model_path, ec))
+      for (const auto& [path, scale] : o.loras)
+        transformer.add_lora(model::LoraAdapter::open(path, files, transformer.hparams()), scale);
     try {
       chat = std::make_unique<chat::ChatTemplate>(
           chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab()));
@@ -207,14 +213,33 @@ bool Scheduler::admit(Pending& p) {
                     " (start the server with a larger --ctx)",
                 "context_length_exceeded");
 
-  // The free slot whose cache shares the longest prefix with this prompt (0 when none does).
+  // Adapter scales: the request's ({id, scale}, others 0), else every adapter at its own.
+  std::vector<float> lora_scales;
+  if (engine->transformer.lora_count() > 0)
+    for (const auto& [path, scale] : options_.loras)
+      lora_scales.push_back(p.job.lora ? 0.0f : scale);
+  if (p.job.lora) {
+    if (lora_scales.empty())
+      return fail(400, "model '" + entry->id +
+                           "' has no LoRA adapters (start the server with --model FILE --lora "
+                           "ADAPTER)");
+    for (const auto& [id, scale] : *p.job.lora) {
+      if (id < 0 || id >= static_cast<int>(lora_scales.size()))
+        return fail(400, "lora id " + std::to_string(id) + " does not exist (the server has " +
+                             std::to_string(lora_scales.size()) + " adapter(s), ids from 0)");
+      lora_scales[id] = scale;
+    }
+  }
+
+  // The free slot whose cache shares the longest prefix with this prompt (0 when none does);
+  // a cache computed with other adapter scales shares nothing.
   Slot* best = nullptr;
   size_t reuse = 0;
   for (Slot& s : engine->slots) {
     if (s.active) continue;
     size_t common = 0;
-    while (common < s.cached.size() && common < request.prompt.size() &&
-           s.cached[common] == request.prompt[common])
+    while (s.lora_scales == lora_scales && common < s.cached.size() &&
+           common < request.prompt.size() && s.cached[common] == request.prompt[common])
       ++common;
     if (!best || common > reuse) best = &s, reuse = common;
   }
@@ -225,6 +250,10 @@ bool Scheduler::admit(Pending& p) {
   cached.resize(reuse);
   slot = Slot();
   slot.cached = std::move(cached);
+  slot.lora_scales = lora_scales;
+  if (!lora_scales.empty())
+    engine->transformer.set_lora_scales(static_cast<int>(&slot - engine->slots.data()),
+                                        lora_scales);
   slot.n_past = static_cast<int>(reuse);
   slot.prompt_done = reuse;
   slot.active = true;

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +36,9 @@ struct SchedulerOptions {
   int batch_tokens = 256;  // tokens per forward pass (prompt chunks share this budget)
   int max_loaded_models = 2;
   uint64_t memory_budget_bytes = 0;  // 0: none; else loaded model files stay under this
+  // LoRA adapters (--lora FILE[:SCALE]) and the one model file they pair with.
+  std::string lora_model_path;
+  std::vector<std::pair<std::string, float>> loras;
 };
 
 // A token's log-probability with its text, for the API's logprobs fields.
@@ -50,7 +54,10 @@ struct Job {
   bool chat = false;
   std::string prompt;
   chat::jinja::Value messages, template_extra;  // chat messages; tools and friends for the template
-  bool continue_final = false;        // the last message starts the assistant's answer: continue it
+  bool continue_final = false;  // the last message starts the assistant's answer: continue it
+  // Per-request adapter scales as llama-server takes them ({id, scale}; adapters not named run
+  // at 0); absent: every adapter at its --lora scale.
+  std::optional<std::vector<std::pair<int, float>>> lora;
   model::GenerateRequest generation;  // sampling, max_tokens, stop, logprobs (no prompt yet)
 };
 

@@ -18,13 +18,13 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
     }
     if (flags.count(name)) {
       if (inline_value) throw UsageError("--" + name + " takes no value");
-      values_[name] = "";
+      values_[name].push_back("");
     } else if (valued.count(name)) {
       if (inline_value) {
-        values_[name] = *inline_value;
+        values_[name].push_back(*inline_value);
       } else {
         if (i + 1 >= argv.size()) throw UsageError("--" + name + " needs a value");
-        values_[name] = argv[++i];
+        values_[name].push_back(argv[++i]);
       }
     } else {
       throw UsageError("unknown option --" + name);
@@ -35,7 +35,12 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
 std::optional<std::string> Args::get(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) return std::nullopt;
-  return it->second;
+  return it->second.back();
+}
+
+std::vector<std::string> Args::get_all(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 }  // namespace ember::cli

@@ -23,11 +23,14 @@ class Args {
        const std::set<std::string>& flags);
 
   bool has(const std::string& name) const { return values_.count(name) > 0; }
+  // The value of an option (the last one when it was given several times).
   std::optional<std::string> get(const std::string& name) const;
+  // Every value of an option that may be repeated (--lora A --lora B), in order.
+  std::vector<std::string> get_all(const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;
   std::vector<std::string> positional_;
 };
 

@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "gguf/model_files.h"
 #include "model/chat/jinja_value.h"
 #include "model/text/tokenizer.h"
+#include "model/transformer.h"
 
 namespace ember::cli {
 
@@ -25,6 +27,7 @@ int run_discover(const std::vector<std::string>& args);
 int run_probe(const std::vector<std::string>& args);
 int run_pull(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
+int run_gpu_info(const std::vector<std::string>& args);
 
 // Shared by the commands (common.cpp).
 std::vector<int32_t> parse_ids(const std::string& list);  // "1,2,3" → ids; UsageError on junk
@@ -35,5 +38,11 @@ std::vector<text::TokenId> encode_prompt(const text::Tokenizer& tokenizer, const
                                          bool special);
 chat::jinja::Value chat_message(const std::string& role, const std::string& content);
 bool print_piece(const std::string& piece);  // streams generated text to stdout
+// The (file, scale) of each --lora FILE[:SCALE] option; UsageError for a malformed scale.
+std::vector<std::pair<std::string, float>> parse_lora_specs(const std::vector<std::string>& specs);
+// Attaches the adapters of --lora FILE[:SCALE] options (model/lora.h) to `transformer`;
+// UsageError for a malformed scale, std::runtime_error for an adapter that does not fit.
+void attach_loras(model::Transformer& transformer, const gguf::ModelFiles& files,
+                  const std::vector<std::string>& specs);
 
 }  // namespace ember::cli

@@ -47,4 +47,22 @@ bool print_piece(const std::string& piece) {
   return true;
 }
 
+std::vector<std::pair<std::string, float>> parse_lora_specs(const std::vector<std::string>& specs) {
+  std::vector<std::pair<std::string, float>> out;
+  for (const std::string& spec : specs) {
+    try {
+      out.push_back(model::parse_lora_spec(spec));
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--lora ") + e.what());
+    }
+  }
+  return out;
+}
+
+void attach_loras(model::Transformer& transformer, const gguf::ModelFiles& files,
+                  const std::vector<std::string>& specs) {
+  for (const auto& [file, scale] : parse_lora_specs(specs))
+    transformer.add_lora(model::LoraAdapter::open(file, files, transformer.hparams()), scale);
+}
+
 }  // namespace ember::cli

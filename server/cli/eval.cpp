@@ -15,7 +15,7 @@
 namespace ember::cli {
 
 int run_eval(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "tokens", "logits-out", "batch", "threads", "cache"}, {});
+  Args args(argv, {"model", "tokens", "logits-out", "batch", "threads", "cache", "lora"}, {});
   auto model = args.get("model");
   auto tokens_arg = args.get("tokens");
   auto out_path = args.get("logits-out");
@@ -32,6 +32,7 @@ int run_eval(const std::vector<std::string>& argv) {
       std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
   model::Transformer transformer(files, backend, static_cast<int>(tokens.size()),
                                  cache == "f16" ? model::CacheType::kF16 : model::CacheType::kF32);
+  attach_loras(transformer, files, args.get_all("lora"));
   std::vector<float> logits;
   const size_t step = batch > 0 ? static_cast<size_t>(batch) : tokens.size();
   for (size_t i = 0; i < tokens.size(); i += step) {

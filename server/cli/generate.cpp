@@ -1,7 +1,7 @@
 // `ember generate`: one completion on the terminal, streamed as it is generated.
 //   ember generate --model FILE --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
 //                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
-//                  [--seed S] [--threads N] [--ctx N] [--stats]
+//                  [--seed S] [--threads N] [--ctx N] [--lora FILE[:SCALE]]... [--stats]
 #include <cstdio>
 
 #include "gguf/model_files.h"
@@ -16,7 +16,7 @@ namespace ember::cli {
 int run_generate(const std::vector<std::string>& argv) {
   Args args(argv,
             {"model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p",
-             "repeat-penalty", "seed", "threads", "ctx"},
+             "repeat-penalty", "seed", "threads", "ctx", "lora"},
             {"chat", "stats"});
   auto path = args.get("model");
   auto prompt = args.get("prompt");
@@ -57,6 +57,7 @@ int run_generate(const std::vector<std::string>& argv) {
 
   model::CpuBackend backend(num("threads", default_threads()));
   model::Transformer transformer(files, backend, n_ctx);
+  attach_loras(transformer, files, args.get_all("lora"));
   model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);
   std::fputc('\n', stdout);
   if (args.has("stats"))

@@ -23,6 +23,7 @@ const Command kCommands[] = {
      "           [--ctx N] [--parallel N] [--max-queue N] [--max-loaded-models N]\n"
      "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout "
      "S]\n"
+     "           [--backend auto|cpu] [--lora FILE[:SCALE]]...\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
      ember::cli::run_serve},
     {"list", "list [--short] [--model-dirs D1:D2]   models found by discovery",
@@ -32,8 +33,13 @@ const Command kCommands[] = {
     {"probe", "probe ID [--model-dirs D1:D2]   load a model, run one token, report time and memory",
      ember::cli::run_probe},
     {"pull",
-     "pull ORG/REPO[:FILE] [--revision R] [--dir ./models]   download a GGUF from Hugging Face",
+     "pull ORG/REPO[:FILE|:QUANT] [--revision R] [--dir ./models]   download a GGUF from "
+     "Hugging Face",
      ember::cli::run_pull},
+    {"gpu-info",
+     "gpu-info [--json] [--backend B]   CPU features, Vulkan and OpenCL devices, which backend "
+     "serve would use",
+     ember::cli::run_gpu_info},
     {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",
      ember::cli::run_inspect},
     {"tokenize", "tokenize --model FILE (--text TEXT | --file F) [--no-bos] [--special]",
@@ -47,12 +53,15 @@ const Command kCommands[] = {
     {"generate",
      "generate --model FILE --prompt TEXT [--chat] [--system T] [--max-tokens N] [--temperature "
      "T]\n"
-     "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]",
+     "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]\n"
+     "           [--lora FILE[:SCALE]]...",
      ember::cli::run_generate},
     {"chat", "chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]",
      ember::cli::run_chat},
     {"perplexity", "perplexity --model FILE --file TEXT.txt [--ctx N]", ember::cli::run_perplexity},
-    {"eval", "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]",
+    {"eval",
+     "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32] "
+     "[--lora FILE[:SCALE]]...",
      ember::cli::run_eval},
     {"bench",
      "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]\n"

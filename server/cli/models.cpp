@@ -46,6 +46,7 @@ int run_list(const std::vector<std::string>& argv) {
   server::ModelRegistry registry(sources_from(args));
   registry.rescan();
   const auto models = registry.list();
+  // (What could not be read was said on stderr by the scan; stdout stays the list.)
   if (args.has("short")) {
     for (const auto& m : models) std::printf("%s\n", m.id.c_str());
     return 0;

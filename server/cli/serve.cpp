@@ -1,7 +1,7 @@
 // `ember serve`: the HTTP server. Flags win over environment variables (SPEC.md), and the
 // SHIMMY_* variables are accepted for users moving from Shimmy.
 //   ember serve [--bind HOST:PORT] [--model-dirs D1:D2] [--model FILE] [--api-key K]
-//               [--backend cpu] [--threads N] [--ctx N] [--parallel N] [--max-queue N]
+//               [--backend auto|cpu] [--threads N] [--ctx N] [--parallel N] [--max-queue N]
 //               [--max-loaded-models N] [--cors-origins O1,O2] [--max-body-mb N]
 //               [--request-timeout S] [--idle-timeout S] [--max-downloads N]
 //               [--memory-budget-mb N]
@@ -13,7 +13,10 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "gguf/model_files.h"
+#include "model/lora.h"
 #include "server/app.h"
+#include "server/backend_choice.h"
 #include "server/cli/args.h"
 #include "server/cli/commands.h"
 #include "server/directory_watcher.h"
@@ -76,7 +79,7 @@ int run_serve(const std::vector<std::string>& argv) {
   Args args(argv,
             {"bind", "model-dirs", "model", "api-key", "backend", "threads", "ctx", "parallel",
              "max-queue", "max-loaded-models", "cors-origins", "max-body-mb", "request-timeout",
-             "idle-timeout", "batch", "n-cpu-moe", "max-downloads", "memory-budget-mb"},
+             "idle-timeout", "batch", "n-cpu-moe", "max-downloads", "memory-budget-mb", "lora"},
             {"cpu-moe"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
@@ -96,10 +99,18 @@ int run_serve(const std::vector<std::string>& argv) {
   if (auto d = args.get("model-dirs")) sources.set_dirs(*d);  // the flag replaces the variables
   if (auto f = args.get("model")) sources.files.push_back(*f);
 
-  const std::string backend = pick("backend", {"EMBER_BACKEND"}).value_or("cpu");
-  if (backend != "cpu")
-    throw UsageError("backend '" + backend +
-                     "' is not available in this build yet; use --backend cpu");
+  // The backend, as gpu-info would explain it. Device discovery only runs when a GPU backend
+  // could be chosen, so the CPU start stays instant.
+  const std::string requested = pick("backend", {"EMBER_BACKEND"}).value_or("auto");
+  server::BackendChoice backend;
+  try {
+    const bool discover = requested != "cpu" && (requested != "auto" || server::kGpuBackendsBuilt);
+    backend =
+        discover ? server::choose_backend(requested, vulkan::list_devices(), opencl::list_devices())
+                 : server::choose_backend(requested, {}, {});
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
 
   server::SchedulerOptions sched;
   sched.threads =
@@ -126,12 +137,30 @@ int run_serve(const std::vector<std::string>& argv) {
 
   server::AppOptions app_options;
   app_options.api_key = pick("api-key", {"EMBER_API_KEY"}).value_or("");
-  app_options.backend = backend;
+  app_options.backend = backend.backend;
+  app_options.device = backend.device;
   // A request naming no model gets the one --model (or a single EMBER_BASE_GGUF) names.
   if (auto f = args.get("model"))
     app_options.default_model_file = *f;
   else if (sources.files.size() == 1)
     app_options.default_model_file = sources.files[0];
+
+  // LoRA adapters pair with that model: --lora FILE[:SCALE] (repeatable), else
+  // EMBER_LORA_GGUF / SHIMMY_LORA_GGUF. Checked against the model now, so a wrong adapter stops
+  // the start with its reason rather than failing the first request.
+  std::vector<std::string> lora_specs = args.get_all("lora");
+  if (lora_specs.empty())
+    if (auto v = env("EMBER_LORA_GGUF") ? env("EMBER_LORA_GGUF") : env("SHIMMY_LORA_GGUF"))
+      lora_specs.push_back(*v);
+  if (!lora_specs.empty()) {
+    if (app_options.default_model_file.empty())
+      throw UsageError("--lora needs the model it adapts: --model FILE (or EMBER_BASE_GGUF)");
+    sched.lora_model_path = app_options.default_model_file;
+    const gguf::ModelFiles base = gguf::ModelFiles::open(sched.lora_model_path);
+    const model::HyperParams hp = model::HyperParams::from_gguf(base.metadata());
+    sched.loras = parse_lora_specs(lora_specs);
+    for (const auto& [file, scale] : sched.loras) model::LoraAdapter::open(file, base, hp);
+  }
 
   // SIGINT/SIGTERM arrive through a signalfd on the event loop; SIGPIPE is ignored (sends use
   // MSG_NOSIGNAL anyway).
@@ -180,6 +209,8 @@ int run_serve(const std::vector<std::string>& argv) {
                    info.ssi_signo);
       http_server.stop_accepting();
       scheduler.shutdown();
+      // Pulls stop at once (even a hanging request), ending their streams with an error line.
+      pulls.cancel_all("the server is shutting down");
       stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     }
   });

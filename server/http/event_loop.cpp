@@ -15,11 +15,13 @@ EventLoop::EventLoop() {
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_fd_ < 0 || wake_fd_ < 0)
     throw std::runtime_error(std::string("cannot create the event loop: ") + std::strerror(errno));
+  // Posted work runs after the whole batch of events (run()), not from this handler: work that
+  // closes a connection frees its fd number, and a later event of the same batch for that
+  // number must not reach a connection accepted meanwhile under it.
   watch(wake_fd_, EPOLLIN, [this](uint32_t) {
     uint64_t n;
     while (read(wake_fd_, &n, sizeof n) > 0) {
     }
-    drain_posted();
   });
 }
 
@@ -95,6 +97,7 @@ void EventLoop::run() {
       Handler h = it->second;  // the handler may unwatch its own fd
       h(events[i].events);
     }
+    drain_posted();
     now = std::chrono::steady_clock::now();
     for (Periodic& p : periodic_)
       if (now >= p.next) {

@@ -41,7 +41,7 @@ const char* error_code(int status) {
     case 505:
       return "http_version_not_supported";
     default:
-      return status >= 500 ? "internal_error" : "invalid_request";
+      return status >= 500 ? "internal_error" : "invalid_request_error";
   }
 }
 
@@ -75,10 +75,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // nothing in flight, what is already queued for the client is still sent.
   void peer_hung_up() {
     peer_done_ = true;
-    if (responder_ || streaming_) return close_now();
-    if (output_.size() == offset_ && input_.empty()) return close_now();
     close_after_write_ = true;
     update_interest();
+    if (responder_ || streaming_) return close_unless_answered();
+    if (output_.size() == offset_ && input_.empty()) return close_now();
   }
 
   // Called every second: timeouts.
@@ -170,9 +170,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (idle()) close_now();
   }
 
+  // Pipelined input beyond what one request may hold, while one is being answered, waits in
+  // the kernel: reading stops (update_interest drops EPOLLIN) until the answer is done.
+  bool input_full() const {
+    return responder_ && input_.size() > server_.options_.limits.max_header_bytes +
+                                             server_.options_.limits.max_body_bytes;
+  }
+
   void read_input() {
     char buf[16384];
-    while (!closed_) {
+    while (!closed_ && !input_full()) {
       const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
       if (n > 0 && draining_after_error_) {
         // The request was answered with an error before it was all received: drop the rest.
@@ -185,10 +192,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
         last_activity_ = Clock::now();
         if (input_.empty() && parser_.pending() == 0) request_started_ = last_activity_;
         input_.append(buf, static_cast<size_t>(n));
-        // Pipelined input beyond what one request may hold waits in the kernel.
-        if (responder_ && input_.size() > server_.options_.limits.max_header_bytes +
-                                              server_.options_.limits.max_body_bytes)
-          break;
         continue;
       }
       if (n == 0) {
@@ -264,6 +267,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } catch (const std::exception& e) {
       send_error(500, std::string("internal error: ") + e.what());
     }
+    // A request that arrived with (or after) the client's hang-up: no further event will say
+    // the client is gone.
+    if (peer_done_) close_unless_answered();
+  }
+
+  // The client is gone while a request is being answered: close — cancelling the work — unless
+  // the handler answered at once. Its answer is posted to the loop, so this check is posted
+  // behind it (a request sent with a half-close, as `nc -N` does, still gets its answer).
+  void close_unless_answered() {
+    server_.loop_.post([self = weak_from_this(), responder = responder_] {
+      auto c = self.lock();
+      if (c && !c->closed_ && c->responder_ && c->responder_ == responder) c->close_now();
+    });
   }
 
   void send_error(int status, const std::string& message) {
@@ -347,8 +363,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void update_interest() {
     if (closed_) return;
     const bool want_out = offset_ < output_.size();
-    const uint32_t events =
-        (peer_done_ && !lingering_ ? 0u : EPOLLIN | EPOLLRDHUP) | (want_out ? EPOLLOUT : 0u);
+    const uint32_t in = peer_done_ && !lingering_ ? 0u
+                        : input_full()            ? EPOLLRDHUP
+                                                  : EPOLLIN | EPOLLRDHUP;
+    const uint32_t events = in | (want_out ? EPOLLOUT : 0u);
     if (events == interest_) return;
     interest_ = events;
     server_.loop_.modify(fd_, events);

@@ -3,11 +3,21 @@
   HEAD/GET /ORG/NAME/resolve/REV/FILE         302 to localhost/cdn/... (another host name) with
                                               X-Linked-Etag / X-Linked-Size
   GET  /cdn/ORG/NAME/FILE                     the bytes, with Range (206)
-Private repos answer 401 without `Authorization: Bearer <token>`; unknown repos, files and
-revisions 404. Fault modes per file: "cut" (the first download stops halfway), "badhash" (the
-etag is wrong), "notgguf" (bytes that are not GGUF, correct etag), "slow" (trickles).
+Private repos answer 401 without `Authorization: Bearer <token>`; gated ones also 403 for another
+token; unknown repos, files and revisions 404. `Repo(hang_listing=True)`: the listing never
+answers. Fault modes per file (several joined by ","):
+  cut        the first download stops halfway (the connection closes)
+  stall      the first download sends half, then nothing more (the connection stays open)
+  slow       the bytes trickle (20 pieces, 0.15 s apart)
+  badhash    the etag is wrong;  noetag: no X-Linked-Etag at all (the hub cannot vouch for it)
+  notgguf    (a label: the test gives bytes that are not GGUF)
+  hanghead   the HEAD (and GET) of /resolve/ never answers
+  huge       X-Linked-Size says 10**15 bytes
+  503x2      the first 2 downloads answer 503 with Retry-After: 1 (any status and count:
+             429x1, 502x9; 502 has no Retry-After)
 """
 import hashlib
+import json
 import re
 import threading
 import time
@@ -15,11 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Repo:
-    def __init__(self, files, private=False, faults=None, revisions=("main",)):
+    def __init__(self, files, private=False, faults=None, revisions=("main",), gated=False,
+                 hang_listing=False):
         self.files = files          # name -> bytes
-        self.private = private
-        self.faults = faults or {}  # name -> mode
+        self.private = private or gated
+        self.gated = gated
+        self.faults = faults or {}  # name -> "mode[,mode...]"
         self.revisions = revisions
+        self.hang_listing = hang_listing
 
 
 class MockHub:
@@ -27,7 +40,9 @@ class MockHub:
         self.repos = {}
         self.token = token
         self.requests = []  # (method, path, range header) as received
-        self.cut_done = set()
+        self.done = set()   # (repo, file, mode) of one-shot faults already played
+        self.counts = {}    # (repo, file) -> downloads answered with an error status so far
+        self.closing = threading.Event()
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,11 +63,16 @@ class MockHub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
     def add(self, name, repo):
         self.repos[name] = repo
+
+    def gets(self, path_end):
+        """How many downloads (GET on the CDN) of a file the hub answered."""
+        return sum(1 for m, p, _ in self.requests if m == "GET" and p.startswith("/cdn/") and p.endswith(path_end))
 
     # ---- request handling ----
     def reply(self, h, status, body=b"", headers=None, head=False):
@@ -64,8 +84,30 @@ class MockHub:
         if not head:
             h.wfile.write(body)
 
-    def authorized(self, h, repo):
-        return not repo.private or h.headers.get("Authorization") == f"Bearer {self.token}"
+    def hang(self, seconds=60):
+        """Answers nothing for a while (until the hub closes)."""
+        self.closing.wait(seconds)
+
+    def access(self, h, repo):
+        """None when allowed, else the status to answer (401 no/bad token, 403 gated)."""
+        if not repo.private:
+            return None
+        auth = h.headers.get("Authorization")
+        if auth == f"Bearer {self.token}":
+            return None
+        return 403 if repo.gated and auth else 401
+
+    @staticmethod
+    def modes(repo, name):
+        return set(filter(None, repo.faults.get(name, "").split(",")))
+
+    def once(self, repo_name, name, mode):
+        """True the first time a one-shot fault plays for this file."""
+        key = (repo_name, name, mode)
+        if key in self.done:
+            return False
+        self.done.add(key)
+        return True
 
     def handle(self, h, head):
         self.requests.append((h.command, h.path, h.headers.get("Range")))
@@ -74,9 +116,10 @@ class MockHub:
             repo = self.repos.get(m.group(1))
             if repo is None or (m.group(2) or "main") not in repo.revisions:
                 return self.reply(h, 404, b'{"error":"Repository not found"}')
-            if not self.authorized(h, repo):
-                return self.reply(h, 401, b'{"error":"Invalid credentials"}')
-            import json
+            if self.access(h, repo):
+                return self.reply(h, self.access(h, repo), b'{"error":"Invalid credentials"}')
+            if repo.hang_listing:
+                return self.hang()
             body = json.dumps({"id": m.group(1), "siblings": [{"rfilename": f} for f in repo.files]}).encode()
             return self.reply(h, 200, body, {"Content-Type": "application/json"}, head)
         m = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", h.path)
@@ -84,57 +127,78 @@ class MockHub:
             repo = self.repos.get(m.group(1))
             if repo is None or m.group(2) not in repo.revisions or m.group(3) not in repo.files:
                 return self.reply(h, 404, b"Entry not found", head=head)
-            if not self.authorized(h, repo):
-                return self.reply(h, 401, b"Invalid credentials", head=head)
+            if self.access(h, repo):
+                return self.reply(h, self.access(h, repo), b"Invalid credentials", head=head)
+            modes = self.modes(repo, m.group(3))
+            if "hanghead" in modes:
+                return self.hang()
             data = repo.files[m.group(3)]
             sha = hashlib.sha256(data).hexdigest()
-            if repo.faults.get(m.group(3)) == "badhash":
+            if "badhash" in modes:
                 sha = "0" * 64
             # The CDN is another host name for the same server, as the real hub redirects to
             # another host: the token must not follow the redirect.
             cdn = f"http://localhost:{self.server.server_address[1]}"
-            return self.reply(h, 302, b"", {"Location": f"{cdn}/cdn/{m.group(1)}/{m.group(3)}",
-                                            "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
-                                            "ETag": f'"{sha}"'}, head)
+            headers = {"Location": f"{cdn}/cdn/{m.group(1)}/{m.group(3)}",
+                       "X-Linked-Size": str(10**15 if "huge" in modes else len(data))}
+            if "noetag" not in modes:
+                headers["X-Linked-Etag"] = f'"{sha}"'
+                headers["ETag"] = f'"{sha}"'
+            return self.reply(h, 302, b"", headers, head)
         m = re.match(r"^/cdn/([^/]+/[^/]+)/(.+)$", h.path)
         if m and m.group(1) in self.repos and m.group(2) in self.repos[m.group(1)].files:
-            repo = self.repos[m.group(1)]
-            name = m.group(2)
-            data = repo.files[name]
-            if h.headers.get("Authorization"):
-                return self.reply(h, 400, b"the CDN must not receive the hub token", head=head)
-            start = 0
-            rng = h.headers.get("Range")
-            status = 200
-            headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
-            if rng:
-                start = int(re.match(r"bytes=(\d+)-", rng).group(1))
-                if start >= len(data):
-                    return self.reply(h, 416, b"", {"Content-Range": f"bytes */{len(data)}"}, head)
-                status = 206
-                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            body = data[start:]
-            h.send_response(status)
-            for k, v in headers.items():
-                h.send_header(k, v)
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            if head:
-                return
-            mode = repo.faults.get(name)
-            if mode == "cut" and name not in self.cut_done:
-                self.cut_done.add(name)
-                h.wfile.write(body[:len(body) // 2])
-                h.wfile.flush()
-                h.close_connection = True
-                h.connection.shutdown(2)
-                return
-            if mode == "slow":
-                for i in range(0, len(body), max(1, len(body) // 20)):
-                    h.wfile.write(body[i:i + max(1, len(body) // 20)])
-                    h.wfile.flush()
-                    time.sleep(0.15)
-                return
-            h.wfile.write(body)
-            return
+            return self.cdn(h, m.group(1), m.group(2), head)
         self.reply(h, 404, b"not found", head=head)
+
+    def cdn(self, h, repo_name, name, head):
+        repo = self.repos[repo_name]
+        data = repo.files[name]
+        modes = self.modes(repo, name)
+        if h.headers.get("Authorization"):
+            return self.reply(h, 400, b"the CDN must not receive the hub token", head=head)
+        for mode in modes:
+            fault = re.match(r"^(\d{3})x(\d+)$", mode)
+            if fault and not head:
+                n = self.counts.get((repo_name, name), 0)
+                if n < int(fault.group(2)):
+                    self.counts[(repo_name, name)] = n + 1
+                    status = int(fault.group(1))
+                    retry = {} if status == 502 else {"Retry-After": "1"}
+                    return self.reply(h, status, b"temporarily unavailable", retry)
+        start = 0
+        rng = h.headers.get("Range")
+        status = 200
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        if rng:
+            start = int(re.match(r"bytes=(\d+)-", rng).group(1))
+            if start >= len(data):
+                return self.reply(h, 416, b"", {"Content-Range": f"bytes */{len(data)}"}, head)
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        body = data[start:]
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if head:
+            return
+        if "cut" in modes and self.once(repo_name, name, "cut"):
+            h.wfile.write(body[:len(body) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            h.connection.shutdown(2)
+            return
+        if "stall" in modes and self.once(repo_name, name, "stall"):
+            h.wfile.write(body[:len(body) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            return self.hang()
+        if "slow" in modes:
+            piece = max(1, len(body) // 20)
+            for i in range(0, len(body), piece):
+                h.wfile.write(body[i:i + piece])
+                h.wfile.flush()
+                time.sleep(0.15)
+            return
+        h.wfile.write(body)

@@ -8,6 +8,8 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -151,3 +153,216 @@ def test_shimmy_variables(tmp_path):
                HF_HOME=str(tmp_path / "none"), OLLAMA_MODELS=str(tmp_path / "none"))
     out = subprocess.run([EMBER, "list", "--short"], cwd=work, env=env, capture_output=True, text=True)
     assert set(out.stdout.split()) == {"tiny-llama-q6-k", "tiny-llama-q5-1"}, out
+
+
+# ---- the store never lies (issue: model store, discovery items) ----
+
+def write_model(path, arch="llama", split_parts=0):
+    """A small GGUF (no weights worth running) that discovery accepts; split into parts when asked."""
+    import gguf
+    import numpy as np
+    w = gguf.GGUFWriter(str(path), arch, split_max_tensors=1 if split_parts else 0)
+    for i in range(max(1, split_parts)):
+        w.add_tensor(f"t{i}", np.full(32, i, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def list_models(work, env, as_user=None, binary=EMBER):
+    cmd = [str(binary), "list", "--short"]
+    if as_user is not None:  # root reads everything: an unreadable directory needs another user
+        cmd = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups"] + cmd
+    out = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split()), out.stderr
+
+
+def hf_repo(hub, name, snapshots, main=None):
+    """models--org--NAME with {revision: {file: source path}} snapshots linking into blobs/."""
+    repo = hub / f"models--org--{name}"
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    for rev, files in snapshots.items():
+        for fname, src in files.items():
+            data = pathlib.Path(src).read_bytes()
+            blob = repo / "blobs" / hashlib.sha256(data + rev.encode()).hexdigest()
+            blob.write_bytes(data)
+            (repo / "snapshots" / rev).mkdir(parents=True, exist_ok=True)
+            (repo / "snapshots" / rev / fname).symlink_to(blob)
+    if main:
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(main)
+    return repo
+
+
+def base_env(root, **extra):
+    env = dict(os.environ, HF_HOME=str(root / "hf-home"), HF_HUB_CACHE="", OLLAMA_MODELS=str(root / "ollama"),
+               EMBER_MODEL_DIRS="", EMBER_BASE_GGUF="")
+    env.update(extra)
+    return env
+
+
+def test_hf_cache_follows_refs_main_and_ignores_incomplete(tmp_path):
+    hub = tmp_path / "hf-home" / "hub"
+    hf_repo(hub, "tiny", {"old111": {"tiny-q8_0.gguf": SYNTHETIC / "tiny-llama-q8_0.gguf"},
+                          "new222": {"tiny-q8_0.gguf": SYNTHETIC / "tiny-llama-q4_0.gguf"}}, main="new222")
+    # An interrupted download: the snapshot entry points at a .incomplete blob.
+    repo = hf_repo(hub, "partial", {})
+    (repo / "blobs" / "abc.incomplete").write_bytes(b"GGUF")
+    (repo / "snapshots" / "r1").mkdir(parents=True)
+    (repo / "snapshots" / "r1" / "partial.gguf").symlink_to(repo / "blobs" / "abc.incomplete")
+    (repo / ".no_exist" / "r1").mkdir(parents=True)
+    (repo / ".no_exist" / "r1" / "other.gguf").write_bytes(b"")
+    # Two snapshots and no refs/main: which is current is unknown, so it is reported, not guessed.
+    hf_repo(hub, "unsure", {"a1": {"unsure-q8_0.gguf": SYNTHETIC / "tiny-llama-q8_0.gguf"},
+                            "b2": {"unsure-q8_0.gguf": SYNTHETIC / "tiny-llama-q8_0.gguf"}})
+    (tmp_path / "work").mkdir()
+    env = base_env(tmp_path)
+    ids, err = list_models(tmp_path / "work", env)
+    assert ids == {"tiny-q8-0"}, (ids, err)
+    table = subprocess.run([EMBER, "list"], cwd=tmp_path / "work", env=env, capture_output=True, text=True).stdout
+    assert "new222" in table and "old111" not in table
+    assert "models--org--unsure" in err and "refs/main" in err
+
+
+def test_an_unreadable_directory_hides_nothing_else(tmp_path):
+    root = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))  # readable by an unprivileged user
+    try:
+        os.chmod(root, 0o755)
+        hub = root / "hf-home" / "hub"
+        hf_repo(hub, "aaa", {"r1": {"aaa-q8_0.gguf": SYNTHETIC / "tiny-llama-q8_0.gguf"}}, main="r1")
+        hf_repo(hub, "zzz", {"r1": {"zzz-q4_0.gguf": SYNTHETIC / "tiny-llama-q4_0.gguf"}}, main="r1")
+        bad = hf_repo(hub, "mmm", {"r1": {"mmm-q8_0.gguf": SYNTHETIC / "tiny-llama-q8_0.gguf"}}, main="r1")
+        ollama = root / "ollama"
+        ollama_model(ollama, "good", "latest", SYNTHETIC / "tiny-llama-q8_0.gguf")
+        ollama_model(ollama, "hidden", "latest", SYNTHETIC / "tiny-llama-q4_0.gguf")
+        (root / "work" / "models" / "sub").mkdir(parents=True)
+        shutil.copy(SYNTHETIC / "tiny-llama-q6_k.gguf", root / "work" / "models" / "tiny-llama-q6_k.gguf")
+        for p in root.rglob("*"):
+            if not p.is_symlink():
+                os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        os.chmod(bad / "snapshots" / "r1", 0)
+        os.chmod(ollama / "manifests" / "registry.ollama.ai" / "library" / "hidden", 0)
+        os.chmod(root / "work" / "models" / "sub", 0)
+        env = base_env(root)
+        # The other user runs a copy of the binary inside the tree, wherever the checkout is.
+        binary = root / "ember"
+        shutil.copy(EMBER, binary)
+        os.chmod(binary, 0o755)
+        ids, err = list_models(root / "work", env, as_user=65534 if os.geteuid() == 0 else None,
+                               binary=binary)
+        assert ids == {"aaa-q8-0", "zzz-q4-0", "good:latest", "tiny-llama-q6-k"}, (ids, err)
+        assert "snapshots/r1" in err and "hidden" in err and "models/sub" in err  # said, not silent
+    finally:
+        for p in root.rglob("*"):
+            if p.is_dir() and not p.is_symlink():
+                os.chmod(p, 0o755)
+        shutil.rmtree(root)
+
+
+def test_directory_symlinks_are_followed_loops_cut_dangling_ignored(tmp_path):
+    work = tmp_path / "work"
+    (work / "models" / "org").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere" / "repo"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "tiny-llama-q8_0.gguf").symlink_to(SYNTHETIC / "tiny-llama-q8_0.gguf")
+    (work / "models" / "org" / "repo").symlink_to(elsewhere, target_is_directory=True)
+    (work / "models" / "org" / "loop").symlink_to(work / "models", target_is_directory=True)
+    (work / "models" / "gone").symlink_to(tmp_path / "nowhere", target_is_directory=True)
+    (work / "models" / "gone.gguf").symlink_to(tmp_path / "nowhere.gguf")
+    ids, err = list_models(work, base_env(tmp_path))
+    assert ids == {"tiny-llama-q8-0"}, (ids, err)
+
+
+def ollama_model(root, name, tag, source, host="registry.ollama.ai", ns="library", blob_style="sha256-"):
+    data = pathlib.Path(source).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    blob = root / "blobs" / f"{blob_style}{digest}"
+    if not blob.exists():
+        blob.write_bytes(data)
+    manifest = root / "manifests" / host / ns / name / tag
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [
+        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)}]}))
+    return digest
+
+
+def test_ollama_store_tags_hosts_old_blob_names_and_missing_blobs(tmp_path):
+    ollama = tmp_path / "ollama"
+    ollama_model(ollama, "tiny", "latest", SYNTHETIC / "tiny-llama-q8_0.gguf")
+    ollama_model(ollama, "tiny", "q8", SYNTHETIC / "tiny-llama-q8_0.gguf")  # the same blob, another tag
+    ollama_model(ollama, "tiny-gguf", "Q4_0", SYNTHETIC / "tiny-llama-q4_0.gguf", host="hf.co", ns="Org")
+    ollama_model(ollama, "old", "latest", SYNTHETIC / "tiny-llama-q6_k.gguf", blob_style="sha256:")
+    digest = ollama_model(ollama, "lost", "latest", SYNTHETIC / "tiny-llama-q5_0.gguf")
+    (ollama / "blobs" / f"sha256-{digest}").unlink()
+    (tmp_path / "work").mkdir()
+    env = base_env(tmp_path)
+    ids, err = list_models(tmp_path / "work", env)
+    assert ids == {"tiny:latest", "tiny:q8", "hf.co/org/tiny-gguf:q4_0", "old:latest"}, (ids, err)
+    assert "lost:latest" in err and "missing" in err
+    with EmberServer(tmp_path / "work", models=(), env=env) as s:
+        for model in ("tiny:latest", "tiny:q8", "hf.co/org/tiny-gguf:q4_0", "old"):
+            body = json.dumps({"model": model, "prompt": "hello", "max_tokens": 2, "temperature": 0}).encode()
+            r = json.loads(urllib.request.urlopen(urllib.request.Request(s.url + "/v1/completions", body)).read())
+            assert r["usage"]["completion_tokens"] >= 1, model
+
+
+def test_projectors_are_not_models_and_split_sets_missing_a_part_are_reported(tmp_path):
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    shutil.copy(SYNTHETIC / "tiny-llama-q8_0.gguf", work / "models" / "tiny-llama-q8_0.gguf")
+    write_model(work / "models" / "mmproj-tiny-f16.gguf", arch="clip")
+    write_model(work / "models" / "headless.gguf", split_parts=3)
+    (work / "models" / "headless-00001-of-00003.gguf").unlink()
+    write_model(work / "models" / "tailless.gguf", split_parts=3)
+    (work / "models" / "tailless-00003-of-00003.gguf").unlink()
+    env = base_env(tmp_path)
+    ids, err = list_models(work, env)
+    assert ids == {"tiny-llama-q8-0"}, (ids, err)
+    assert "headless-00001-of-00003.gguf" in err and "tailless" in err
+    with EmberServer(work, models=(), env=env) as s:
+        body = json.dumps({"model": "mmproj-tiny-f16", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        try:
+            urllib.request.urlopen(urllib.request.Request(s.url + "/v1/chat/completions", body))
+            assert False, "a projector must not be served"
+        except urllib.error.HTTPError as e:
+            assert e.code == 400 and "projector" in json.loads(e.read())["error"]["message"]
+        health = json.loads(urllib.request.urlopen(s.url + "/health").read())
+        assert any("headless" in x for x in health["models"]["skipped"]), health
+
+
+def test_deleting_a_split_model_removes_every_part(tmp_path):
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    write_model(work / "models" / "splitty.gguf", split_parts=3)
+    with EmberServer(work, models=(), env=base_env(tmp_path)) as s:
+        ids = lambda: {m["id"] for m in json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]}  # noqa: E731
+        assert ids() == {"splitty"}
+        r = urllib.request.urlopen(urllib.request.Request(s.url + "/api/models/splitty", method="DELETE"))
+        assert r.status == 200
+        assert list((work / "models").iterdir()) == []
+        assert ids() == set()
+
+
+def test_watching_finds_what_is_scanned_and_sources_created_later(tmp_path):
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    hub = tmp_path / "hf-home" / "hub"
+    repo = hf_repo(hub, "grow", {"r1": {"grow-q8_0.gguf": SYNTHETIC / "tiny-llama-q8_0.gguf"}}, main="r1")
+    env = base_env(tmp_path)
+    with EmberServer(work, models=(), env=env) as s:
+        ids = lambda: {m["id"] for m in json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]}  # noqa: E731
+        assert wait_until(lambda: ids() == {"grow-q8-0"}, timeout=5), ids()
+        # models/ORG/REPO/FILE, the directories made after start
+        (work / "models" / "org" / "repo").mkdir(parents=True)
+        shutil.copy(SYNTHETIC / "tiny-llama-q4_0.gguf", work / "models" / "org" / "repo" / "deep-q4_0.gguf")
+        assert wait_until(lambda: "deep-q4-0" in ids(), timeout=5), ids()
+        # a new revision in an existing Hugging Face cache repository
+        hf_repo(hub, "grow", {"r2": {"grow-q6_k.gguf": SYNTHETIC / "tiny-llama-q6_k.gguf"}})
+        (repo / "refs" / "main").write_text("r2")
+        assert wait_until(lambda: "grow-q6-k" in ids() and "grow-q8-0" not in ids(), timeout=5), ids()
+        # Ollama's store, created after the server started
+        ollama_model(tmp_path / "ollama", "late", "latest", SYNTHETIC / "tiny-llama-q8_0.gguf")
+        assert wait_until(lambda: "late:latest" in ids(), timeout=5), ids()

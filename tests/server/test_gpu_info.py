@@ -1,0 +1,47 @@
+"""`ember gpu-info`: the CPU, every Vulkan device (lavapipe here) and OpenCL device (PoCL here)
+with what ember needs to know, which backend serve would use, and a clear answer on a machine
+without Vulkan or OpenCL drivers."""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ember_server import EMBER  # noqa: E402
+
+
+def gpu_info(*args, env=None):
+    out = subprocess.run([EMBER, "gpu-info", *args], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, **(env or {})))
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_lists_lavapipe_and_pocl():
+    info = json.loads(gpu_info("--json"))
+    assert info["cpu"]["kernel_level"] and info["cpu"]["features"]
+    lavapipe = [d for d in info["vulkan"]["devices"] if "llvmpipe" in d["name"]]
+    assert lavapipe, info["vulkan"]
+    d = lavapipe[0]
+    assert d["type"] == "cpu" and d["subgroup_size"] in (4, 8, 16) and d["max_shared_memory"] >= 16384
+    assert d["max_storage_buffer_range"] >= (1 << 27) and d["heaps"] and d["api_version"].startswith("1.")
+    pocl = [d for d in info["opencl"]["devices"] if "Portable Computing Language" in d["platform"]]
+    assert pocl, info["opencl"]
+    assert pocl[0]["c_version"].startswith("OpenCL C 1.2") and pocl[0]["compute_units"] >= 1
+    assert info["serve"]["backend"] == "cpu" and info["serve"]["reason"]
+    text = gpu_info()
+    assert "llvmpipe" in text and "Portable Computing Language" in text and "serve --backend auto" in text
+
+
+def test_no_drivers_is_said_plainly():
+    env = {"VK_ICD_FILENAMES": "/nonexistent.json", "VK_DRIVER_FILES": "/nonexistent.json",
+           "OCL_ICD_VENDORS": "/nonexistent", "OPENCL_VENDOR_PATH": "/nonexistent"}
+    info = json.loads(gpu_info("--json", env=env))
+    assert info["vulkan"]["devices"] == [] and info["vulkan"]["error"]
+    assert info["opencl"]["devices"] == [] and info["opencl"]["error"]
+    assert info["serve"]["backend"] == "cpu"
+
+
+def test_backends_not_built_yet_are_refused_with_the_way_out():
+    info = json.loads(gpu_info("--json", "--backend", "vulkan"))
+    assert "not in this build" in info["serve"]["error"] and "--backend cpu" in info["serve"]["error"]
