@@ -144,7 +144,9 @@ void apply_ollama_options(const json& body, model::GenerateRequest& g) {
                                    "main_gpu", "use_mmap",   "use_mlock",  "numa",
                                    "low_vram", "f16_kv",     "vocab_only", "num_keep"};
   model::SamplingParams& s = g.sampling;
-  for (const auto& [key, value] : it->items()) {
+  for (const auto& item : it->items()) {  // (no structured binding: the lambda uses `value`)
+    const std::string& key = item.key();
+    const json& value = item.value();
     const std::string where = "options." + key;
     auto num = [&](double lo, double hi) {
       if (!value.is_number()) throw ApiError(400, "'" + where + "' must be a number", "options");
