@@ -7,7 +7,7 @@ debian_packages=(
   build-essential cmake ninja-build pkg-config clang
   libopenblas-dev libvulkan-dev glslang-tools ocl-icd-opencl-dev opencl-headers
   libcurl4-openssl-dev nlohmann-json3-dev libpcre2-dev
-  libgtest-dev mesa-vulkan-drivers pocl-opencl-icd curl unzip
+  libgtest-dev mesa-vulkan-drivers vulkan-validationlayers pocl-opencl-icd curl unzip
   g++-aarch64-linux-gnu qemu-user  # scripts/check-arm.sh: NEON kernels built and tested under qemu
 )
 python_modules=(gguf numpy pytest transformers jinja2 openai requests)   # import names

@@ -130,6 +130,7 @@ Inventory list_devices() {
       d.driver = std::string(driver.driverName) +
                  (driver.driverInfo[0] ? " " + std::string(driver.driverInfo) : "");
     d.api_version = version_text(p.apiVersion);
+    d.api = p.apiVersion;
     d.driver_version = p.driverVersion;
     d.vendor_id = p.vendorID;
     d.device_id = p.deviceID;

@@ -20,6 +20,7 @@ struct DeviceInfo {
   std::string type;         // "discrete", "integrated", "virtual", "cpu" or "other"
   std::string driver;       // driverName and driverInfo (Vulkan 1.2), when the driver says
   std::string api_version;  // "1.3.230"
+  uint32_t api = 0;         // the same, as VK_MAKE_API_VERSION packs it
   uint32_t driver_version = 0;
   uint32_t vendor_id = 0, device_id = 0;
   std::vector<MemoryHeap> heaps;
