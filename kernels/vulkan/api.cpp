@@ -70,6 +70,27 @@ bool Api::load_global(std::string& error) {
   return true;
 }
 
+Instance::Instance(Api& api) : api_(api) {
+  uint32_t version = VK_API_VERSION_1_0;
+  if (api.vkEnumerateInstanceVersion) api.vkEnumerateInstanceVersion(&version);
+  if (version < VK_API_VERSION_1_1)
+    throw std::runtime_error("the Vulkan loader supports only Vulkan 1.0; ember needs 1.1");
+  VkApplicationInfo app{};
+  app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
+  app.pApplicationName = "ember";
+  app.apiVersion = VK_API_VERSION_1_2;
+  VkInstanceCreateInfo info{};
+  info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
+  info.pApplicationInfo = &app;
+  check(api.vkCreateInstance(&info, nullptr, &instance_),
+        "vkCreateInstance (is a Vulkan driver installed?)");
+  api.load_instance(instance_);
+}
+
+Instance::~Instance() {
+  if (instance_ && api_.vkDestroyInstance) api_.vkDestroyInstance(instance_, nullptr);
+}
+
 void Api::load_instance(VkInstance instance) {
 #define EMBER_VK_LOAD(name) load(name, vkGetInstanceProcAddr(instance, #name), #name);
   EMBER_VK_INSTANCE(EMBER_VK_LOAD)

@@ -97,6 +97,21 @@ struct Api {
 
 #undef EMBER_VK_MEMBER
 
+// A Vulkan instance for ember (API 1.2 asked for) with `api`'s instance functions loaded, destroyed
+// with this object. `api.load_global()` must have succeeded. Throws std::runtime_error.
+class Instance {
+ public:
+  explicit Instance(Api& api);
+  ~Instance();
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+  VkInstance get() const { return instance_; }
+
+ private:
+  Api& api_;
+  VkInstance instance_ = VK_NULL_HANDLE;
+};
+
 // Throws std::runtime_error("WHAT failed: VK_ERROR_...") unless `result` is VK_SUCCESS.
 void check(VkResult result, const std::string& what);
 

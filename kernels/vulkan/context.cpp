@@ -122,20 +122,12 @@ std::unique_ptr<Context> Context::open(int index) {
   std::string error;
   if (!c->api_.load_global(error)) throw std::runtime_error(error);
   const Api& vk = c->api_;
-  VkApplicationInfo app{};
-  app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
-  app.pApplicationName = "ember";
-  app.apiVersion = VK_API_VERSION_1_2;
-  VkInstanceCreateInfo instance_info{};
-  instance_info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
-  instance_info.pApplicationInfo = &app;
-  check(vk.vkCreateInstance(&instance_info, nullptr, &c->instance_), "vkCreateInstance");
-  c->api_.load_instance(c->instance_);
+  c->instance_ = std::make_unique<Instance>(c->api_);
 
   uint32_t count = 0;
-  vk.vkEnumeratePhysicalDevices(c->instance_, &count, nullptr);
+  vk.vkEnumeratePhysicalDevices(c->instance_->get(), &count, nullptr);
   std::vector<VkPhysicalDevice> physical(count);
-  vk.vkEnumeratePhysicalDevices(c->instance_, &count, physical.data());
+  vk.vkEnumeratePhysicalDevices(c->instance_->get(), &count, physical.data());
   if (static_cast<uint32_t>(index) >= count)
     throw std::runtime_error("the Vulkan device list changed while ember started");
   c->physical_ = physical[static_cast<size_t>(index)];
@@ -213,11 +205,8 @@ std::unique_ptr<Context> Context::open(int index) {
   return c;
 }
 
-Context::~Context() {
-  if (!device_) {
-    if (instance_) api_.vkDestroyInstance(instance_, nullptr);
-    return;
-  }
+Context::~Context() {  // the instance (a member) goes last
+  if (!device_) return;
   if (recording_) {  // never leave work half-submitted
     api_.vkEndCommandBuffer(commands_);
     recording_ = false;
@@ -231,7 +220,6 @@ Context::~Context() {
   if (fence_) api_.vkDestroyFence(device_, fence_, nullptr);
   if (command_pool_) api_.vkDestroyCommandPool(device_, command_pool_, nullptr);
   api_.vkDestroyDevice(device_, nullptr);
-  api_.vkDestroyInstance(instance_, nullptr);
 }
 
 uint32_t Context::memory_type(uint32_t allowed, VkMemoryPropertyFlags want,

@@ -103,7 +103,7 @@ class Context {
 
   Api api_;
   DeviceInfo info_;
-  VkInstance instance_ = VK_NULL_HANDLE;
+  std::unique_ptr<Instance> instance_;
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   VkDevice device_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;

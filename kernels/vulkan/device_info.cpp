@@ -1,9 +1,8 @@
 #include "kernels/vulkan/device_info.h"
 
-#define VK_NO_PROTOTYPES
-#include <vulkan/vulkan.h>
+#include <memory>
 
-#include "kernels/dynamic_library.h"
+#include "kernels/vulkan/api.h"
 
 namespace ember::vulkan {
 namespace {
@@ -32,63 +31,23 @@ const char* type_name(VkPhysicalDeviceType t) {
 
 Inventory list_devices() {
   Inventory inv;
-  const DynamicLibrary lib({"libvulkan.so.1", "libvulkan.so"});
-  if (!lib.valid()) {
-    inv.error = "no Vulkan loader (libvulkan.so.1) on this machine";
-    return inv;
-  }
+  Api vk;
+  if (!vk.load_global(inv.error)) return inv;
   inv.loader = true;
-  auto get_proc = lib.get<PFN_vkGetInstanceProcAddr>("vkGetInstanceProcAddr");
-  if (!get_proc) {
-    inv.error = "libvulkan.so.1 has no vkGetInstanceProcAddr";
+  std::unique_ptr<Instance> instance;
+  try {
+    instance = std::make_unique<Instance>(vk);
+  } catch (const std::exception& e) {
+    inv.error = e.what();
     return inv;
   }
-  auto create_instance =
-      reinterpret_cast<PFN_vkCreateInstance>(get_proc(nullptr, "vkCreateInstance"));
-  auto instance_version = reinterpret_cast<PFN_vkEnumerateInstanceVersion>(
-      get_proc(nullptr, "vkEnumerateInstanceVersion"));
-  uint32_t api = VK_API_VERSION_1_0;
-  if (instance_version) instance_version(&api);
-  if (api < VK_API_VERSION_1_1) {
-    inv.error = "the Vulkan loader supports only Vulkan 1.0; ember needs 1.1";
-    return inv;
-  }
-  VkApplicationInfo app{};
-  app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
-  app.pApplicationName = "ember";
-  app.apiVersion = VK_API_VERSION_1_2;
-  VkInstanceCreateInfo info{};
-  info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
-  info.pApplicationInfo = &app;
-  VkInstance instance = VK_NULL_HANDLE;
-  if (!create_instance || create_instance(&info, nullptr, &instance) != VK_SUCCESS) {
-    inv.error = "no Vulkan driver answered (vkCreateInstance failed; is a driver installed?)";
-    return inv;
-  }
-  auto load = [&](const char* name) { return get_proc(instance, name); };
-  struct InstanceGuard {
-    VkInstance instance;
-    PFN_vkDestroyInstance destroy;
-    ~InstanceGuard() {
-      if (destroy) destroy(instance, nullptr);
-    }
-  } guard{instance, reinterpret_cast<PFN_vkDestroyInstance>(load("vkDestroyInstance"))};
-  auto enumerate =
-      reinterpret_cast<PFN_vkEnumeratePhysicalDevices>(load("vkEnumeratePhysicalDevices"));
-  auto properties2 =
-      reinterpret_cast<PFN_vkGetPhysicalDeviceProperties2>(load("vkGetPhysicalDeviceProperties2"));
-  auto features2 =
-      reinterpret_cast<PFN_vkGetPhysicalDeviceFeatures2>(load("vkGetPhysicalDeviceFeatures2"));
-  auto memory = reinterpret_cast<PFN_vkGetPhysicalDeviceMemoryProperties>(
-      load("vkGetPhysicalDeviceMemoryProperties"));
   uint32_t count = 0;
-  if (!enumerate || !properties2 || !features2 || !memory ||
-      enumerate(instance, &count, nullptr) != VK_SUCCESS) {
+  if (vk.vkEnumeratePhysicalDevices(instance->get(), &count, nullptr) != VK_SUCCESS) {
     inv.error = "the Vulkan driver cannot list its devices";
     return inv;
   }
   std::vector<VkPhysicalDevice> physical(count);
-  enumerate(instance, &count, physical.data());
+  vk.vkEnumeratePhysicalDevices(instance->get(), &count, physical.data());
   for (uint32_t i = 0; i < count; ++i) {
     VkPhysicalDeviceDriverProperties driver{};
     driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
@@ -97,12 +56,12 @@ Inventory list_devices() {
     VkPhysicalDeviceProperties2 props{};
     props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
     props.pNext = &subgroup;
-    properties2(physical[i], &props);
+    vk.vkGetPhysicalDeviceProperties2(physical[i], &props);
     // Structures of Vulkan 1.2 may only be chained for devices that speak 1.2.
     const bool v12 = props.properties.apiVersion >= VK_API_VERSION_1_2;
     if (v12) {
       subgroup.pNext = &driver;
-      properties2(physical[i], &props);
+      vk.vkGetPhysicalDeviceProperties2(physical[i], &props);
     }
     VkPhysicalDevice16BitStorageFeatures storage16{};
     storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
@@ -117,9 +76,9 @@ Inventory list_devices() {
     VkPhysicalDeviceFeatures2 features{};
     features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
     features.pNext = &storage16;
-    features2(physical[i], &features);
+    vk.vkGetPhysicalDeviceFeatures2(physical[i], &features);
     VkPhysicalDeviceMemoryProperties mem{};
-    memory(physical[i], &mem);
+    vk.vkGetPhysicalDeviceMemoryProperties(physical[i], &mem);
 
     DeviceInfo d;
     const VkPhysicalDeviceProperties& p = props.properties;
