@@ -72,13 +72,18 @@ void Buffer::write(const void* src, size_t bytes, size_t offset) {
     return;
   }
   std::memcpy(static_cast<char*>(mapped_) + offset, src, bytes);
-  if (!coherent_) {
-    VkMappedMemoryRange range{};
-    range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
-    range.memory = memory_;
-    range.size = VK_WHOLE_SIZE;
-    context_.api_.vkFlushMappedMemoryRanges(context_.device_, 1, &range);
-  }
+  sync_mapping(true);
+}
+
+void Buffer::sync_mapping(bool to_device) const {
+  if (coherent_) return;
+  VkMappedMemoryRange range{};
+  range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
+  range.memory = memory_;
+  range.size = VK_WHOLE_SIZE;
+  const Api& vk = context_.api_;
+  (to_device ? vk.vkFlushMappedMemoryRanges : vk.vkInvalidateMappedMemoryRanges)(context_.device_,
+                                                                                 1, &range);
 }
 
 void Buffer::read(void* dst, size_t bytes, size_t offset) const {
@@ -90,13 +95,7 @@ void Buffer::read(void* dst, size_t bytes, size_t offset) const {
     staging->read(dst, bytes);
     return;
   }
-  if (!coherent_) {
-    VkMappedMemoryRange range{};
-    range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
-    range.memory = memory_;
-    range.size = VK_WHOLE_SIZE;
-    context_.api_.vkInvalidateMappedMemoryRanges(context_.device_, 1, &range);
-  }
+  sync_mapping(false);
   std::memcpy(dst, static_cast<const char*>(mapped_) + offset, bytes);
 }
 

@@ -39,6 +39,8 @@ class Buffer {
  private:
   friend class Context;
   Buffer(Context& context, size_t size, bool host_visible);
+  // Non-coherent memory: flush what the host wrote, or invalidate before the host reads.
+  void sync_mapping(bool to_device) const;
   Context& context_;
   size_t size_;
   VkBuffer buffer_ = VK_NULL_HANDLE;

@@ -80,7 +80,14 @@ int64_t find(std::string_view s, std::string_view sub, bool from_right);
 int64_t count(std::string_view s, std::string_view sub);
 // str.center / ljust / rjust with a one-character fill.
 std::string pad(std::string_view s, int64_t width, std::string_view fill, int where);
-// s[start:stop:step] in characters (Python's slice bounds; null/undefined bounds are absent).
+// Python's slice of a sequence of n items: the first index, the end (exclusive), the step and
+// how many items it takes (null/undefined bounds are absent; the count is computed so that a
+// huge step cannot overflow an index). Throws for a zero step.
+struct SliceRange {
+  int64_t begin, end, step, count;
+};
+SliceRange slice_range(int64_t n, const Value& start, const Value& stop, const Value& step);
+// s[start:stop:step] in characters.
 std::string slice(std::string_view s, const Value& start, const Value& stop, const Value& step);
 // markupsafe's escape: & < > ' " as entities.
 std::string escape_html(std::string_view s);

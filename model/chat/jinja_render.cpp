@@ -823,20 +823,8 @@ class Renderer : public Host {
 
   static Value slice_sequence(const Value& v, const Value& start, const Value& stop,
                               const Value& step) {
-    const int64_t n = static_cast<int64_t>(v.array().size());
-    const int64_t st = step.is_undefined() || step.is_none() ? 1 : step.as_int();
-    if (st == 0) throw Error("slice step cannot be zero");
-    if (st == INT64_MIN) throw Error("slice step is too large");
-    auto bound = [&](const Value& x, int64_t fallback) {
-      if (x.is_undefined() || x.is_none()) return fallback;
-      int64_t i = x.as_int();
-      if (i < 0) i = i < -n ? -n - 1 : i + n;
-      return st > 0 ? std::clamp<int64_t>(i, 0, n) : std::clamp<int64_t>(i, -1, n - 1);
-    };
-    const int64_t b = bound(start, st > 0 ? 0 : n - 1), e = bound(stop, st > 0 ? n : -1);
-    // Counted, so that a huge step cannot overflow the index.
-    const int64_t count =
-        st > 0 ? (b < e ? (e - b - 1) / st + 1 : 0) : (b > e ? (b - e - 1) / -st + 1 : 0);
+    const auto [b, e, st, count] =
+        py::slice_range(static_cast<int64_t>(v.array().size()), start, stop, step);
     Array out;
     out.reserve(static_cast<size_t>(count));
     for (int64_t k = 0; k < count; ++k) out.push_back(v.array()[b + k * st]);

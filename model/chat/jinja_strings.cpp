@@ -225,9 +225,7 @@ std::string pad(std::string_view s, int64_t width, std::string_view fill, int wh
   return out;
 }
 
-std::string slice(std::string_view s, const Value& start, const Value& stop, const Value& step) {
-  const bool ascii = is_ascii(s);
-  const int64_t n = static_cast<int64_t>(ascii ? s.size() : unicode::length(s));
+SliceRange slice_range(int64_t n, const Value& start, const Value& stop, const Value& step) {
   const int64_t st = step.is_undefined() || step.is_none() ? 1 : step.as_int();
   if (st == 0) throw Error("slice step cannot be zero");
   if (st == INT64_MIN) throw Error("slice step is too large");
@@ -238,11 +236,17 @@ std::string slice(std::string_view s, const Value& start, const Value& stop, con
     return st > 0 ? std::clamp<int64_t>(i, 0, n) : std::clamp<int64_t>(i, -1, n - 1);
   };
   const int64_t b = bound(start, st > 0 ? 0 : n - 1), e = bound(stop, st > 0 ? n : -1);
+  const int64_t count =
+      st > 0 ? (b < e ? (e - b - 1) / st + 1 : 0) : (b > e ? (b - e - 1) / -st + 1 : 0);
+  return {b, e, st, count};
+}
+
+std::string slice(std::string_view s, const Value& start, const Value& stop, const Value& step) {
+  const bool ascii = is_ascii(s);
+  const int64_t n = static_cast<int64_t>(ascii ? s.size() : unicode::length(s));
+  const auto [b, e, st, count] = slice_range(n, start, stop, step);
   std::string out;
   if (ascii) {
-    // Counted, so that a huge step cannot overflow the index.
-    const int64_t count =
-        st > 0 ? (b < e ? (e - b - 1) / st + 1 : 0) : (b > e ? (b - e - 1) / -st + 1 : 0);
     for (int64_t k = 0; k < count; ++k) out += s[b + k * st];
     return out;
   }

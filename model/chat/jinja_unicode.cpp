@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/text/utf8.h"
+
 namespace ember::chat::jinja::unicode {
 namespace {
 
@@ -163,23 +165,12 @@ char32_t decode_before(std::string_view s, size_t& i) {
 }
 
 void append(std::string& out, char32_t c) {
-  if (c < 0x80) {
+  if (c < 0x80)
     out += static_cast<char>(c);
-  } else if (c >= kRawByte) {
+  else if (c >= kRawByte)  // a byte that was not UTF-8 goes back as it came
     out += static_cast<char>(c - kRawByte);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xc0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3f));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xe0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (c & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (c & 0x3f));
-  }
+  else
+    out += text::utf8::encode(c);
 }
 
 std::string encode(char32_t c) {

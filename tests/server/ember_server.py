@@ -1,4 +1,7 @@
-"""Starts the real `ember serve` binary on a free port for end-to-end tests."""
+"""Starts the real `ember serve` binary on a free port for end-to-end tests; builds fake model
+stores (Ollama's) for them."""
+import hashlib
+import json
 import os
 import pathlib
 import signal
@@ -75,3 +78,22 @@ def wait_until(predicate, timeout=10.0, step=0.05):
             return True
         time.sleep(step)
     return False
+
+
+def ollama_model(root, name, tag, source, host="registry.ollama.ai", ns="library", blob_style="sha256-",
+                 link=False, other_layers=()):
+    """Puts `source` into a fake Ollama store at `root` as manifests/HOST/NS/NAME/TAG naming the blob
+    (copied, or symlinked with `link`; `blob_style` "sha256:" for older stores), after
+    `other_layers` (layer dicts of other media types). Returns the digest."""
+    source = pathlib.Path(source)
+    data = source.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    blob = root / "blobs" / f"{blob_style}{digest}"
+    if not blob.exists():
+        blob.symlink_to(source) if link else blob.write_bytes(data)
+    manifest = root / "manifests" / host / ns / name / tag
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [*other_layers, {
+        "mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)}]}))
+    return digest

@@ -3,7 +3,6 @@ its work (non-streamed, queued, and the openai SDK's timed-out retries), oversiz
 urllib / requests / http.client as a 413 with its JSON, parts a text model cannot honour are
 refused, Ollama-style and file-stem model names, requests without a model, assistant prefill, and
 the OpenAI shapes of logprobs, errors and range messages."""
-import hashlib
 import http.client
 import json
 import os
@@ -19,7 +18,7 @@ import pytest
 import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ember_server import EMBER, GEMMA3, GEMMA3_FILE, SMOLLM2, SMOLLM2_FILE, EmberServer, wait_until  # noqa: E402
+from ember_server import EMBER, GEMMA3, GEMMA3_FILE, SMOLLM2, SMOLLM2_FILE, EmberServer, ollama_model, wait_until  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -206,19 +205,8 @@ def test_plain_text_format_and_auto_tools_are_fine(server):
 
 # ---- model names ----
 
-def build_ollama_store(root):
-    data = SMOLLM2_FILE.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    (root / "blobs").mkdir(parents=True)
-    (root / "blobs" / f"sha256-{digest}").symlink_to(SMOLLM2_FILE)
-    manifest = root / "manifests" / "registry.ollama.ai" / "library" / "smol" / "latest"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)}]}))
-
-
 def test_ollama_names_and_file_stems_resolve(tmp_path):
-    build_ollama_store(tmp_path / "ollama")
+    ollama_model(tmp_path / "ollama", "smol", "latest", SMOLLM2_FILE, link=True)
     # The store holds SmolLM2; ./models holds Gemma 3 only (one file is listed once).
     with EmberServer(tmp_path, env={"OLLAMA_MODELS": str(tmp_path / "ollama")}, models=(GEMMA3_FILE,)) as s:
         ids = lambda: [m["id"] for m in json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]]  # noqa: E731

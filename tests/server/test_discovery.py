@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ember_server import EMBER, SMOLLM2_FILE, EmberServer, wait_until  # noqa: E402
+from ember_server import EMBER, SMOLLM2_FILE, EmberServer, ollama_model, wait_until  # noqa: E402
 
 SYNTHETIC = pathlib.Path(os.environ.get("EMBER_TESTDATA", pathlib.Path(__file__).parents[3] / "shared" / "testdata")) / "synthetic"
 
@@ -38,15 +38,8 @@ def build_tree(root):
     (hf / "snapshots" / "abc123" / "tiny-mixtral-q8_0.gguf").symlink_to(blob)
     # Ollama: a manifest naming the model layer, stored as blobs/sha256-HEX.
     ollama = root / "ollama"
-    data = (SYNTHETIC / "tiny-llama-f16.gguf").read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    (ollama / "blobs").mkdir(parents=True)
-    (ollama / "blobs" / f"sha256-{digest}").write_bytes(data)
-    manifest = ollama / "manifests" / "registry.ollama.ai" / "library" / "tinyllama" / "latest"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "1" * 64, "size": 10},
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)}]}))
+    ollama_model(ollama, "tinyllama", "latest", SYNTHETIC / "tiny-llama-f16.gguf", other_layers=[
+        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "1" * 64, "size": 10}])
     env = dict(os.environ, EMBER_MODEL_DIRS=str(extra), HF_HOME=str(root / "hf-home"), HF_HUB_CACHE="",
                OLLAMA_MODELS=str(ollama), EMBER_BASE_GGUF=str(SYNTHETIC / "tiny-gemma3-f16.gguf"))
     return root / "work", env
@@ -273,20 +266,6 @@ def test_directory_symlinks_are_followed_loops_cut_dangling_ignored(tmp_path):
     (work / "models" / "gone.gguf").symlink_to(tmp_path / "nowhere.gguf")
     ids, err = list_models(work, base_env(tmp_path))
     assert ids == {"tiny-llama-q8-0"}, (ids, err)
-
-
-def ollama_model(root, name, tag, source, host="registry.ollama.ai", ns="library", blob_style="sha256-"):
-    data = pathlib.Path(source).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    (root / "blobs").mkdir(parents=True, exist_ok=True)
-    blob = root / "blobs" / f"{blob_style}{digest}"
-    if not blob.exists():
-        blob.write_bytes(data)
-    manifest = root / "manifests" / host / ns / name / tag
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)}]}))
-    return digest
 
 
 def test_ollama_store_tags_hosts_old_blob_names_and_missing_blobs(tmp_path):
