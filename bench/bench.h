@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "model/backends/make_backend.h"
+
 namespace ember::bench {
 
 // `ember bench kernels`: memory bandwidth, then matvec GB/s and matmul GFLOP/s per weight type.
@@ -16,8 +18,11 @@ struct KernelBenchOptions {
   std::vector<std::string> types{"Q4_0", "Q4_K", "Q8_0"};  // ggml type names, or {"all"}
   long long tokens = 128;                                  // activation columns of the matmul
   std::optional<std::string> isa;  // kernel level, e.g. "avx2"; best by default
+  std::string backend = "cpu";     // or "vulkan": the same table for a Vulkan device
+  int device = -1;                 // the Vulkan device (gpu-info's numbering; −1: the first GPU)
 };
 int run_bench_kernels(const KernelBenchOptions& options);
+int run_bench_kernels_vulkan(const KernelBenchOptions& options);  // bench_kernels_vulkan.cpp
 
 // `ember bench e2e`: prompt processing and generation tokens/s of one sequence, achieved GB/s
 // next to the bandwidth floor, resident memory.
@@ -26,13 +31,15 @@ struct E2eBenchOptions {
   int n_prompt = 512;
   int n_gen = 128;
   int threads = 2;
-  int repeat = 3;  // best of
+  int repeat = 3;              // best of
+  model::BackendSpec backend;  // the CPU here; the CLI passes what --backend chose (auto: as serve)
 };
 int run_bench_e2e(const E2eBenchOptions& options);
 
-// `ember bench make-model`: a TinyLlama-1.1B-shaped model with random weights.
+// `ember bench make-model`: a TinyLlama-1.1B- or Llama-2-7B-shaped model with random weights.
 struct MakeModelOptions {
   std::string type = "Q4_0";  // Q4_0, Q8_0 or Q4_K_M
+  std::string shape = "1b";   // "1b" (TinyLlama 1.1B) or "7b" (Llama 2 7B)
   std::string out;            // file to write
   int threads = 2;
 };

@@ -1,6 +1,7 @@
-// `ember bench e2e --model FILE [-p 512] [-n 128] [--threads N]`: prompt processing and
-// generation speed of one sequence, with the memory bandwidth generation achieves next to the
-// floor (measured read bandwidth ÷ bytes of weights read per token), and the resident memory.
+// `ember bench e2e --model FILE [-p 512] [-n 128] [--threads N] [--backend B] [placement]`:
+// prompt processing and generation speed of one sequence, with the memory bandwidth generation
+// achieves next to the floor (measured bandwidth ÷ bytes of weights read per token: the CPU's
+// read bandwidth, or a Vulkan device's copy bandwidth), and the resident memory.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "bench/memory_bandwidth.h"
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
+#include "model/backends/vulkan_backend.h"
 #include "model/transformer.h"
 
 namespace ember::bench {
@@ -39,8 +41,9 @@ int run_bench_e2e(const E2eBenchOptions& options) {
 
   long rss_before = resident_kib();
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);
-  model::CpuBackend backend(threads);
-  model::Transformer t(files, backend, n_prompt + n_gen + 1);
+  model::Backends backends = model::make_backends(options.backend);
+  model::Transformer t(files, *backends.main, n_prompt + n_gen + 1, model::CacheType::kF16, 1,
+                       backends.placement);
   const double weight_bytes = static_cast<double>(files.total_tensor_bytes());
   std::mt19937 rng(1);
   std::vector<int32_t> prompt(n_prompt);
@@ -61,11 +64,21 @@ int run_bench_e2e(const E2eBenchOptions& options) {
     best_tg = std::max(best_tg, n_gen / seconds_since(start));
   }
   long rss_after = resident_kib();
-  const double bandwidth = measure_read_bandwidth(backend.pool());
+  auto* device = dynamic_cast<model::VulkanBackend*>(backends.main.get());
+  double bandwidth = 0;
+  std::string where;
+  if (device) {
+    bandwidth = measure_device_bandwidth(device->context());
+    where = "Vulkan, " + device->device().name + " (" + device->device().type + ")" +
+            (backends.host ? ", split with the CPU" : "");
+  } else {
+    bandwidth = measure_read_bandwidth(dynamic_cast<model::CpuBackend&>(*backends.main).pool());
+    where = std::to_string(threads) + " threads, kernel level " + cpu::isa_name(cpu::best_isa());
+  }
   const double kv_bytes = 2.0 * t.hparams().n_layer * (n_prompt + n_gen + 1) *
                           t.hparams().n_head_kv * t.hparams().head_dim * 2;
-  std::printf("model: %s (%.0f MiB of weights), %d threads, kernel level %s\n", path->c_str(),
-              weight_bytes / (1 << 20), threads, cpu::isa_name(cpu::best_isa()));
+  std::printf("model: %s (%.0f MiB of weights), %s\n", path->c_str(), weight_bytes / (1 << 20),
+              where.c_str());
   std::printf(
       "| prompt %d | generation %d | generation GB/s | floor tokens/s (%.1f GB/s) | of floor |\n",
       n_prompt, n_gen, bandwidth);

@@ -13,6 +13,7 @@
 
 #include "bench/bench.h"
 #include "bench/memory_bandwidth.h"
+#include "bench/random_weights.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/reference.h"
@@ -31,23 +32,6 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// `bytes` of weights of `type`: a few MiB of genuinely quantised random values, repeated.
-std::vector<uint8_t> make_weights(TensorType type, size_t bytes) {
-  const int64_t sample_elements = 1 << 20;
-  std::vector<float> x(sample_elements);
-  uint32_t s = 12345;
-  for (float& v : x) {
-    s = s * 1664525u + 1013904223u;
-    v = static_cast<float>(static_cast<int32_t>(s)) / 2147483648.0f;
-  }
-  std::vector<uint8_t> sample(gguf::bytes_for(type, sample_elements));
-  cpu::reference::quantize_row(type, x.data(), sample.data(), sample_elements);
-  std::vector<uint8_t> out(bytes);
-  for (size_t i = 0; i < bytes; i += sample.size())
-    std::copy_n(sample.begin(), std::min(sample.size(), bytes - i), out.begin() + i);
-  return out;
-}
-
 void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double bandwidth,
                 int64_t tokens) {
   const cpu::TypeKernels* k = cpu::find_kernels(type, isa);
@@ -55,7 +39,7 @@ void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double ban
   for (const Shape& shape : kShapes) {
     const size_t matrix_bytes = gguf::bytes_for(type, shape.cols * shape.rows);
     const size_t copies = std::max<size_t>(2, (size_t(512) << 20) / matrix_bytes);
-    std::vector<uint8_t> weights = make_weights(type, matrix_bytes * copies);
+    std::vector<uint8_t> weights = random_weights(type, matrix_bytes * copies);
     std::vector<float> x(shape.cols * tokens, 0.5f), y(shape.rows * tokens);
     cpu::MatmulScratch scratch;
 
@@ -88,6 +72,9 @@ void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double ban
 }  // namespace
 
 int run_bench_kernels(const KernelBenchOptions& options) {
+  if (options.backend == "vulkan") return run_bench_kernels_vulkan(options);
+  if (options.backend != "cpu")
+    throw std::invalid_argument("--backend must be cpu or vulkan, not '" + options.backend + "'");
   const int threads = options.threads > 0
                           ? options.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -1,7 +1,8 @@
-// `ember bench make-model --type Q4_0|Q8_0|Q4_K_M --out FILE`: a random-weight model with
-// TinyLlama-1.1B's shapes (llama, n_embd 2048, 22 layers, 32 heads, 4 KV heads, n_ff 5632,
-// vocab 32000, separate output matrix), written with ember's writer and quantised with ember's
-// quantiser: the workload of ../shared/PERFORMANCE.md. Speed depends on shapes and types only.
+// `ember bench make-model --type Q4_0|Q8_0|Q4_K_M [--shape 1b|7b] --out FILE`: a random-weight
+// model with TinyLlama-1.1B's shapes (llama, n_embd 2048, 22 layers, 32 heads, 4 KV heads,
+// n_ff 5632, vocab 32000, separate output matrix) or Llama-2-7B's (n_embd 4096, 32 layers, 32
+// heads and KV heads, n_ff 11008), written with ember's writer and quantised with ember's
+// quantiser: the workloads of ../shared/PERFORMANCE.md. Speed depends on shapes and types only.
 #include <unistd.h>
 
 #include <cstdio>
@@ -69,11 +70,17 @@ int run_make_model(const MakeModelOptions& options) {
     throw std::invalid_argument("--type must be Q4_0, Q8_0 or Q4_K_M");
 
   Shape s;
+  if (options.shape == "7b")
+    s = {4096, 32, 32, 32, 11008, 32000};
+  else if (options.shape != "1b")
+    throw std::invalid_argument("--shape must be 1b or 7b, not '" + options.shape + "'");
   const int head_dim = s.n_embd / s.n_head, kv_dim = s.n_head_kv * head_dim;
   cpu::ThreadPool pool(options.threads);
   gguf::Writer w;
   w.set_string("general.architecture", "llama");
-  w.set_string("general.name", "ember-bench-tinyllama-" + mix);
+  w.set_string(
+      "general.name",
+      std::string(options.shape == "7b" ? "ember-bench-llama7b-" : "ember-bench-tinyllama-") + mix);
   w.set_u32("llama.context_length", 2048);
   w.set_u32("llama.embedding_length", s.n_embd);
   w.set_u32("llama.block_count", s.n_layer);

@@ -1,5 +1,6 @@
 #include "bench/memory_bandwidth.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -49,6 +50,20 @@ double measure_read_bandwidth(cpu::ThreadPool& pool, size_t bytes, int repeats) 
   }
   volatile uint64_t keep = sink[0];
   (void)keep;
+  return best;
+}
+
+double measure_device_bandwidth(vulkan::Context& context, size_t bytes, int repeats) {
+  auto from = context.buffer(bytes), to = context.buffer(bytes);
+  double best = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    context.copy(*from, *to, bytes);
+    context.run();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, 2.0 * double(bytes) / s / 1e9);
+  }
   return best;
 }
 

@@ -4,6 +4,7 @@
 // (read_rows), so a device backend can queue every op without round trips.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -13,13 +14,22 @@
 
 namespace ember::model {
 
-// A [rows, cols] float32 matrix in backend memory (row-major). `data` is only meaningful to the
-// backend that made it.
+// A [rows, cols] float32 matrix in backend memory (row-major), as an opaque handle: the CPU
+// backend sets `data` (a host address); a device backend sets `buffer` and `offset` (which of
+// its activation buffers, and the element offset in it). Only the backend that made a tensor
+// reads these fields.
 struct Tensor {
   float* data = nullptr;
+  uint32_t buffer = 0;
+  uint64_t offset = 0;  // elements
   int64_t rows = 0, cols = 0;
   // The same memory seen as [rows·cols / cols_view, cols_view] (e.g. one row per attention head).
-  Tensor reshaped(int64_t cols_view) const { return {data, rows * cols / cols_view, cols_view}; }
+  Tensor reshaped(int64_t cols_view) const {
+    Tensor t = *this;
+    t.rows = rows * cols / cols_view;
+    t.cols = cols_view;
+    return t;
+  }
 };
 
 enum class CacheType { kF16, kF32 };
@@ -28,6 +38,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
+  // The largest tensor alloc() gives (a device's buffer limit; unlimited on the CPU).
+  virtual size_t max_tensor_bytes() const { return SIZE_MAX; }
   // Scratch activations, valid until reset_scratch(), or until scratch_rewind() to a mark taken
   // before they were allocated (the forward pass rewinds after every layer).
   virtual Tensor alloc(int64_t rows, int64_t cols) = 0;
@@ -80,6 +92,8 @@ class Backend {
   virtual void copy_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor out) = 0;
   // Copies rows [first, first + count) of t to the host.
   virtual void read_rows(const Tensor& t, int64_t first, int64_t count, float* host) = 0;
+  // Copies t.rows rows from the host into t (activations crossing between two backends).
+  virtual void write_rows(Tensor t, const float* host) = 0;
 };
 
 }  // namespace ember::model

@@ -28,12 +28,26 @@ struct Batch {
   size_t size() const { return tokens.size(); }
 };
 
+// How a model is split between a device backend and the CPU (llama.cpp's --n-gpu-layers,
+// --cpu-moe, --n-cpu-moe). Activations cross between the two through the host: once per step at
+// the layer boundary, and twice per MoE layer whose experts stay on the CPU.
+struct Placement {
+  Backend* host = nullptr;     // the CPU backend for what stays on the host; null: nothing does
+  int device_layers = -1;      // the last N layers (and the output) on the device; −1: all
+  int host_expert_layers = 0;  // the routed experts of the first N layers on the host (all
+                               // layers: --cpu-moe); attention, router and shared experts not
+  // The device's memory in bytes (0: unknown). When the device's share of the weights and KV
+  // cache would not fit, the constructor throws, saying how many layers would.
+  uint64_t device_memory = 0;
+};
+
 class Transformer {
  public:
   // `files` must outlive the transformer (weights are views into its mapping). n_ctx: positions
   // the KV cache holds per sequence (0: the model's training context); n_seq: sequences it holds.
+  // `backend` runs everything that `placement` does not give to its host backend.
   Transformer(const gguf::ModelFiles& files, Backend& backend, int n_ctx = 0,
-              CacheType cache = CacheType::kF16, int n_seq = 1);
+              CacheType cache = CacheType::kF16, int n_seq = 1, const Placement& placement = {});
 
   const HyperParams& hparams() const { return hp_; }
   int n_vocab() const { return static_cast<int>(w_.token_embd.rows()); }
@@ -65,14 +79,22 @@ class Transformer {
   size_t lora_count() const { return loras_.size(); }
 
  private:
-  Tensor attention_block(int layer, const Tensor& x, const Batch& batch);
-  Tensor ffn_block(int layer, const Tensor& x, const std::vector<int32_t>& seqs);
+  // The blocks run on `b`, the backend of their layer.
+  Tensor attention_block(Backend& b, int layer, const Tensor& x, const Batch& batch);
+  Tensor ffn_block(Backend& b, int layer, const Tensor& x, const std::vector<int32_t>& seqs);
   // out = W·x, plus each attached adapter's B·(A·x) scaled per row by its sequence's scale.
-  void linear(const Weight& w, const Tensor& x, Tensor out, const std::vector<int32_t>& seqs);
+  void linear(Backend& b, const Weight& w, const Tensor& x, Tensor out,
+              const std::vector<int32_t>& seqs);
+  Backend& layer_backend(int layer) const;
+  // x copied from backend `from` to a new tensor of `to` (through the host).
+  static Tensor cross(const Tensor& x, Backend& from, Backend& to);
+  // Throws when the device's share does not fit placement_.device_memory.
+  void check_device_memory(CacheType cache) const;
 
   HyperParams hp_;
   ModelWeights w_;
   Backend& backend_;
+  Placement placement_;
   int n_ctx_;
   RopeTable rope_global_, rope_local_;  // local: sliding-window layers (gemma3's own base)
   std::vector<std::shared_ptr<const LoraAdapter>> loras_;

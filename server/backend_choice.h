@@ -11,19 +11,23 @@
 
 namespace ember::server {
 
-// Whether this build can run models on a GPU backend. While it cannot, `auto` is the CPU and
-// serve skips device discovery (tens of milliseconds of driver start-up) entirely.
-constexpr bool kGpuBackendsBuilt = false;
+// Whether this build can run models on a GPU backend (Vulkan; OpenCL is not built yet). When
+// it can, `auto` discovers devices at start (tens of milliseconds of driver start-up).
+constexpr bool kGpuBackendsBuilt = true;
 
 struct BackendChoice {
-  std::string backend;  // "cpu" (the only backend this build runs models on)
-  std::string device;   // what it runs on, for logs and /health
-  std::string reason;   // why, in a sentence
+  std::string backend;    // "cpu" or "vulkan"
+  int device_index = -1;  // Vulkan: the device as gpu-info numbers it
+  std::string device;     // what it runs on, for logs and /health
+  std::string reason;     // why, in a sentence
 };
 
-// Throws std::invalid_argument for an unknown name, or for a backend that cannot be used here,
-// with what to do instead.
+// `device` is --device N (−1: not given). `auto` takes the first discrete or integrated Vulkan
+// GPU, else the CPU; `vulkan` (and `auto` with a device named) takes device N, else the first
+// GPU, else the first device of any type (lavapipe, Mesa's Vulkan on the CPU, on a machine without
+// a GPU). Throws std::invalid_argument for an unknown name, a missing device, or a backend that
+// cannot be used here, with what to do instead.
 BackendChoice choose_backend(const std::string& requested, const vulkan::Inventory& vulkan,
-                             const opencl::Inventory& opencl);
+                             const opencl::Inventory& opencl, int device = -1);
 
 }  // namespace ember::server

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "gguf/model_files.h"
-#include "model/backends/cpu_backend.h"
+#include "model/backends/make_backend.h"
 #include "model/chat/chat_template.h"
 #include "model/text/tokenizer.h"
 #include "model/transformer.h"
@@ -43,7 +43,7 @@ struct Scheduler::Engine {
   text::Tokenizer tokenizer;
   std::unique_ptr<chat::ChatTemplate> chat;  // null when the template does not parse
   std::string chat_error;
-  model::CpuBackend backend;
+  model::Backends backends;
   model::Transformer transformer;
   std::vector<Slot> slots;
   Clock::time_point last_used = Clock::now();
@@ -52,9 +52,10 @@ struct Scheduler::Engine {
       : entry(e),
         files(std::move(f)),
         tokenizer(text::Vocab::from_gguf(files.metadata())),
-        backend(o.threads),
-        transformer(files, backend, context_for(files, o.n_ctx), model::CacheType::kF16,
-                    o.parallel),
+        backends(model::make_backends(
+            {o.backend, o.device, o.threads, o.gpu_layers, o.cpu_moe_layers, o.backend_automatic})),
+        transformer(files, *backends.main, context_for(files, o.n_ctx), model::CacheType::kF16,
+                    o.parallel, backends.placement),
         slots(static_cast<size_t>(o.parallel)) {
     std::error_code ec;
     if (!o.loras.empty() && std::filesystem::equivalent(e.path, o.lora_model_path, ec))

@@ -29,11 +29,16 @@
 namespace ember::server {
 
 struct SchedulerOptions {
-  int parallel = 4;        // requests generating at once per model
-  int n_ctx = 4096;        // context per request (clipped to the model's training context)
-  int threads = 2;         // compute threads per loaded model
-  int max_queue = 64;      // requests waiting beyond the parallel ones
-  int batch_tokens = 256;  // tokens per forward pass (prompt chunks share this budget)
+  int parallel = 4;                // requests generating at once per model
+  int n_ctx = 4096;                // context per request (clipped to the model's training context)
+  int threads = 2;                 // compute threads per loaded model (CPU backend)
+  std::string backend = "cpu";     // "cpu" or "vulkan" (backend_choice.h decides)
+  int device = -1;                 // the Vulkan device, as gpu-info numbers them
+  int gpu_layers = -1;             // --n-gpu-layers (−1: all)
+  int cpu_moe_layers = 0;          // --n-cpu-moe / --cpu-moe (model/backends/make_backend.h)
+  bool backend_automatic = false;  // --backend auto: a device that fails to open means the CPU
+  int max_queue = 64;              // requests waiting beyond the parallel ones
+  int batch_tokens = 256;          // tokens per forward pass (prompt chunks share this budget)
   int max_loaded_models = 2;
   uint64_t memory_budget_bytes = 0;  // 0: none; else loaded model files stay under this
   // LoRA adapters (--lora FILE[:SCALE]) and the one model file they pair with.

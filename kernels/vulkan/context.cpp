@@ -364,6 +364,14 @@ void Context::copy(const Buffer& from, const Buffer& to, size_t bytes, size_t fr
 void Context::run() {
   if (!recording_) return;
   recording_ = false;
+  // What the shaders and copies wrote becomes visible to host reads of mapped memory.
+  VkMemoryBarrier to_host{};
+  to_host.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  to_host.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  to_host.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+  api_.vkCmdPipelineBarrier(commands_,
+                            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                            VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0, nullptr, 0, nullptr);
   check(api_.vkEndCommandBuffer(commands_), "vkEndCommandBuffer");
   VkSubmitInfo submit{};
   submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;

@@ -39,35 +39,27 @@ CpuBackend::CpuBackend(int n_threads)
 
 Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
   constexpr size_t kChunkFloats = size_t(4) << 20;  // 16 MiB
-  constexpr size_t kAlign = 16;                     // floats: tensors start 64 bytes apart
-  const size_t n = (static_cast<size_t>(rows * cols) + kAlign - 1) / kAlign * kAlign;
-  while (current_chunk_ < chunks_.size() &&
-         chunks_[current_chunk_].used + n > chunks_[current_chunk_].size)
-    ++current_chunk_;
-  if (current_chunk_ == chunks_.size()) {
-    const size_t size = std::max(n, kChunkFloats);
-    chunks_.push_back({std::unique_ptr<float[]>(new float[size]), size, 0});
-  }
-  Chunk& c = chunks_[current_chunk_];
-  float* p = c.data.get() + c.used;
-  c.used += n;
-  return {p, rows, cols};
+  const ScratchArena::Place p = scratch_.place(static_cast<size_t>(rows * cols), [&](size_t n) {
+    chunks_.emplace_back(new float[std::max(n, kChunkFloats)]);
+    return std::max(n, kChunkFloats);
+  });
+  Tensor t;
+  t.data = chunks_[p.chunk].get() + p.offset;
+  t.rows = rows;
+  t.cols = cols;
+  return t;
 }
 
 void CpuBackend::reset_scratch() {
   scratch_rewind(0);
 }
 
-// A mark is the chunk index in the high bits and the floats used in it in the low 40 bits.
 size_t CpuBackend::scratch_mark() const {
-  size_t used = current_chunk_ < chunks_.size() ? chunks_[current_chunk_].used : 0;
-  return (current_chunk_ << 40) | used;
+  return scratch_.mark();
 }
 
 void CpuBackend::scratch_rewind(size_t mark) {
-  current_chunk_ = mark >> 40;
-  for (size_t i = current_chunk_; i < chunks_.size(); ++i)
-    chunks_[i].used = i == current_chunk_ ? (mark & ((size_t(1) << 40) - 1)) : 0;
+  scratch_.rewind(mark);
 }
 
 void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
@@ -301,6 +293,10 @@ void CpuBackend::copy_rows(const Tensor& x, const std::vector<int32_t>& rows, Te
 
 void CpuBackend::read_rows(const Tensor& t, int64_t first, int64_t count, float* host) {
   std::memcpy(host, t.data + first * t.cols, static_cast<size_t>(count * t.cols) * sizeof(float));
+}
+
+void CpuBackend::write_rows(Tensor t, const float* host) {
+  std::memcpy(t.data, host, static_cast<size_t>(t.rows * t.cols) * sizeof(float));
 }
 
 }  // namespace ember::model

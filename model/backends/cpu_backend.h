@@ -10,6 +10,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
 #include "model/backend.h"
+#include "model/backends/scratch_arena.h"
 
 namespace ember::model {
 
@@ -42,6 +43,7 @@ class CpuBackend : public Backend {
   void scale_rows_sigmoid(Tensor x, const Tensor& gate) override;
   void copy_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor out) override;
   void read_rows(const Tensor& t, int64_t first, int64_t count, float* host) override;
+  void write_rows(Tensor t, const float* host) override;
 
   cpu::ThreadPool& pool() { return pool_; }
 
@@ -54,14 +56,8 @@ class CpuBackend : public Backend {
   cpu::AttentionFn attention_kernel_;
   std::vector<cpu::AttentionScratch> attention_scratch_;  // one per thread
   cpu::MatmulScratch matmul_scratch_;
-  // Activations come from chunks that are kept between forward passes and rewound by
-  // reset_scratch(), so steady-state steps neither allocate nor fault pages in.
-  struct Chunk {
-    std::unique_ptr<float[]> data;
-    size_t size = 0, used = 0;
-  };
-  std::vector<Chunk> chunks_;
-  size_t current_chunk_ = 0;
+  ScratchArena scratch_;  // activations, in chunks_
+  std::vector<std::unique_ptr<float[]>> chunks_;
   // KV cache: per layer, n_seq × n_ctx rows of kv_dim values (F16 bits or floats), allocated
   // without being written so that the pages of unused positions stay untouched.
   CacheType cache_type_ = CacheType::kF16;

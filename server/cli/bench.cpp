@@ -31,8 +31,10 @@ std::vector<std::string> split_commas(const std::string& list) {
 }
 
 int bench_kernels(const std::vector<std::string>& argv) {
-  Args args(argv, {"threads", "types", "tokens", "isa"}, {});
+  Args args(argv, {"threads", "types", "tokens", "isa", "backend", "device"}, {});
   bench::KernelBenchOptions o;
+  o.backend = args.get("backend").value_or("cpu");
+  o.device = number(args, "device", -1);
   o.threads = number(args, "threads", 0);
   o.tokens = number(args, "tokens", 128);
   if (auto types = args.get("types")) o.types = split_commas(*types);
@@ -45,7 +47,8 @@ int bench_e2e(const std::vector<std::string>& argv) {
   std::vector<std::string> renamed;
   for (const std::string& a : argv)
     renamed.push_back(a == "-p" ? "--prompt" : a == "-n" ? "--gen" : a == "-t" ? "--threads" : a);
-  Args args(renamed, {"model", "prompt", "gen", "threads", "repeat"}, {});
+  Args args(renamed, with_backend_options({"model", "prompt", "gen", "repeat"}),
+            with_backend_flags({}));
   bench::E2eBenchOptions o;
   auto model = args.get("model");
   if (!model) throw UsageError("--model FILE is required");
@@ -54,13 +57,16 @@ int bench_e2e(const std::vector<std::string>& argv) {
   o.n_gen = number(args, "gen", o.n_gen);
   o.threads = number(args, "threads", o.threads);
   o.repeat = number(args, "repeat", o.repeat);
+  o.backend = backend_spec(args);
+  o.backend.threads = o.threads;
   return bench::run_bench_e2e(o);
 }
 
 int make_model(const std::vector<std::string>& argv) {
-  Args args(argv, {"type", "out", "threads"}, {});
+  Args args(argv, {"type", "out", "threads", "shape"}, {});
   bench::MakeModelOptions o;
   o.type = args.get("type").value_or(o.type);
+  o.shape = args.get("shape").value_or(o.shape);
   auto out = args.get("out");
   if (!out) throw UsageError("--out FILE is required");
   o.out = *out;

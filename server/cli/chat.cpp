@@ -7,7 +7,6 @@
 #include <string>
 
 #include "gguf/model_files.h"
-#include "model/backends/cpu_backend.h"
 #include "model/chat/chat_template.h"
 #include "model/generate.h"
 #include "server/cli/args.h"
@@ -16,16 +15,18 @@
 namespace ember::cli {
 
 int run_chat(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "system", "temperature", "max-tokens", "seed", "threads", "ctx"}, {});
+  Args args(argv,
+            with_backend_options({"model", "system", "temperature", "max-tokens", "seed", "ctx"}),
+            with_backend_flags({}));
   auto path = args.get("model");
   if (!path) throw UsageError("--model is required");
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);
   text::Tokenizer tokenizer(text::Vocab::from_gguf(files.metadata()));
   chat::ChatTemplate chat = chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
   const int n_ctx = std::stoi(args.get("ctx").value_or("4096"));
-  model::CpuBackend backend(
-      std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
-  model::Transformer transformer(files, backend, n_ctx);
+  model::Backends backends = model::make_backends(backend_spec(args));
+  model::Transformer transformer(files, *backends.main, n_ctx, model::CacheType::kF16, 1,
+                                 backends.placement);
 
   model::SamplingParams sampling;
   if (auto t = args.get("temperature")) sampling.temperature = std::stof(*t);

@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "gguf/model_files.h"
+#include "model/backends/make_backend.h"
 #include "model/chat/jinja_value.h"
 #include "model/text/tokenizer.h"
 #include "model/transformer.h"
+#include "server/cli/args.h"
 
 namespace ember::cli {
 
@@ -40,6 +42,14 @@ chat::jinja::Value chat_message(const std::string& role, const std::string& cont
 bool print_piece(const std::string& piece);  // streams generated text to stdout
 // The (file, scale) of each --lora FILE[:SCALE] option; UsageError for a malformed scale.
 std::vector<std::pair<std::string, float>> parse_lora_specs(const std::vector<std::string>& specs);
+// The backends a model command runs on: --backend auto|cpu|vulkan (else EMBER_BACKEND, else
+// auto, chosen as serve chooses: server/backend_choice.h), --device N, --threads N, and the
+// placement of a split model: --n-gpu-layers N|all, --cpu-moe, --n-cpu-moe N. Commands list
+// these names (with_backend_options, with_backend_flags) among their own. UsageError for a bad
+// choice; on the CPU backend the placement flags change nothing (a note on stderr says so).
+model::BackendSpec backend_spec(const Args& args);
+std::set<std::string> with_backend_options(std::set<std::string> valued);
+std::set<std::string> with_backend_flags(std::set<std::string> flags);
 // Attaches the adapters of --lora FILE[:SCALE] options (model/lora.h) to `transformer`;
 // UsageError for a malformed scale, std::runtime_error for an adapter that does not fit.
 void attach_loras(model::Transformer& transformer, const gguf::ModelFiles& files,

@@ -1,4 +1,5 @@
-// `ember eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]`:
+// `ember eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]
+// [--backend auto|cpu|vulkan] [--device N] [--threads N]`:
 // runs the tokens through the model and writes the logits of every position in the format of
 // the shared test data: int32 n_tokens, int32 n_vocab, then n_tokens·n_vocab float32.
 #include <cstdio>
@@ -7,7 +8,6 @@
 #include <thread>
 
 #include "gguf/model_files.h"
-#include "model/backends/cpu_backend.h"
 #include "model/transformer.h"
 #include "server/cli/args.h"
 #include "server/cli/commands.h"
@@ -15,7 +15,8 @@
 namespace ember::cli {
 
 int run_eval(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "tokens", "logits-out", "batch", "threads", "cache", "lora"}, {});
+  Args args(argv, with_backend_options({"model", "tokens", "logits-out", "batch", "cache", "lora"}),
+            with_backend_flags({}));
   auto model = args.get("model");
   auto tokens_arg = args.get("tokens");
   auto out_path = args.get("logits-out");
@@ -28,10 +29,10 @@ int run_eval(const std::vector<std::string>& argv) {
   if (cache != "f16" && cache != "f32") throw UsageError("--cache must be f16 or f32");
 
   gguf::ModelFiles files = gguf::ModelFiles::open(*model);
-  model::CpuBackend backend(
-      std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
-  model::Transformer transformer(files, backend, static_cast<int>(tokens.size()),
-                                 cache == "f16" ? model::CacheType::kF16 : model::CacheType::kF32);
+  model::Backends backends = model::make_backends(backend_spec(args));
+  model::Transformer transformer(files, *backends.main, static_cast<int>(tokens.size()),
+                                 cache == "f16" ? model::CacheType::kF16 : model::CacheType::kF32,
+                                 1, backends.placement);
   attach_loras(transformer, files, args.get_all("lora"));
   std::vector<float> logits;
   const size_t step = batch > 0 ? static_cast<size_t>(batch) : tokens.size();

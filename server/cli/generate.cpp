@@ -2,10 +2,10 @@
 //   ember generate --model FILE --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
 //                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
 //                  [--seed S] [--threads N] [--ctx N] [--lora FILE[:SCALE]]... [--stats]
+//                  [--backend auto|cpu|vulkan] [--device N]
 #include <cstdio>
 
 #include "gguf/model_files.h"
-#include "model/backends/cpu_backend.h"
 #include "model/chat/chat_template.h"
 #include "model/generate.h"
 #include "server/cli/args.h"
@@ -15,9 +15,9 @@ namespace ember::cli {
 
 int run_generate(const std::vector<std::string>& argv) {
   Args args(argv,
-            {"model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p",
-             "repeat-penalty", "seed", "threads", "ctx", "lora"},
-            {"chat", "stats"});
+            with_backend_options({"model", "prompt", "system", "max-tokens", "temperature", "top-k",
+                                  "top-p", "min-p", "repeat-penalty", "seed", "ctx", "lora"}),
+            with_backend_flags({"chat", "stats"}));
   auto path = args.get("model");
   auto prompt = args.get("prompt");
   if (!path || !prompt) throw UsageError("--model and --prompt are required");
@@ -55,8 +55,9 @@ int run_generate(const std::vector<std::string>& argv) {
   if (n_ctx <= 0)
     n_ctx = std::min<int>(4096, static_cast<int>(request.prompt.size()) + request.max_tokens);
 
-  model::CpuBackend backend(num("threads", default_threads()));
-  model::Transformer transformer(files, backend, n_ctx);
+  model::Backends backends = model::make_backends(backend_spec(args));
+  model::Transformer transformer(files, *backends.main, n_ctx, model::CacheType::kF16, 1,
+                                 backends.placement);
   attach_loras(transformer, files, args.get_all("lora"));
   model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);
   std::fputc('\n', stdout);

@@ -71,7 +71,7 @@ json opencl_json(const opencl::Inventory& inv) {
 }  // namespace
 
 int run_gpu_info(const std::vector<std::string>& argv) {
-  Args args(argv, {"backend"}, {"json"});
+  Args args(argv, {"backend", "device"}, {"json"});
   const vulkan::Inventory vk = vulkan::list_devices();
   const opencl::Inventory cl = opencl::list_devices();
   // As serve reads it: the flag, else EMBER_BACKEND, else auto.
@@ -83,7 +83,13 @@ int run_gpu_info(const std::vector<std::string>& argv) {
   server::BackendChoice choice;
   std::string choice_error;
   try {
-    choice = server::choose_backend(requested, vk, cl);
+    int device = -1;
+    try {
+      device = std::stoi(args.get("device").value_or("-1"));
+    } catch (const std::exception&) {
+      throw UsageError("--device takes a device number (see the list)");
+    }
+    choice = server::choose_backend(requested, vk, cl, device);
   } catch (const std::invalid_argument& e) {
     choice_error = e.what();
   }
@@ -97,6 +103,7 @@ int run_gpu_info(const std::vector<std::string>& argv) {
         {"serve", choice_error.empty() ? json{{"requested", requested},
                                               {"backend", choice.backend},
                                               {"device", choice.device},
+                                              {"device_index", choice.device_index},
                                               {"reason", choice.reason}}
                                        : json{{"requested", requested}, {"error", choice_error}}}};
     std::printf("%s\n", out.dump(2).c_str());

@@ -23,21 +23,24 @@ const Command kCommands[] = {
      "           [--ctx N] [--parallel N] [--max-queue N] [--max-loaded-models N]\n"
      "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout "
      "S]\n"
-     "           [--backend auto|cpu] [--lora FILE[:SCALE]]...\n"
+     "           [--backend auto|cpu|vulkan] [--device N] [--lora FILE[:SCALE]]...\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
      ember::cli::run_serve},
     {"list", "list [--short] [--model-dirs D1:D2]   models found by discovery",
      ember::cli::run_list},
     {"discover", "discover [--model-dirs D1:D2]   rescan and print what was found",
      ember::cli::run_discover},
-    {"probe", "probe ID [--model-dirs D1:D2]   load a model, run one token, report time and memory",
+    {"probe",
+     "probe ID [--model-dirs D1:D2] [--backend B] [--device N]   load a model, run one token, "
+     "report time and memory",
      ember::cli::run_probe},
     {"pull",
      "pull ORG/REPO[:FILE|:QUANT] [--revision R] [--dir ./models]   download a GGUF from "
      "Hugging Face",
      ember::cli::run_pull},
     {"gpu-info",
-     "gpu-info [--json] [--backend B]   CPU features, Vulkan and OpenCL devices, which backend "
+     "gpu-info [--json] [--backend B] [--device N]   CPU features, Vulkan and OpenCL devices, "
+     "which backend "
      "serve would use",
      ember::cli::run_gpu_info},
     {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",
@@ -54,20 +57,27 @@ const Command kCommands[] = {
      "generate --model FILE --prompt TEXT [--chat] [--system T] [--max-tokens N] [--temperature "
      "T]\n"
      "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]\n"
-     "           [--lora FILE[:SCALE]]...",
+     "           [--lora FILE[:SCALE]]... [--backend auto|cpu|vulkan] [--device N]",
      ember::cli::run_generate},
-    {"chat", "chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]",
+    {"chat",
+     "chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]\n"
+     "           [--backend auto|cpu|vulkan] [--device N]",
      ember::cli::run_chat},
-    {"perplexity", "perplexity --model FILE --file TEXT.txt [--ctx N]", ember::cli::run_perplexity},
+    {"perplexity",
+     "perplexity --model FILE --file TEXT.txt [--ctx N] [--backend auto|cpu|vulkan] [--device N]",
+     ember::cli::run_perplexity},
     {"eval",
      "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32] "
-     "[--lora FILE[:SCALE]]...",
+     "[--lora FILE[:SCALE]]...\n"
+     "           [--backend auto|cpu|vulkan] [--device N]",
      ember::cli::run_eval},
     {"bench",
      "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]\n"
-     "  bench e2e --model FILE [-p 512] [-n 128] [-t 2]        prompt/generation tokens/s, GB/s, "
-     "memory\n"
-     "  bench make-model --type Q4_0|Q8_0|Q4_K_M --out FILE    TinyLlama-shaped random model",
+     "                [--backend cpu|vulkan] [--device N]\n"
+     "  bench e2e --model FILE [-p 512] [-n 128] [-t 2] [--backend B] [--device N]\n"
+     "            [--n-gpu-layers N] [--cpu-moe] [--n-cpu-moe N]   prompt/generation tokens/s, "
+     "GB/s, memory\n"
+     "  bench make-model --type Q4_0|Q8_0|Q4_K_M [--shape 1b|7b] --out FILE   random model",
      ember::cli::run_bench},
 };
 

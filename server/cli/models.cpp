@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdio>
 
-#include "model/backends/cpu_backend.h"
 #include "model/transformer.h"
 #include "server/cli/args.h"
 #include "server/cli/commands.h"
@@ -76,7 +75,7 @@ int run_discover(const std::vector<std::string>& argv) {
 }
 
 int run_probe(const std::vector<std::string>& argv) {
-  Args args(argv, {"model-dirs", "threads"}, {});
+  Args args(argv, with_backend_options({"model-dirs"}), with_backend_flags({}));
   if (args.positional().size() != 1) throw UsageError("probe needs one model id (see ember list)");
   server::ModelRegistry registry(sources_from(args));
   registry.rescan();
@@ -85,9 +84,9 @@ int run_probe(const std::vector<std::string>& argv) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   gguf::ModelFiles files = gguf::ModelFiles::open(entry->path);
-  model::CpuBackend backend(args.has("threads") ? std::stoi(*args.get("threads"))
-                                                : default_threads());
-  model::Transformer transformer(files, backend, 64);
+  model::Backends backends = model::make_backends(backend_spec(args));
+  model::Transformer transformer(files, *backends.main, 64, model::CacheType::kF16, 1,
+                                 backends.placement);
   const auto loaded = Clock::now();
   std::vector<float> logits = transformer.forward({0}, false);
   const auto done = Clock::now();

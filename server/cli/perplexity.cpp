@@ -7,7 +7,6 @@
 #include <sstream>
 
 #include "gguf/model_files.h"
-#include "model/backends/cpu_backend.h"
 #include "model/text/tokenizer.h"
 #include "model/transformer.h"
 #include "server/cli/args.h"
@@ -16,7 +15,7 @@
 namespace ember::cli {
 
 int run_perplexity(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "file", "ctx", "threads"}, {});
+  Args args(argv, with_backend_options({"model", "file", "ctx"}), with_backend_flags({}));
   auto path = args.get("model");
   auto file = args.get("file");
   if (!path || !file) throw UsageError("--model and --file are required");
@@ -32,9 +31,9 @@ int run_perplexity(const std::vector<std::string>& argv) {
   std::vector<text::TokenId> tokens = tokenizer.encode(text.str(), false, false);
   const text::Vocab& v = tokenizer.vocab();
   const bool bos = v.add_bos && v.bos >= 0;
-  model::CpuBackend backend(
-      std::stoi(args.get("threads").value_or(std::to_string(default_threads()))));
-  model::Transformer transformer(files, backend, ctx);
+  model::Backends backends = model::make_backends(backend_spec(args));
+  model::Transformer transformer(files, *backends.main, ctx, model::CacheType::kF16, 1,
+                                 backends.placement);
 
   double nll = 0;
   int64_t counted = 0;

@@ -76,10 +76,38 @@ void parse_bind(const std::string& bind, std::string& host, int& port) {
 }  // namespace
 
 int run_serve(const std::vector<std::string>& argv) {
+  // SIGINT/SIGTERM arrive through a signalfd on the event loop; SIGPIPE is ignored (sends use
+  // MSG_NOSIGNAL anyway).
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before any thread starts (a Vulkan
+                                               // driver starts some), so all inherit it
+  signal(SIGPIPE, SIG_IGN);
+  const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   Args args(argv,
-            {"bind", "model-dirs", "model", "api-key", "backend", "threads", "ctx", "parallel",
-             "max-queue", "max-loaded-models", "cors-origins", "max-body-mb", "request-timeout",
-             "idle-timeout", "batch", "n-cpu-moe", "max-downloads", "memory-budget-mb", "lora"},
+            {"bind",
+             "model-dirs",
+             "model",
+             "api-key",
+             "backend",
+             "device",
+             "threads",
+             "ctx",
+             "parallel",
+             "max-queue",
+             "max-loaded-models",
+             "cors-origins",
+             "max-body-mb",
+             "request-timeout",
+             "idle-timeout",
+             "batch",
+             "n-gpu-layers",
+             "n-cpu-moe",
+             "max-downloads",
+             "memory-budget-mb",
+             "lora"},
             {"cpu-moe"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
@@ -100,19 +128,32 @@ int run_serve(const std::vector<std::string>& argv) {
   if (auto f = args.get("model")) sources.files.push_back(*f);
 
   // The backend, as gpu-info would explain it. Device discovery only runs when a GPU backend
-  // could be chosen, so the CPU start stays instant.
+  // could be chosen, so `--backend cpu` starts without touching a driver.
   const std::string requested = pick("backend", {"EMBER_BACKEND"}).value_or("auto");
+  const int device = to_int(pick("device", {"EMBER_DEVICE"}).value_or("-1"), "--device", -1, 1024);
   server::BackendChoice backend;
   try {
     const bool discover = requested != "cpu" && (requested != "auto" || server::kGpuBackendsBuilt);
-    backend =
-        discover ? server::choose_backend(requested, vulkan::list_devices(), opencl::list_devices())
-                 : server::choose_backend(requested, {}, {});
+    backend = discover ? server::choose_backend(requested, vulkan::list_devices(),
+                                                opencl::list_devices(), device)
+                       : server::choose_backend(requested, {}, {});
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
 
   server::SchedulerOptions sched;
+  sched.backend = backend.backend;
+  sched.device = backend.device_index;
+  sched.backend_automatic = requested == "auto";
+  if (auto n = args.get("n-gpu-layers"))
+    sched.gpu_layers = *n == "all" ? -1 : to_int(*n, "--n-gpu-layers", 0, 1 << 20);
+  if (auto n = args.get("n-cpu-moe")) sched.cpu_moe_layers = to_int(*n, "--n-cpu-moe", 0, 1 << 20);
+  if (args.has("cpu-moe")) sched.cpu_moe_layers = 1 << 20;
+  if (backend.backend == "cpu" &&
+      (args.has("n-gpu-layers") || args.has("n-cpu-moe") || args.has("cpu-moe")))
+    std::fprintf(stderr,
+                 "ember: the backend is the CPU, so every layer runs there; --n-gpu-layers, "
+                 "--cpu-moe and --n-cpu-moe change nothing\n");
   sched.threads =
       to_int(pick("threads", {"EMBER_THREADS"}).value_or(std::to_string(default_threads())),
              "--threads", 1, 1024);
@@ -161,16 +202,6 @@ int run_serve(const std::vector<std::string>& argv) {
     sched.loras = parse_lora_specs(lora_specs);
     for (const auto& [file, scale] : sched.loras) model::LoraAdapter::open(file, base, hp);
   }
-
-  // SIGINT/SIGTERM arrive through a signalfd on the event loop; SIGPIPE is ignored (sends use
-  // MSG_NOSIGNAL anyway).
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before any thread starts, so all inherit it
-  signal(SIGPIPE, SIG_IGN);
-  const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
   server::ModelRegistry registry(sources);
   http::EventLoop loop;

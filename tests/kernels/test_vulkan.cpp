@@ -77,7 +77,7 @@ TEST(Vulkan, MatvecF32MatchesTheReference) {
     bw->write(w.data(), w.size() * 4);
     bx->write(x.data(), x.size() * 4);
     const uint32_t push[2] = {s.rows, s.cols};
-    vk->dispatch(vk->pipeline(vulkan::shaders::kMatvecF32), {bw.get(), bx.get(), by.get()}, push,
+    vk->dispatch(vk->pipeline(vulkan::shaders::matvec_f32()), {bw.get(), bx.get(), by.get()}, push,
                  std::min<uint32_t>(s.rows, 65535), s.tokens);
     vk->run();
     std::vector<float> got(want.size());

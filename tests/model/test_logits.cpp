@@ -22,7 +22,7 @@
 #include "gguf/model_files.h"
 #include "gguf/writer.h"
 #include "kernels/cpu/reference.h"
-#include "model/backends/cpu_backend.h"
+#include "model/backends/make_backend.h"
 #include "model/transformer.h"
 
 namespace fs = std::filesystem;
@@ -37,6 +37,13 @@ fs::path testdata() {
 fs::path synthetic_dir() {
   return testdata() / "synthetic";
 }
+// The backend under test: EMBER_TEST_BACKEND (cpu, the default, or vulkan; CTest runs the
+// suite once more with vulkan, on lavapipe in CI), with the same gates.
+std::unique_ptr<model::Backend> test_backend() {
+  const char* v = std::getenv("EMBER_TEST_BACKEND");
+  return model::make_backends({v && *v ? v : "cpu", -1, 2}).main;
+}
+
 // The sets of synthetic models with reference logits (same vocabulary and prompt).
 const char* const kSets[] = {"synthetic", "synthetic-b2"};
 
@@ -116,8 +123,8 @@ std::vector<int32_t> prompt() {
 Logits run(const std::string& path, const std::vector<int32_t>& tokens, model::CacheType cache,
            size_t batch = 0) {
   gguf::ModelFiles files = gguf::ModelFiles::open(path);
-  model::CpuBackend backend(2);
-  model::Transformer t(files, backend, static_cast<int>(tokens.size()) + 16, cache);
+  std::unique_ptr<model::Backend> backend = test_backend();
+  model::Transformer t(files, *backend, static_cast<int>(tokens.size()) + 16, cache);
   Logits out;
   out.n_tokens = static_cast<int>(tokens.size());
   out.n_vocab = t.n_vocab();
@@ -218,8 +225,8 @@ TEST_P(SyntheticModels, InterleavedSequencesEqualSeparateRuns) {
       base, {base.rbegin(), base.rend()}, {base.begin() + base.size() / 2, base.end()}};
   const size_t pace[] = {3, 1, 2};
   gguf::ModelFiles files = gguf::ModelFiles::open(path);
-  model::CpuBackend backend(2);
-  model::Transformer t(files, backend, static_cast<int>(base.size()) + 16, model::CacheType::kF32,
+  std::unique_ptr<model::Backend> backend = test_backend();
+  model::Transformer t(files, *backend, static_cast<int>(base.size()) + 16, model::CacheType::kF32,
                        3);
   std::vector<Logits> together(3);
   std::vector<size_t> done(3, 0);
@@ -267,8 +274,8 @@ namespace {
 // The 16 greedy tokens after the shared prompt.
 std::vector<int32_t> greedy_16(const std::string& path) {
   gguf::ModelFiles files = gguf::ModelFiles::open(path);
-  model::CpuBackend backend(2);
-  model::Transformer t(files, backend, 64);
+  std::unique_ptr<model::Backend> backend = test_backend();
+  model::Transformer t(files, *backend, 64);
   std::vector<float> logits = t.forward(prompt(), false);
   std::vector<int32_t> got;
   for (int i = 0; i < 16; ++i) {
@@ -321,4 +328,58 @@ TEST(Generation, F32CopyMatchesRef64) {
   Logits ref64 = read_logits(dir / "tiny-llama-f16.ref64.logits");
   EXPECT_LE(relative_rms(ours, ref64), 2e-3);
   EXPECT_EQ(argmax_agreement(ours, ref64), 1.0);
+}
+
+// A model split between the device and the CPU (--n-gpu-layers 0, half and all; --n-cpu-moe
+// and --cpu-moe on a MoE file) meets the same gates as either backend alone. Runs where the
+// backend under test is a device (EMBER_TEST_BACKEND=vulkan).
+TEST(Placement, SplitModelsMeetTheGates) {
+  const char* kind = std::getenv("EMBER_TEST_BACKEND");
+  if (!kind || std::string(kind) == "cpu") GTEST_SKIP() << "the CPU backend has nothing to split";
+  struct Case {
+    const char* file;
+    int gpu_layers, cpu_moe_layers;
+  };
+  for (const Case c :
+       {Case{"tiny-llama-q4_k_s.gguf", 0, 0}, Case{"tiny-llama-q4_k_s.gguf", 2, 0},
+        Case{"tiny-llama-q4_k_s.gguf", -1, 0}, Case{"tiny-qwen3moe-q4_k_m.gguf", -1, 1},
+        Case{"tiny-qwen3moe-q4_k_m.gguf", 1, 1 << 20}}) {
+    SCOPED_TRACE(std::string(c.file) + " gpu layers " + std::to_string(c.gpu_layers) +
+                 ", cpu-moe layers " + std::to_string(c.cpu_moe_layers));
+    nlohmann::json entry;
+    for (const auto& m : manifest()["models"])
+      if (m["file"] == c.file) entry = m;
+    const Logits ref64 = read_logits(synthetic_dir() / entry["ref64_logits"].get<std::string>());
+    const Logits llamacpp =
+        read_logits(synthetic_dir() / entry["llamacpp_logits"].get<std::string>());
+    gguf::ModelFiles files = gguf::ModelFiles::open((synthetic_dir() / c.file).string());
+    model::Backends b = model::make_backends({kind, -1, 2, c.gpu_layers, c.cpu_moe_layers});
+    ASSERT_EQ(b.placement.host != nullptr, c.gpu_layers >= 0 || c.cpu_moe_layers > 0);
+    model::Transformer t(files, *b.main, 64, model::CacheType::kF16, 1, b.placement);
+    Logits ours;
+    ours.n_tokens = static_cast<int>(prompt().size());
+    ours.n_vocab = t.n_vocab();
+    ours.values = t.forward(prompt(), true);
+    EXPECT_LE(relative_rms(ours, ref64), 6e-2);
+    EXPECT_LE(relative_rms(ours, llamacpp), 6e-2);
+    EXPECT_GE(argmax_agreement_within_noise(ours, ref64, llamacpp, ref64), 0.85);
+    EXPECT_GE(argmax_agreement_within_noise(ours, llamacpp, llamacpp, ref64), 0.90);
+  }
+}
+
+// A model whose device share does not fit says how many layers would.
+TEST(Placement, TooLargeForTheDeviceSaysHowManyLayersFit) {
+  const char* kind = std::getenv("EMBER_TEST_BACKEND");
+  if (!kind || std::string(kind) == "cpu") GTEST_SKIP() << "needs a device backend";
+  gguf::ModelFiles files =
+      gguf::ModelFiles::open((synthetic_dir() / "tiny-llama-f16.gguf").string());
+  model::Backends b = model::make_backends({kind, -1, 2});
+  b.placement.device_memory = 3 << 20;  // 3 MiB: less than the model needs
+  try {
+    model::Transformer t(files, *b.main, 64, model::CacheType::kF16, 1, b.placement);
+    FAIL() << "loaded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("layers would fit: use --n-gpu-layers"), std::string::npos)
+        << e.what();
+  }
 }

@@ -42,6 +42,11 @@ def test_no_drivers_is_said_plainly():
     assert info["serve"]["backend"] == "cpu"
 
 
-def test_backends_not_built_yet_are_refused_with_the_way_out():
+def test_vulkan_takes_lavapipe_when_asked_and_opencl_is_refused_with_the_way_out():
     info = json.loads(gpu_info("--json", "--backend", "vulkan"))
-    assert "not in this build" in info["serve"]["error"] and "--backend cpu" in info["serve"]["error"]
+    assert info["serve"]["backend"] == "vulkan" and "llvmpipe" in info["serve"]["device"]
+    assert "no GPU" in info["serve"]["reason"]
+    info = json.loads(gpu_info("--json", "--backend", "vulkan", "--device", "7"))
+    assert "--device 7" in info["serve"]["error"]
+    info = json.loads(gpu_info("--json", "--backend", "opencl"))
+    assert "not in this build" in info["serve"]["error"] and "--backend vulkan" in info["serve"]["error"]

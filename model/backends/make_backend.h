@@ -1,0 +1,34 @@
+// Constructs the backends a command or the server runs a model on: the one asked for by name
+// and, when the model is split between a device and the CPU, the CPU backend beside it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "model/backend.h"
+#include "model/transformer.h"
+
+namespace ember::model {
+
+struct BackendSpec {
+  std::string kind = "cpu";  // "cpu" or "vulkan"
+  int device = -1;           // Vulkan: the device as gpu-info numbers it (−1: the first GPU)
+  int threads = 1;           // CPU: worker threads (also the host side of a split placement)
+  int gpu_layers = -1;       // --n-gpu-layers: the last N layers on the device (−1: all)
+  int cpu_moe_layers = 0;    // --n-cpu-moe N: routed experts of the first N layers on the CPU;
+                             // --cpu-moe: every layer (a large number)
+  bool automatic = false;    // chosen by --backend auto: a device that cannot be opened falls
+                             // back to the CPU (with a note on stderr) instead of failing
+};
+
+struct Backends {
+  std::unique_ptr<Backend> main;  // what the Transformer is given
+  std::unique_ptr<Backend> host;  // the CPU side of a split placement, else null
+  Placement placement;            // for the Transformer; refers to `host`
+};
+
+// Throws std::invalid_argument for an unknown kind, std::runtime_error when the device cannot be
+// opened (saying why) and the spec is not automatic.
+Backends make_backends(const BackendSpec& spec);
+
+}  // namespace ember::model
