@@ -18,11 +18,11 @@ struct KernelBenchOptions {
   std::vector<std::string> types{"Q4_0", "Q4_K", "Q8_0"};  // ggml type names, or {"all"}
   long long tokens = 128;                                  // activation columns of the matmul
   std::optional<std::string> isa;  // kernel level, e.g. "avx2"; best by default
-  std::string backend = "cpu";     // or "vulkan": the same table for a Vulkan device
-  int device = -1;                 // the Vulkan device (gpu-info's numbering; −1: the first GPU)
+  std::string backend = "cpu";     // or "vulkan", "opencl": the same table for a device
+  int device = -1;                 // that API's device (gpu-info's numbering; −1: the first GPU)
 };
 int run_bench_kernels(const KernelBenchOptions& options);
-int run_bench_kernels_vulkan(const KernelBenchOptions& options);  // bench_kernels_vulkan.cpp
+int run_bench_kernels_device(const KernelBenchOptions& options);  // bench_kernels_device.cpp
 
 // `ember bench e2e`: prompt processing and generation tokens/s of one sequence, achieved GB/s
 // next to the bandwidth floor, resident memory.

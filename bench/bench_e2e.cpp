@@ -13,7 +13,7 @@
 #include "bench/memory_bandwidth.h"
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
-#include "model/backends/vulkan_backend.h"
+#include "model/backends/device_backend.h"
 #include "model/transformer.h"
 
 namespace ember::bench {
@@ -64,13 +64,13 @@ int run_bench_e2e(const E2eBenchOptions& options) {
     best_tg = std::max(best_tg, n_gen / seconds_since(start));
   }
   long rss_after = resident_kib();
-  auto* device = dynamic_cast<model::VulkanBackend*>(backends.main.get());
+  auto* device = dynamic_cast<model::DeviceBackend*>(backends.main.get());
   double bandwidth = 0;
   std::string where;
   if (device) {
-    bandwidth = measure_device_bandwidth(device->context());
-    where = "Vulkan, " + device->device().name + " (" + device->device().type + ")" +
-            (backends.host ? ", split with the CPU" : "");
+    bandwidth = measure_device_bandwidth(device->compute_device());
+    where = options.backend.kind + ", " + device->limits().name + " (" + device->limits().type +
+            ")" + (backends.host ? ", split with the CPU" : "");
   } else {
     bandwidth = measure_read_bandwidth(dynamic_cast<model::CpuBackend&>(*backends.main).pool());
     where = std::to_string(threads) + " threads, kernel level " + cpu::isa_name(cpu::best_isa());

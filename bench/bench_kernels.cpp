@@ -72,9 +72,11 @@ void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double ban
 }  // namespace
 
 int run_bench_kernels(const KernelBenchOptions& options) {
-  if (options.backend == "vulkan") return run_bench_kernels_vulkan(options);
+  if (options.backend == "vulkan" || options.backend == "opencl")
+    return run_bench_kernels_device(options);
   if (options.backend != "cpu")
-    throw std::invalid_argument("--backend must be cpu or vulkan, not '" + options.backend + "'");
+    throw std::invalid_argument("--backend must be cpu, vulkan or opencl, not '" + options.backend +
+                                "'");
   const int threads = options.threads > 0
                           ? options.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -53,13 +53,13 @@ double measure_read_bandwidth(cpu::ThreadPool& pool, size_t bytes, int repeats) 
   return best;
 }
 
-double measure_device_bandwidth(vulkan::Context& context, size_t bytes, int repeats) {
-  auto from = context.buffer(bytes), to = context.buffer(bytes);
+double measure_device_bandwidth(model::ComputeDevice& device, size_t bytes, int repeats) {
+  auto from = device.buffer(bytes), to = device.buffer(bytes);
   double best = 0;
   for (int r = 0; r < repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
-    context.copy(*from, *to, bytes);
-    context.run();
+    device.copy(*from, *to, bytes, 0, 0);
+    device.finish();
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::max(best, 2.0 * double(bytes) / s / 1e9);

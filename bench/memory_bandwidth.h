@@ -3,7 +3,7 @@
 #pragma once
 
 #include "kernels/cpu/thread_pool.h"
-#include "kernels/vulkan/context.h"
+#include "model/backends/compute_device.h"
 
 namespace ember::bench {
 
@@ -11,9 +11,9 @@ namespace ember::bench {
 double measure_read_bandwidth(cpu::ThreadPool& pool, size_t bytes = size_t(1) << 30,
                               int repeats = 5);
 
-// A Vulkan device's memory bandwidth in GB/s: best-of-`repeats` copy of a device-local buffer of
-// `bytes` to another, counted as read + write (2·bytes per copy).
-double measure_device_bandwidth(vulkan::Context& context, size_t bytes = size_t(256) << 20,
+// A compute device's memory bandwidth in GB/s: best-of-`repeats` copy of a buffer of `bytes` to
+// another, counted as read + write (2·bytes per copy).
+double measure_device_bandwidth(model::ComputeDevice& device, size_t bytes = size_t(256) << 20,
                                 int repeats = 5);
 
 }  // namespace ember::bench

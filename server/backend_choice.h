@@ -11,22 +11,23 @@
 
 namespace ember::server {
 
-// Whether this build can run models on a GPU backend (Vulkan; OpenCL is not built yet). When
-// it can, `auto` discovers devices at start (tens of milliseconds of driver start-up).
+// Whether this build can run models on a GPU backend (Vulkan, OpenCL). When it can, `auto`
+// discovers devices at start (tens of milliseconds of driver start-up).
 constexpr bool kGpuBackendsBuilt = true;
 
 struct BackendChoice {
-  std::string backend;    // "cpu" or "vulkan"
-  int device_index = -1;  // Vulkan: the device as gpu-info numbers it
+  std::string backend;    // "cpu", "vulkan" or "opencl"
+  int device_index = -1;  // the device of that API as gpu-info numbers it
   std::string device;     // what it runs on, for logs and /health
   std::string reason;     // why, in a sentence
 };
 
 // `device` is --device N (−1: not given). `auto` takes the first discrete or integrated Vulkan
-// GPU, else the CPU; `vulkan` (and `auto` with a device named) takes device N, else the first
-// GPU, else the first device of any type (lavapipe, Mesa's Vulkan on the CPU, on a machine without
-// a GPU). Throws std::invalid_argument for an unknown name, a missing device, or a backend that
-// cannot be used here, with what to do instead.
+// GPU, else the first OpenCL GPU, else the CPU; `vulkan` (and `auto` with a device named) and
+// `opencl` take that API's device N, else its first GPU, else its first device of any type
+// (lavapipe, Mesa's Vulkan on the CPU, on a machine without a GPU). Throws std::invalid_argument
+// for an unknown name, a missing device, or a backend that cannot be used here, with what to do
+// instead.
 BackendChoice choose_backend(const std::string& requested, const vulkan::Inventory& vulkan,
                              const opencl::Inventory& opencl, int device = -1);
 

@@ -317,7 +317,7 @@ void Context::begin_if_needed() {
   recording_ = true;
 }
 
-void Context::dispatch(const Pipeline& p, std::initializer_list<const Buffer*> buffers,
+void Context::dispatch(const Pipeline& p, const std::vector<const Buffer*>& buffers,
                        const void* push, uint32_t groups_x, uint32_t groups_y, uint32_t groups_z) {
   if (buffers.size() != p.buffers)
     throw std::logic_error("a dispatch binds " + std::to_string(buffers.size()) +

@@ -90,7 +90,7 @@ class Context {
   // Records dispatches into one command buffer; run() submits and waits. Every dispatch is
   // separated from the previous one by a compute→compute memory barrier (the forward pass is a
   // chain of dependent ops).
-  void dispatch(const Pipeline& p, std::initializer_list<const Buffer*> buffers, const void* push,
+  void dispatch(const Pipeline& p, const std::vector<const Buffer*>& buffers, const void* push,
                 uint32_t groups_x, uint32_t groups_y = 1, uint32_t groups_z = 1);
   void copy(const Buffer& from, const Buffer& to, size_t bytes, size_t from_offset = 0,
             size_t to_offset = 0);

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "model/backends/cpu_backend.h"
+#include "model/backends/opencl_backend.h"
 #include "model/backends/vulkan_backend.h"
 
 namespace ember::model {
@@ -14,22 +15,23 @@ Backends make_backends(const BackendSpec& spec) {
     b.main = std::make_unique<CpuBackend>(spec.threads);
     return b;
   }
-  if (spec.kind != "vulkan")
-    throw std::invalid_argument("no backend called '" + spec.kind + "' (cpu or vulkan)");
-  std::unique_ptr<VulkanBackend> vulkan;
+  if (spec.kind != "vulkan" && spec.kind != "opencl")
+    throw std::invalid_argument("no backend called '" + spec.kind + "' (cpu, vulkan or opencl)");
+  std::unique_ptr<DeviceBackend> device;
   try {
-    vulkan = std::make_unique<VulkanBackend>(VulkanOptions{spec.device});
+    if (spec.kind == "vulkan")
+      device = std::make_unique<VulkanBackend>(VulkanOptions{spec.device});
+    else
+      device = std::make_unique<OpenClBackend>(OpenClOptions{spec.device});
   } catch (const std::runtime_error& e) {
     if (!spec.automatic) throw;
-    std::fprintf(stderr, "ember: the Vulkan device could not be opened (%s); using the CPU\n",
-                 e.what());
+    std::fprintf(stderr, "ember: the %s device could not be opened (%s); using the CPU\n",
+                 spec.kind.c_str(), e.what());
     b.main = std::make_unique<CpuBackend>(spec.threads);
     return b;
   }
-  for (const vulkan::MemoryHeap& heap : vulkan->device().heaps)
-    if (heap.device_local)
-      b.placement.device_memory = std::max(b.placement.device_memory, heap.size);
-  b.main = std::move(vulkan);
+  b.placement.device_memory = device->limits().memory;
+  b.main = std::move(device);
   if (spec.gpu_layers >= 0 || spec.cpu_moe_layers > 0) {
     b.host = std::make_unique<CpuBackend>(spec.threads);
     b.placement.host = b.host.get();

@@ -11,8 +11,8 @@
 namespace ember::model {
 
 struct BackendSpec {
-  std::string kind = "cpu";  // "cpu" or "vulkan"
-  int device = -1;           // Vulkan: the device as gpu-info numbers it (−1: the first GPU)
+  std::string kind = "cpu";  // "cpu", "vulkan" or "opencl"
+  int device = -1;           // the device of that API as gpu-info numbers it (−1: the first GPU)
   int threads = 1;           // CPU: worker threads (also the host side of a split placement)
   int gpu_layers = -1;       // --n-gpu-layers: the last N layers on the device (−1: all)
   int cpu_moe_layers = 0;    // --n-cpu-moe N: routed experts of the first N layers on the CPU;

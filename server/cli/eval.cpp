@@ -1,5 +1,5 @@
 // `ember eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32]
-// [--backend auto|cpu|vulkan] [--device N] [--threads N]`:
+// [--backend auto|cpu|vulkan|opencl] [--device N] [--threads N]`:
 // runs the tokens through the model and writes the logits of every position in the format of
 // the shared test data: int32 n_tokens, int32 n_vocab, then n_tokens·n_vocab float32.
 #include <cstdio>

@@ -2,7 +2,7 @@
 //   ember generate --model FILE --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
 //                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
 //                  [--seed S] [--threads N] [--ctx N] [--lora FILE[:SCALE]]... [--stats]
-//                  [--backend auto|cpu|vulkan] [--device N]
+//                  [--backend auto|cpu|vulkan|opencl] [--device N]
 #include <cstdio>
 
 #include "gguf/model_files.h"

@@ -137,6 +137,11 @@ int run_gpu_info(const std::vector<std::string>& argv) {
                 d.has_extension("cl_khr_fp16") ? "yes" : "no",
                 d.has_extension("cl_khr_integer_dot_product") ? "yes" : "no",
                 d.has_extension("cl_khr_subgroups") ? "yes" : "no");
+    // None of those extensions is needed: the kernels are plain OpenCL C 1.2.
+    std::printf("      %s\n", d.is_gpu() ? "a GPU: --backend opencl takes the first one; auto "
+                                           "does when no Vulkan GPU exists"
+                                         : "not a GPU: used with --backend opencl --device N, or "
+                                           "by --backend opencl when no GPU exists");
   }
   if (choice_error.empty())
     std::printf("\nserve --backend %s would use: %s on %s (%s)\n", requested.c_str(),

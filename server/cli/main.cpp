@@ -23,7 +23,7 @@ const Command kCommands[] = {
      "           [--ctx N] [--parallel N] [--max-queue N] [--max-loaded-models N]\n"
      "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout "
      "S]\n"
-     "           [--backend auto|cpu|vulkan] [--device N] [--lora FILE[:SCALE]]...\n"
+     "           [--backend auto|cpu|vulkan|opencl] [--device N] [--lora FILE[:SCALE]]...\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
      ember::cli::run_serve},
     {"list", "list [--short] [--model-dirs D1:D2]   models found by discovery",
@@ -57,23 +57,24 @@ const Command kCommands[] = {
      "generate --model FILE --prompt TEXT [--chat] [--system T] [--max-tokens N] [--temperature "
      "T]\n"
      "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]\n"
-     "           [--lora FILE[:SCALE]]... [--backend auto|cpu|vulkan] [--device N]",
+     "           [--lora FILE[:SCALE]]... [--backend auto|cpu|vulkan|opencl] [--device N]",
      ember::cli::run_generate},
     {"chat",
      "chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]\n"
-     "           [--backend auto|cpu|vulkan] [--device N]",
+     "           [--backend auto|cpu|vulkan|opencl] [--device N]",
      ember::cli::run_chat},
     {"perplexity",
-     "perplexity --model FILE --file TEXT.txt [--ctx N] [--backend auto|cpu|vulkan] [--device N]",
+     "perplexity --model FILE --file TEXT.txt [--ctx N] [--backend auto|cpu|vulkan|opencl] "
+     "[--device N]",
      ember::cli::run_perplexity},
     {"eval",
      "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32] "
      "[--lora FILE[:SCALE]]...\n"
-     "           [--backend auto|cpu|vulkan] [--device N]",
+     "           [--backend auto|cpu|vulkan|opencl] [--device N]",
      ember::cli::run_eval},
     {"bench",
      "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]\n"
-     "                [--backend cpu|vulkan] [--device N]\n"
+     "                [--backend cpu|vulkan|opencl] [--device N]\n"
      "  bench e2e --model FILE [-p 512] [-n 128] [-t 2] [--backend B] [--device N]\n"
      "            [--n-gpu-layers N] [--cpu-moe] [--n-cpu-moe N]   prompt/generation tokens/s, "
      "GB/s, memory\n"

@@ -22,13 +22,14 @@ SMOLLM2 = MODEL_CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3 = MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"
 
 
-def vulkan_present():
-    """Whether a Vulkan device is there to test on (lavapipe in CI, which must not skip)."""
+def device_present(kind):
+    """Whether a `kind` (vulkan, opencl) device is there to test on (lavapipe and PoCL in CI,
+    which must not skip)."""
     info = json.loads(ember("gpu-info", "--json"))
-    if info["vulkan"]["devices"]:
+    if info[kind]["devices"]:
         return True
-    if os.environ.get("EMBER_REQUIRE_VULKAN") == "1":
-        pytest.fail("no Vulkan device, and EMBER_REQUIRE_VULKAN=1")
+    if os.environ.get(f"EMBER_REQUIRE_{kind.upper()}") == "1":
+        pytest.fail(f"no {kind} device, and EMBER_REQUIRE_{kind.upper()}=1")
     return False
 
 
@@ -38,7 +39,7 @@ def ember(*args):
     return out.stdout.decode()
 
 
-@pytest.mark.parametrize("backend", ["cpu", "vulkan"])
+@pytest.mark.parametrize("backend", ["cpu", "vulkan", "opencl"])
 @pytest.mark.parametrize("path,text", [
     (SMOLLM2, "The capital of France is Paris, a city on the Seine."),
     (GEMMA3, "Q: What is the capital of France?\nA: The capital of France is Paris."),
@@ -47,11 +48,11 @@ def test_logits_match_a_float64_reference(tmp_path, path, text, backend):
     """On the CPU, activations are quantised to 8 bits inside the matrix products (as llama.cpp
     does), so the logits differ from exact arithmetic by a few percent (measured: SmolLM2 4.2e-2;
     Gemma 3 8.9e-2, whose activations have large outliers that the 256-wide Q8_K blocks of its
-    K-quant matrices resolve coarsely). The Vulkan shaders multiply float activations: there
-    both match to ~1e-5 (the F32 cache and float sums). A broken layer gives ~1."""
+    K-quant matrices resolve coarsely). The Vulkan and OpenCL kernels multiply float activations:
+    there both match to ~1e-6. A broken layer gives ~1."""
     assert path.exists(), f"{path} is missing: run scripts/fetch-models.sh (make test does)"
-    if backend == "vulkan" and not vulkan_present():
-        pytest.skip("no Vulkan device")
+    if backend != "cpu" and not device_present(backend):
+        pytest.skip(f"no {backend} device")
     tokens = [int(t) for t in ember("tokenize", "--model", str(path), "--text", text).split()]
     ember("eval", "--model", str(path), "--tokens", ",".join(map(str, tokens)), "--logits-out",
           str(tmp_path / "logits.bin"), "--cache", "f32", "--backend", backend)
@@ -66,14 +67,16 @@ def test_logits_match_a_float64_reference(tmp_path, path, text, backend):
     assert agreement >= (0.85 if backend == "cpu" else 1.0)
 
 
-def test_greedy_text_through_vulkan_equals_the_cpu():
-    """16 greedy tokens of SmolLM2 through Vulkan (lavapipe in CI) and the CPU, word for word."""
-    if not vulkan_present():
-        pytest.skip("no Vulkan device")
+@pytest.mark.parametrize("backend", ["vulkan", "opencl"])
+def test_greedy_text_through_a_device_equals_the_cpu(backend):
+    """16 greedy tokens of SmolLM2 through a device backend (lavapipe, PoCL in CI) and the CPU,
+    word for word."""
+    if not device_present(backend):
+        pytest.skip(f"no {backend} device")
     args = ["generate", "--model", str(SMOLLM2), "--chat", "--prompt",
             "What's the capital of France? Answer in one word.", "--temperature", "0",
             "--max-tokens", "16"]
-    assert ember(*args, "--backend", "vulkan") == ember(*args, "--backend", "cpu")
+    assert ember(*args, "--backend", backend) == ember(*args, "--backend", "cpu")
 
 
 @pytest.mark.parametrize("args,expected", [

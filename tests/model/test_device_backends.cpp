@@ -1,8 +1,9 @@
-// Each op of the Vulkan backend against the CPU backend and the plain references, on random data
-// of awkward sizes, every block format, on lavapipe in CI (Mesa's Vulkan on the CPU). The error
-// measure is the Σ(a−b)²/Σb²; the gates are far inside its 5e-4 (matrix products,
-// attention) and 1e-6 (element-wise), since both sides compute in float from the same inputs.
-// Without a Vulkan device the tests skip, unless EMBER_REQUIRE_VULKAN=1 (CTest sets it).
+// Each op of the device backends (Vulkan, OpenCL) against the CPU backend and the plain
+// references, on random data of awkward sizes, every block format, on lavapipe and PoCL in CI
+// (Vulkan and OpenCL on the CPU). The error measure is Σ(a−b)²/Σb²; the gates are far inside the
+// issues' 5e-4 (matrix products, attention) and 1e-6 (element-wise), since both sides compute in
+// float from the same inputs. Without a device of the kind the tests skip, unless
+// EMBER_REQUIRE_VULKAN=1 / EMBER_REQUIRE_OPENCL=1 (CTest sets them).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 
 #include "kernels/cpu/reference.h"
 #include "model/backends/cpu_backend.h"
+#include "model/backends/opencl_backend.h"
 #include "model/backends/vulkan_backend.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -21,17 +23,26 @@ using model::Tensor;
 
 namespace {
 
-std::unique_ptr<model::VulkanBackend> open_vulkan(size_t max_buffer_bytes = 0,
+// A device backend of `kind` ("vulkan" or "opencl"), or null (a failure when required).
+std::unique_ptr<model::DeviceBackend> open_device(const std::string& kind,
+                                                  size_t max_buffer_bytes = 0,
                                                   uint32_t workgroup = 0) {
   try {
-    return std::make_unique<model::VulkanBackend>(
-        model::VulkanOptions{-1, max_buffer_bytes, workgroup});
+    if (kind == "vulkan")
+      return std::make_unique<model::VulkanBackend>(
+          model::VulkanOptions{-1, max_buffer_bytes, workgroup});
+    return std::make_unique<model::OpenClBackend>(
+        model::OpenClOptions{-1, max_buffer_bytes, workgroup});
   } catch (const std::exception& e) {
-    const char* require = std::getenv("EMBER_REQUIRE_VULKAN");
-    if (require && std::string(require) == "1") ADD_FAILURE() << "no Vulkan device: " << e.what();
+    const char* require =
+        std::getenv(kind == "vulkan" ? "EMBER_REQUIRE_VULKAN" : "EMBER_REQUIRE_OPENCL");
+    if (require && std::string(require) == "1")
+      ADD_FAILURE() << "no " << kind << " device: " << e.what();
     return nullptr;
   }
 }
+
+class DeviceBackends : public ::testing::TestWithParam<std::string> {};
 
 template <class A, class B>
 double relative_error(const A& a, const B& b) {
@@ -102,15 +113,15 @@ int64_t awkward_cols(gguf::TensorType type) {
 // and with 64 invocations (what GPUs get); also when a 600-row tensor is split over buffers of
 // 9 KiB (3 to 100 rows each) and only a slice of its rows crossing them is asked for (phi3's fused
 // q/k/v).
-TEST(VulkanBackend, MatmulEveryFormat) {
+TEST_P(DeviceBackends, MatmulEveryFormat) {
   struct Config {
     bool split;
     uint32_t workgroup;
   };
   for (const Config config : {Config{false, 0}, Config{false, 64}, Config{true, 0}}) {
     // 9 KiB: three rows of the widest input (768 floats, put() as an F32 table).
-    auto vk = open_vulkan(config.split ? 3 * 768 * 4 + 16 : 0, config.workgroup);
-    if (!vk) GTEST_SKIP() << "no Vulkan device";
+    auto vk = open_device(GetParam(), config.split ? 3 * 768 * 4 + 16 : 0, config.workgroup);
+    if (!vk) GTEST_SKIP() << "no " << GetParam() << " device";
     Tensors t;  // as long as the backend: it keeps device copies by tensor
     for (gguf::TensorType type : test::compute_types()) {
       SCOPED_TRACE(std::string(gguf::type_name(type)) + (config.split ? " split" : "") +
@@ -142,9 +153,9 @@ TEST(VulkanBackend, MatmulEveryFormat) {
 }
 
 // Embedding rows of every format, scaled (gemma), equal the reference dequantisation.
-TEST(VulkanBackend, EmbedEveryFormat) {
-  auto vk = open_vulkan();
-  if (!vk) GTEST_SKIP() << "no Vulkan device";
+TEST_P(DeviceBackends, EmbedEveryFormat) {
+  auto vk = open_device(GetParam());
+  if (!vk) GTEST_SKIP() << "no " << GetParam() << " device";
   Tensors t;
   for (gguf::TensorType type : test::compute_types()) {
     SCOPED_TRACE(gguf::type_name(type));
@@ -173,8 +184,9 @@ namespace {
 
 // Runs `op` on both backends over the same inputs and returns the two results.
 struct Both {
+  explicit Both(const std::string& kind) : vk(open_device(kind)) {}
   model::CpuBackend cpu{2};
-  std::unique_ptr<model::VulkanBackend> vk = open_vulkan();
+  std::unique_ptr<model::DeviceBackend> vk;
   Tensors t;
   std::pair<Tensor, Tensor> put(const std::vector<float>& v, int64_t rows) {
     return {t.put(cpu, v, rows), t.put(*vk, v, rows)};
@@ -189,9 +201,9 @@ struct Both {
 
 }  // namespace
 
-TEST(VulkanBackend, ElementwiseOpsMatchTheCpu) {
-  Both b;
-  if (!b.vk) GTEST_SKIP() << "no Vulkan device";
+TEST_P(DeviceBackends, ElementwiseOpsMatchTheCpu) {
+  Both b(GetParam());
+  if (!b.vk) GTEST_SKIP() << "no " << GetParam() << " device";
   const int64_t rows = 5, cols = 300;
   const std::vector<float> xv = test::random_floats(rows * cols, 1),
                            yv = test::random_floats(rows * cols, 2);
@@ -242,9 +254,9 @@ TEST(VulkanBackend, ElementwiseOpsMatchTheCpu) {
 
 // Both rotation layouts, partial rotation (48 of 64 dimensions, phi3), a magnitude (YaRN,
 // LongRoPE), and positions far enough out that float angles would lose precision.
-TEST(VulkanBackend, RopeMatchesTheCpu) {
-  Both b;
-  if (!b.vk) GTEST_SKIP() << "no Vulkan device";
+TEST_P(DeviceBackends, RopeMatchesTheCpu) {
+  Both b(GetParam());
+  if (!b.vk) GTEST_SKIP() << "no " << GetParam() << " device";
   const std::vector<int32_t> positions = {0, 7, 1000, 40000, 131000};
   const int n_heads = 3, head_dim = 64;
   model::RopeTable table;
@@ -260,7 +272,7 @@ TEST(VulkanBackend, RopeMatchesTheCpu) {
 
 // Attention over a cache written in two steps, for two sequences, with GQA, a sliding window
 // and a soft-cap, in both cache types; head sizes 64, 128 and 256 (gemma).
-TEST(VulkanBackend, AttentionMatchesTheCpu) {
+TEST_P(DeviceBackends, AttentionMatchesTheCpu) {
   struct Case {
     int n_head, n_head_kv, head_dim, window;
     float softcap;
@@ -270,8 +282,8 @@ TEST(VulkanBackend, AttentionMatchesTheCpu) {
     for (model::CacheType cache : {model::CacheType::kF16, model::CacheType::kF32}) {
       SCOPED_TRACE("head_dim " + std::to_string(c.head_dim) + " window " +
                    std::to_string(c.window) + (cache == model::CacheType::kF16 ? " F16" : " F32"));
-      Both b;
-      if (!b.vk) GTEST_SKIP() << "no Vulkan device";
+      Both b(GetParam());
+      if (!b.vk) GTEST_SKIP() << "no " << GetParam() << " device";
       const int kv_dim = c.n_head_kv * c.head_dim, q_dim = c.n_head * c.head_dim;
       b.cpu.init_cache(2, 96, kv_dim, cache, 2);
       b.vk->init_cache(2, 96, kv_dim, cache, 2);
@@ -306,12 +318,12 @@ TEST(VulkanBackend, AttentionMatchesTheCpu) {
 
 // The mixture-of-experts FFN (routing, per-expert products, weighted sum) with the expert
 // tensors split over buffers of two experts, renormalised or not.
-TEST(VulkanBackend, MoeFfnMatchesTheCpu) {
+TEST_P(DeviceBackends, MoeFfnMatchesTheCpu) {
   const int n_expert = 5, n_embd = 96, n_ff = 64, tokens = 7;
   for (bool norm : {true, false}) {
-    Both b;
-    if (!b.vk) GTEST_SKIP() << "no Vulkan device";
-    b.vk = open_vulkan(size_t(2) * n_ff * n_embd * 4 + 16);
+    Both b(GetParam());
+    if (!b.vk) GTEST_SKIP() << "no " << GetParam() << " device";
+    b.vk = open_device(GetParam(), size_t(2) * n_ff * n_embd * 4 + 16);
     model::HyperParams hp;
     hp.n_expert = n_expert;
     hp.n_expert_used = 2;
@@ -337,3 +349,6 @@ TEST(VulkanBackend, MoeFfnMatchesTheCpu) {
     EXPECT_LE(b.error(out), 1e-10) << (norm ? "renormalised" : "plain");
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Kinds, DeviceBackends, ::testing::Values("vulkan", "opencl"),
+                         [](const auto& info) { return info.param; });

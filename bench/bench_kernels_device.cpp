@@ -1,11 +1,11 @@
-// `ember bench kernels --backend vulkan`: the CPU table (bench_kernels.cpp) for a Vulkan device:
+// `ember bench kernels --backend vulkan|opencl`: the CPU table (bench_kernels.cpp) for a device:
 // matrix-vector GB/s against the device's copy bandwidth and matrix-matrix GFLOP/s per weight
-// type, through the backend's own ops (model/backends/vulkan_backend.h), so what is measured is
-// what a forward pass runs. Each timing records a batch of dispatches and waits for them, so it
+// type, through the backend's own ops (model/backends/device_backend.h), so what is measured is
+// what a forward pass runs. Each timing queues a batch of launches and waits for them, so it
 // includes one submission.
 //
 // Matrix-vector products cycle through enough copies of each matrix (≥ 512 MiB on GPUs; two on
-// a CPU-type device such as lavapipe) that the weights come from memory, not cache.
+// a CPU-type device such as lavapipe or PoCL) that the weights come from memory, not cache.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +17,7 @@
 #include "bench/bench.h"
 #include "bench/memory_bandwidth.h"
 #include "bench/random_weights.h"
+#include "model/backends/opencl_backend.h"
 #include "model/backends/vulkan_backend.h"
 
 namespace ember::bench {
@@ -33,13 +34,20 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+std::unique_ptr<model::DeviceBackend> open(const KernelBenchOptions& options) {
+  if (options.backend == "vulkan")
+    return std::make_unique<model::VulkanBackend>(model::VulkanOptions{options.device});
+  return std::make_unique<model::OpenClBackend>(model::OpenClOptions{options.device});
+}
+
 void bench_shape(const KernelBenchOptions& options, TensorType type, const Shape& shape,
                  double bandwidth) {
   // A backend per shape: its device copies of the weights go with it.
-  model::VulkanBackend vk(model::VulkanOptions{options.device});
+  std::unique_ptr<model::DeviceBackend> backend = open(options);
+  model::DeviceBackend& vk = *backend;
   const size_t matrix_bytes = gguf::bytes_for(type, shape.cols * shape.rows);
   const size_t copies =
-      vk.device().type == "cpu" ? 2 : std::max<size_t>(2, (size_t(512) << 20) / matrix_bytes);
+      vk.limits().type == "cpu" ? 2 : std::max<size_t>(2, (size_t(512) << 20) / matrix_bytes);
   const std::vector<uint8_t> weights = random_weights(type, matrix_bytes);
   std::deque<gguf::TensorInfo> infos(copies);  // one tensor per copy: uploaded separately
   std::vector<model::Weight> w;
@@ -77,7 +85,7 @@ void bench_shape(const KernelBenchOptions& options, TensorType type, const Shape
         std::max(best_gflops, 2.0 * shape.rows * shape.cols * tokens / seconds_since(start) / 1e9);
   }
   std::printf("| %-6s | %-11s | %5lld x %-5lld | %8.1f | %5.0f%% | %8.1f |\n",
-              std::string(gguf::type_name(type)).c_str(), "vulkan",
+              std::string(gguf::type_name(type)).c_str(), options.backend.c_str(),
               static_cast<long long>(shape.cols), static_cast<long long>(shape.rows), best_gbs,
               100.0 * best_gbs / bandwidth, best_gflops);
   std::fflush(stdout);
@@ -85,7 +93,7 @@ void bench_shape(const KernelBenchOptions& options, TensorType type, const Shape
 
 }  // namespace
 
-int run_bench_kernels_vulkan(const KernelBenchOptions& options) {
+int run_bench_kernels_device(const KernelBenchOptions& options) {
   std::vector<std::string> names = options.types;
   if (names.size() == 1 && names[0] == "all")
     names = {"F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",   "Q5_1",
@@ -99,11 +107,11 @@ int run_bench_kernels_vulkan(const KernelBenchOptions& options) {
   if (options.tokens < 1) throw std::invalid_argument("--tokens must be at least 1");
   double bandwidth = 0;
   {
-    model::VulkanBackend vk(model::VulkanOptions{options.device});
-    const vulkan::DeviceInfo& d = vk.device();
-    bandwidth = measure_device_bandwidth(vk.context());
-    std::printf("device: %s (%s, Vulkan %s, subgroup %u)\n", d.name.c_str(), d.type.c_str(),
-                d.api_version.c_str(), d.subgroup_size);
+    std::unique_ptr<model::DeviceBackend> backend = open(options);
+    const model::ComputeDevice::Limits& d = backend->limits();
+    bandwidth = measure_device_bandwidth(backend->compute_device());
+    std::printf("device: %s (%s, %s, work-groups of %u)\n", d.name.c_str(), d.type.c_str(),
+                options.backend.c_str(), d.workgroup);
     std::printf("measured copy bandwidth: %.1f GB/s (256 MiB, read + write)\n\n", bandwidth);
   }
   std::printf(
