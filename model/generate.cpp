@@ -56,6 +56,10 @@ Completion::Completion(const text::Tokenizer& tokenizer, GenerateRequest request
   result_.prompt_tokens = static_cast<int>(request_.prompt.size());
   result_.finish_reason = "length";
   if (request_.max_tokens <= 0) finished_ = true;
+  if (request_.grammar) {
+    if (!request_.trie) throw std::logic_error("a grammar needs the vocabulary's TokenTrie");
+    matcher_.emplace(*request_.grammar);
+  }
 }
 
 std::string Completion::hand_out(size_t upto) {
@@ -76,8 +80,19 @@ std::string Completion::step(std::vector<float>& logits) {
     for (text::TokenId id : {tokenizer_.vocab().eos, tokenizer_.vocab().eot})
       if (id >= 0 && static_cast<size_t>(id) < logits.size())
         logits[id] = -std::numeric_limits<float>::infinity();
+  if (matcher_) {  // only what the grammar allows; the end only once the output is complete
+    request_.trie->allowed(*matcher_, allowed_);
+    if (matcher_->accepting())
+      for (text::TokenId id : {tokenizer_.vocab().eos, tokenizer_.vocab().eot})
+        if (id >= 0 && static_cast<size_t>(id) < allowed_.size()) allowed_[id] = 1;
+    constexpr float kNever = -std::numeric_limits<float>::infinity();
+    for (size_t id = 0; id < logits.size(); ++id)
+      if (id >= allowed_.size() || !allowed_[id]) logits[id] = kNever;
+  }
   const text::TokenId next = sampler_.sample(logits, history_);
   if (tokenizer_.vocab().is_end_of_generation(next)) return finish("stop");
+  if (matcher_)
+    for (char c : tokenizer_.piece(next)) matcher_->advance(static_cast<uint8_t>(c));
   if (want_logprobs) result_.logprobs.push_back(logprob_of(raw, next, request_.top_logprobs));
   history_.push_back(next);
   result_.tokens.push_back(next);
@@ -96,6 +111,7 @@ std::string Completion::step(std::vector<float>& logits) {
     result_.finish_reason = "stop";
     return hand_out(cut);
   }
+  if (matcher_ && !matcher_->can_continue()) return finish("stop");  // the value is complete
   if (static_cast<int>(result_.tokens.size()) >= request_.max_tokens) return finish("length");
   return hand_out(result_.text.size() - stop_prefix_at_end(result_.text, stops_));
 }

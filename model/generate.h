@@ -6,9 +6,13 @@
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "model/grammar/grammar.h"
+#include "model/grammar/token_trie.h"
 #include "model/sampler.h"
 #include "model/text/tokenizer.h"
 #include "model/transformer.h"
@@ -22,6 +26,11 @@ struct GenerateRequest {
   std::vector<std::string> stop;  // generation ends before the first of these strings
   int top_logprobs = -1;          // ≥ 0: record each token's log-probability and this many best
   bool ignore_eos = false;        // never sample an end-of-generation token (llama-server's field)
+  // Structured output: only tokens the grammar allows are sampled, the end of generation only
+  // once the output is complete, and generation stops when nothing can extend it. `trie` is the
+  // vocabulary's (built once per model); both set or neither.
+  std::shared_ptr<const grammar::Grammar> grammar;
+  std::shared_ptr<const grammar::TokenTrie> trie;
 };
 
 // The log-probability of one generated token, and the best alternatives at its position.
@@ -66,6 +75,8 @@ class Completion {
   text::StreamDecoder decoder_;
   std::vector<text::TokenId> history_;  // prompt and output, for the penalties
   std::vector<std::string> stops_;
+  std::optional<grammar::Matcher> matcher_;  // with a grammar
+  std::vector<char> allowed_;                // its mask, reused between steps
   GenerateResult result_;
   size_t emitted_ = 0;  // bytes of result_.text handed out
   bool finished_ = false;

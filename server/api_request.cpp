@@ -7,6 +7,7 @@
 #include <random>
 
 #include "model/chat/jinja_json.h"
+#include "model/grammar/json_schema.h"
 
 namespace ember::server {
 namespace {
@@ -66,6 +67,53 @@ std::string text_content(const json& content, const std::string& where, const st
   throw ApiError(400, where + ": content must be a string or a list of parts", "messages");
 }
 
+// The grammar the output must follow, from response_format (json_object, json_schema with its
+// schema), llama-server's json_schema field or Ollama's format ("json" or a schema); null when
+// none is asked for. A schema ember cannot honour is a 400 naming the keyword.
+std::shared_ptr<const grammar::Grammar> output_grammar(const json& body, Endpoint endpoint) {
+  auto compile = [](const json& schema, const char* param) {
+    try {
+      return std::make_shared<const grammar::Grammar>(grammar::grammar_from_schema(schema));
+    } catch (const grammar::SchemaError& e) {
+      throw ApiError(400, std::string("'") + param + "': " + e.what(), param,
+                     "invalid_request_error", "unsupported_parameter");
+    } catch (const std::exception& e) {
+      throw ApiError(400, std::string("'") + param + "': " + e.what(), param);
+    }
+  };
+  if (auto rf = body.find("response_format"); rf != body.end() && rf->is_object()) {
+    const std::string type = rf->value("type", "text");
+    if (type == "json_object")
+      return std::make_shared<const grammar::Grammar>(grammar::json_object_grammar());
+    if (type == "json_schema") {
+      // OpenAI: {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}; llama-server
+      // also takes {"type": "json_schema", "schema": ...}.
+      const json* schema = nullptr;
+      if (auto js = rf->find("json_schema");
+          js != rf->end() && js->is_object() && js->contains("schema"))
+        schema = &(*js)["schema"];
+      else if (rf->contains("schema"))
+        schema = &(*rf)["schema"];
+      if (!schema)
+        throw ApiError(400, "'response_format.json_schema.schema' is required", "response_format");
+      return compile(*schema, "response_format");
+    }
+    return nullptr;
+  }
+  if (auto js = body.find("json_schema"); js != body.end() && !js->is_null())
+    return compile(*js, "json_schema");
+  if (endpoint == Endpoint::kNativeGenerate)
+    if (auto f = body.find("format"); f != body.end() && !f->is_null()) {
+      if (f->is_string() && *f == "json")
+        return std::make_shared<const grammar::Grammar>(grammar::json_object_grammar());
+      if (f->is_string() && f->get<std::string>().empty()) return nullptr;
+      if (!f->is_object())
+        throw ApiError(400, "'format' must be \"json\" or a JSON schema", "format");
+      return compile(*f, "format");
+    }
+  return nullptr;
+}
+
 // Fields that change what the output must be, which ember cannot honour yet: a 400 naming
 // them, never a silently unconstrained answer.
 void refuse_unsupported(const json& body, Endpoint endpoint) {
@@ -80,12 +128,7 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
       throw ApiError(400, "'response_format' must be an object with a 'type' string",
                      "response_format");
     const std::string type = rf["type"].get<std::string>();
-    if (type == "json_object" || type == "json_schema")
-      throw ApiError(400,
-                     "'response_format' of type '" + type +
-                         "' is not supported yet (ember cannot constrain the output to JSON)",
-                     "response_format", "invalid_request_error", "unsupported_parameter");
-    if (type != "text")
+    if (type != "text" && type != "json_object" && type != "json_schema")
       throw ApiError(
           400,
           "'response_format.type' must be 'text', 'json_object' or 'json_schema', not '" + type +
@@ -107,13 +150,9 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
                      known ? "unsupported_parameter" : "invalid_value");
     }
   }
-  // llama-server's grammar fields and Ollama's format constrain the output too.
-  for (const char* key : {"grammar", "json_schema"})
-    if (present(key))
-      throw ApiError(400, std::string("'") + key + "' is not supported yet (no constrained output)",
-                     key, "invalid_request_error", "unsupported_parameter");
-  if (endpoint == Endpoint::kNativeGenerate && present("format"))
-    throw ApiError(400, "'format' is not supported yet (no constrained output)", "format",
+  // llama-server's GBNF grammar field constrains the output too.
+  if (present("grammar"))
+    throw ApiError(400, "'grammar' (GBNF) is not supported yet; send 'json_schema'", "grammar",
                    "invalid_request_error", "unsupported_parameter");
 
   auto unsupported = [](const char* key, const std::string& why) {
@@ -239,6 +278,7 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
                    "model", "invalid_request_error", "missing_required_parameter");
   }
   refuse_unsupported(body, endpoint);
+  job.generation.grammar = output_grammar(body, endpoint);
 
   if (endpoint == Endpoint::kChat) {
     auto messages = body.find("messages");

@@ -46,6 +46,7 @@ struct Scheduler::Engine {
   model::Backends backends;
   model::Transformer transformer;
   std::vector<Slot> slots;
+  std::shared_ptr<const grammar::TokenTrie> trie;  // structured output's view of the vocabulary
   Clock::time_point last_used = Clock::now();
 
   Engine(const ModelEntry& e, gguf::ModelFiles f, const SchedulerOptions& o)
@@ -258,6 +259,10 @@ bool Scheduler::admit(Pending& p) {
   slot.n_past = static_cast<int>(reuse);
   slot.prompt_done = reuse;
   slot.active = true;
+  if (request.grammar) {  // the vocabulary's trie, built by the first structured request
+    if (!engine->trie) engine->trie = std::make_shared<grammar::TokenTrie>(engine->tokenizer);
+    request.trie = engine->trie;
+  }
   slot.completion = std::make_unique<model::Completion>(engine->tokenizer, std::move(request));
   slot.sink = p.sink;
   slot.submitted = p.submitted;

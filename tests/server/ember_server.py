@@ -8,6 +8,8 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 
 EMBER = os.path.abspath(os.environ.get("EMBER_BIN", "build/release/bin/ember"))
 MODEL_CACHE = pathlib.Path(os.environ.get("EMBER_MODEL_CACHE", pathlib.Path.home() / ".cache/ember/models"))
@@ -97,3 +99,14 @@ def ollama_model(root, name, tag, source, host="registry.ollama.ai", ns="library
     manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [*other_layers, {
         "mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)}]}))
     return digest
+
+
+def post(server, path, body, timeout=120):
+    """(status, parsed JSON body) of a POST made with urllib."""
+    req = urllib.request.Request(server.url + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

@@ -1,0 +1,98 @@
+#include "model/grammar/grammar.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace ember::grammar {
+
+int Grammar::add_rule(std::string name) {
+  rules_.push_back({std::move(name), {}});
+  return static_cast<int>(rules_.size()) - 1;
+}
+
+void Grammar::add_alternative(int rule, Sequence alternative) {
+  rules_.at(rule).alternatives.push_back(std::move(alternative));
+}
+
+Sequence Grammar::literal(std::string_view text) {
+  Sequence s;
+  for (char c : text) s.push_back(bytes(ByteSet().add(static_cast<uint8_t>(c))));
+  return s;
+}
+
+Matcher::Matcher(const Grammar& grammar) : g_(&grammar) {
+  Stack start;
+  for (int a = 0; a < static_cast<int>(grammar.alternatives(grammar.root()).size()); ++a)
+    expand({{grammar.root(), a, 0}}, stacks_);
+  std::sort(stacks_.begin(), stacks_.end());
+  stacks_.erase(std::unique(stacks_.begin(), stacks_.end()), stacks_.end());
+}
+
+void Matcher::expand(Stack stack, std::vector<Stack>& out, int depth) const {
+  if (depth > 256) throw std::runtime_error("the grammar nests deeper than 256 rules at one byte");
+  // Finished positions are popped first, so recursive repetitions do not grow the stack.
+  while (!stack.empty() &&
+         stack.back().index ==
+             static_cast<int>(g_->alternatives(stack.back().rule)[stack.back().alternative].size()))
+    stack.pop_back();
+  if (stack.empty()) {
+    out.push_back(std::move(stack));
+    return;
+  }
+  const Position p = stack.back();
+  const Element& e = g_->alternatives(p.rule)[p.alternative][p.index];
+  if (e.rule < 0) {
+    out.push_back(std::move(stack));
+    return;
+  }
+  stack.back().index++;  // the continuation after the referenced rule
+  while (!stack.empty() &&
+         stack.back().index ==
+             static_cast<int>(g_->alternatives(stack.back().rule)[stack.back().alternative].size()))
+    stack.pop_back();
+  const int n = static_cast<int>(g_->alternatives(e.rule).size());
+  for (int a = 0; a < n; ++a) {
+    Stack s = stack;
+    s.push_back({e.rule, a, 0});
+    expand(std::move(s), out, depth + 1);
+  }
+}
+
+std::vector<Matcher::Stack> Matcher::step(uint8_t byte) const {
+  std::vector<Stack> next;
+  for (const Stack& s : stacks_) {
+    if (s.empty()) continue;
+    const Position p = s.back();
+    if (!g_->alternatives(p.rule)[p.alternative][p.index].bytes.has(byte)) continue;
+    Stack moved = s;
+    moved.back().index++;
+    expand(std::move(moved), next);
+  }
+  if (next.size() > 1) {
+    std::sort(next.begin(), next.end());
+    next.erase(std::unique(next.begin(), next.end()), next.end());
+  }
+  // A very ambiguous grammar (unions of near-identical schemas nested deep) could multiply the
+  // ways to continue without bound: past kMaxStacks some are dropped. What remains still only
+  // allows valid output; it may allow less of it.
+  constexpr size_t kMaxStacks = 1024;
+  if (next.size() > kMaxStacks) next.resize(kMaxStacks);
+  return next;
+}
+
+bool Matcher::advance(uint8_t byte) {
+  std::vector<Stack> next = step(byte);
+  if (next.empty()) return false;
+  stacks_ = std::move(next);
+  return true;
+}
+
+bool Matcher::accepting() const {
+  return std::any_of(stacks_.begin(), stacks_.end(), [](const Stack& s) { return s.empty(); });
+}
+
+bool Matcher::can_continue() const {
+  return std::any_of(stacks_.begin(), stacks_.end(), [](const Stack& s) { return !s.empty(); });
+}
+
+}  // namespace ember::grammar
