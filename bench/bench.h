@@ -36,6 +36,9 @@ struct E2eBenchOptions {
 };
 int run_bench_e2e(const E2eBenchOptions& options);
 
+// `ember bench grammar --model FILE`: the cost of structured output's token mask per step.
+int run_bench_grammar(const std::string& model);
+
 // `ember bench make-model`: a TinyLlama-1.1B- or Llama-2-7B-shaped model with random weights.
 struct MakeModelOptions {
   std::string type = "Q4_0";  // Q4_0, Q8_0 or Q4_K_M

@@ -27,12 +27,20 @@ TokenTrie::TokenTrie(const text::Tokenizer& tokenizer) : n_vocab_(tokenizer.voca
       node = next;
     }
     nodes_[node].tokens.push_back(static_cast<int32_t>(id));
+    if (std::all_of(bytes.begin(), bytes.end(),
+                    [](char c) { return plain(static_cast<uint8_t>(c)); }))
+      plain_tokens_.push_back(static_cast<int32_t>(id));
   }
+  // Children come after their parents: a reverse pass sees every subtree before its root.
+  for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n)
+    for (const auto& [byte, child] : nodes_[n].children)
+      if (!plain(byte) || nodes_[child].mixed_below) nodes_[n].mixed_below = true;
 }
 
 // The recognizer states met during one walk, and the steps between them.
 struct TokenTrie::Walk {
   const Grammar& grammar;
+  bool plain_loop = false;  // the start state steps to itself on every plain byte
   std::vector<Matcher> states;
   std::map<std::vector<Matcher::Stack>, int> ids;
   std::unordered_map<uint64_t, int> steps;  // state · 256 + byte → next state, −1: refused
@@ -52,19 +60,28 @@ struct TokenTrie::Walk {
   }
 };
 
-void TokenTrie::walk(int node, int state, Walk& w, std::vector<char>& allowed) const {
+void TokenTrie::walk(int node, int state, bool plain_path, Walk& w,
+                     std::vector<char>& allowed) const {
   for (const auto& [byte, child] : nodes_[node].children) {
+    // Below here only plain tokens, marked already: the path is plain and the state the start.
+    const bool plain_child = plain_path && plain(byte);
+    if (w.plain_loop && plain_child && state == 0 && !nodes_[child].mixed_below) continue;
     const int next = w.step(state, byte);
     if (next < 0) continue;  // no token below this byte can follow
     for (int32_t id : nodes_[child].tokens) allowed[id] = 1;
-    if (!nodes_[child].children.empty()) walk(child, next, w, allowed);
+    if (!nodes_[child].children.empty()) walk(child, next, plain_child, w, allowed);
   }
 }
 
 void TokenTrie::allowed(const Matcher& m, std::vector<char>& allowed) const {
   allowed.assign(n_vocab_, 0);
-  Walk w{*m.g_, {m}, {{m.stacks_, 0}}, {}};
-  walk(0, 0, w, allowed);
+  Walk w{*m.g_, false, {m}, {{m.stacks_, 0}}, {}};
+  w.plain_loop = true;
+  for (int b = 0x20; b < 0x100 && w.plain_loop; ++b)
+    if (plain(static_cast<uint8_t>(b))) w.plain_loop = w.step(0, static_cast<uint8_t>(b)) == 0;
+  if (w.plain_loop)
+    for (int32_t id : plain_tokens_) allowed[id] = 1;
+  walk(0, 0, true, w, allowed);
 }
 
 }  // namespace ember::grammar

@@ -77,12 +77,18 @@ int make_model(const std::vector<std::string>& argv) {
 }  // namespace
 
 int run_bench(const std::vector<std::string>& args) {
-  if (args.empty()) throw UsageError("expected what to benchmark: kernels, e2e or make-model");
+  if (args.empty())
+    throw UsageError("expected what to benchmark: kernels, e2e, grammar or make-model");
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     if (args[0] == "kernels") return bench_kernels(rest);
     if (args[0] == "e2e") return bench_e2e(rest);
     if (args[0] == "make-model") return make_model(rest);
+    if (args[0] == "grammar") {
+      Args a(rest, {"model"}, {});
+      if (!a.get("model")) throw UsageError("--model FILE is required");
+      return bench::run_bench_grammar(*a.get("model"));
+    }
   } catch (const std::invalid_argument& e) {  // an option the benchmark cannot honour
     throw UsageError(e.what());
   }
