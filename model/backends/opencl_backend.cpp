@@ -55,24 +55,26 @@ void OpenClDevice::launch(const std::string& name,
                           std::initializer_list<const DeviceBuffer*> buffers, const void* params,
                           size_t params_bytes, uint32_t groups_x, uint32_t groups_y,
                           uint32_t workgroup) {
-  const std::string common = "-cl-std=CL1.2 -DWG=" + std::to_string(limits_.workgroup) +
-                             " -DATTN_WG=" + std::to_string(limits_.attention_workgroup);
-  cl_kernel kernel = nullptr;
-  std::string format;
-  for (const char* prefix : {"mul_mat_id_", "mul_mat_", "get_rows_"}) {
-    const std::string p = prefix;
-    if (name.compare(0, p.size(), p) != 0) continue;
-    format = name.substr(p.size());
-    std::transform(format.begin(), format.end(), format.begin(),
-                   [](unsigned char c) { return std::toupper(c); });
-    kernel = ctx_->kernel(std::string(opencl::sources::dequant) + opencl::sources::weights,
-                          common + " -DTYPE_" + format, p.substr(0, p.size() - 1));
-    break;
-  }
-  if (!kernel) kernel = ctx_->kernel(opencl::sources::ops, common, name);
+  cl_kernel& kernel = kernels_[name];
+  if (!kernel) kernel = find_kernel(name);
   std::vector<const opencl::Buffer*> bound;
   for (const DeviceBuffer* b : buffers) bound.push_back(&cl(*b));
   ctx_->launch(kernel, bound, params, params_bytes, groups_x, groups_y, workgroup);
+}
+
+cl_kernel OpenClDevice::find_kernel(const std::string& name) {
+  const std::string common = "-cl-std=CL1.2 -DWG=" + std::to_string(limits_.workgroup) +
+                             " -DATTN_WG=" + std::to_string(limits_.attention_workgroup);
+  for (const char* prefix : {"mul_mat_id_", "mul_mat_", "get_rows_"}) {
+    const std::string p = prefix;
+    if (name.compare(0, p.size(), p) != 0) continue;
+    std::string format = name.substr(p.size());
+    std::transform(format.begin(), format.end(), format.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    return ctx_->kernel(std::string(opencl::sources::dequant) + opencl::sources::weights,
+                        common + " -DTYPE_" + format, p.substr(0, p.size() - 1));
+  }
+  return ctx_->kernel(opencl::sources::ops, common, name);
 }
 
 void OpenClDevice::read(const DeviceBuffer& from, void* data, size_t bytes, size_t offset) {

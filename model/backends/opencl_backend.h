@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "kernels/opencl/context.h"
 #include "model/backends/device_backend.h"
@@ -40,8 +41,14 @@ class OpenClDevice : public ComputeDevice {
   const opencl::DeviceInfo& info() const { return ctx_->info(); }
 
  private:
+  // The kernel of a launch name: from the weight program of its format or the ops program.
+  cl_kernel find_kernel(const std::string& name);
+
   std::unique_ptr<opencl::Context> ctx_;
   Limits limits_;
+  // By launch name, so a launch costs one lookup rather than building the program's source and
+  // options again (the context keys programs by both).
+  std::unordered_map<std::string, cl_kernel> kernels_;
 };
 
 class OpenClBackend : public DeviceBackend {

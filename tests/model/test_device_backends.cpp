@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/reference.h"
 #include "model/backends/cpu_backend.h"
+#include "model/backends/make_backend.h"
 #include "model/backends/opencl_backend.h"
 #include "model/backends/vulkan_backend.h"
 #include "tests/kernels/kernel_test_util.h"
@@ -352,3 +353,14 @@ TEST_P(DeviceBackends, MoeFfnMatchesTheCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, DeviceBackends, ::testing::Values("vulkan", "opencl"),
                          [](const auto& info) { return info.param; });
+
+// --backend auto falls back to the CPU when the device it chose cannot be opened; a device asked
+// for by name is an error instead.
+TEST(MakeBackends, AutomaticFallsBackToTheCpuOnlyWhenChosenAutomatically) {
+  model::BackendSpec spec{"vulkan", 999, 1};
+  spec.automatic = true;
+  model::Backends b = model::make_backends(spec);
+  EXPECT_NE(dynamic_cast<model::CpuBackend*>(b.main.get()), nullptr);
+  spec.automatic = false;
+  EXPECT_THROW(model::make_backends(spec), std::runtime_error);
+}

@@ -31,6 +31,7 @@ def test_lists_lavapipe_and_pocl():
     assert info["serve"]["backend"] == "cpu" and info["serve"]["reason"]
     text = gpu_info()
     assert "llvmpipe" in text and "Portable Computing Language" in text and "serve --backend auto" in text
+    assert "not a GPU: used with --backend opencl --device N" in text  # why PoCL is not chosen
 
 
 def test_no_drivers_is_said_plainly():
@@ -51,3 +52,12 @@ def test_device_backends_take_the_cpu_type_devices_when_asked():
     info = json.loads(gpu_info("--json", "--backend", "opencl"))
     assert info["serve"]["backend"] == "opencl" and "Portable Computing Language" in info["serve"]["device"]
     assert "no GPU" in info["serve"]["reason"]
+
+
+def test_ember_device_names_the_device_for_model_commands():
+    model = os.path.join(os.environ.get("EMBER_TESTDATA", "../shared/testdata"), "synthetic",
+                         "tiny-llama-q8_0.gguf")
+    out = subprocess.run([EMBER, "eval", "--model", model, "--tokens", "1", "--logits-out", "/dev/null",
+                          "--backend", "vulkan"], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, EMBER_DEVICE="9"))
+    assert out.returncode == 2 and "--device 9" in out.stderr, out.stderr
