@@ -28,8 +28,8 @@ build: deps
 build-asan: deps
 	@[ -f $(ASAN_DIR)/CMakeCache.txt ] || CC=clang CXX=clang++ cmake -S . -B $(ASAN_DIR) -G Ninja \
 	  -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=ON -DEMBER_FUZZ=ON
-	cmake --build $(ASAN_DIR) --target test_gguf test_tokenizer test_server fuzz_gguf fuzz_tokenizer fuzz_jinja fuzz_http \
-	  fuzz_api_request fuzz_json_schema make_gguf_corpus ember
+	cmake --build $(ASAN_DIR) --target test_gguf test_tokenizer test_server test_chat fuzz_gguf fuzz_tokenizer fuzz_jinja fuzz_http \
+	  fuzz_api_request fuzz_json_schema fuzz_gbnf fuzz_chat_output make_gguf_corpus ember
 
 models:
 	@scripts/fetch-models.sh

@@ -36,8 +36,9 @@ struct E2eBenchOptions {
 };
 int run_bench_e2e(const E2eBenchOptions& options);
 
-// `ember bench grammar --model FILE`: the cost of structured output's token mask per step.
-int run_bench_grammar(const std::string& model);
+// `ember bench grammar --model FILE [--threads N] [-n N]`: the cost of structured output's token
+// mask per step, and generation's tokens/s with and without a JSON schema.
+int run_bench_grammar(const std::string& model, int threads, int n_gen);
 
 // `ember bench make-model`: a TinyLlama-1.1B- or Llama-2-7B-shaped model with random weights.
 struct MakeModelOptions {

@@ -97,7 +97,8 @@ std::string Completion::step(std::vector<float>& logits) {
   history_.push_back(next);
   result_.tokens.push_back(next);
   result_.completion_tokens = static_cast<int>(result_.tokens.size());
-  result_.text += decoder_.push(next);
+  const auto& shown = request_.shown_tokens;
+  result_.text += decoder_.push(next, std::find(shown.begin(), shown.end(), next) != shown.end());
 
   // A stop string ends the text just before it.
   size_t cut = std::string::npos;

@@ -31,6 +31,9 @@ struct GenerateRequest {
   // vocabulary's (built once per model); both set or neither.
   std::shared_ptr<const grammar::Grammar> grammar;
   std::shared_ptr<const grammar::TokenTrie> trie;
+  // Control tokens whose text is part of the output (tool-call and reasoning markers such as
+  // [TOOL_CALLS] or <think> where the vocabulary makes them control tokens); others print nothing.
+  std::vector<text::TokenId> shown_tokens;
 };
 
 // The log-probability of one generated token, and the best alternatives at its position.

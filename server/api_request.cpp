@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "model/chat/jinja_json.h"
+#include "model/grammar/gbnf.h"
 #include "model/grammar/json_schema.h"
 
 namespace ember::server {
@@ -71,6 +71,27 @@ std::string text_content(const json& content, const std::string& where, const st
 // schema), llama-server's json_schema field or Ollama's format ("json" or a schema); null when
 // none is asked for. A schema ember cannot honour is a 400 naming the keyword.
 std::shared_ptr<const grammar::Grammar> output_grammar(const json& body, Endpoint endpoint) {
+  // llama-server's `grammar`: GBNF text, alone.
+  if (auto g = body.find("grammar"); g != body.end() && !g->is_null()) {
+    if (!g->is_string()) throw ApiError(400, "'grammar' must be a string of GBNF", "grammar");
+    if (!g->get<std::string>().empty()) {
+      auto rf = body.find("response_format");
+      const bool schema =
+          (rf != body.end() && rf->is_object() && rf->value("type", "text") != "text") ||
+          (body.contains("json_schema") && !body["json_schema"].is_null()) ||
+          (endpoint == Endpoint::kNativeGenerate && body.contains("format") &&
+           !body["format"].is_null() && body["format"] != "");
+      if (schema)
+        throw ApiError(400, "send either 'grammar' or a JSON schema / response_format, not both",
+                       "grammar");
+      try {
+        return std::make_shared<const grammar::Grammar>(
+            grammar::grammar_from_gbnf(g->get<std::string>()));
+      } catch (const grammar::GbnfError& e) {
+        throw ApiError(400, std::string("'grammar': ") + e.what(), "grammar");
+      }
+    }
+  }
   auto compile = [](const json& schema, const char* param) {
     try {
       return std::make_shared<const grammar::Grammar>(grammar::grammar_from_schema(schema));
@@ -135,25 +156,6 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
               "'",
           "response_format", "invalid_request_error", "invalid_value");
   }
-  if (present("tool_choice")) {
-    const json& tc = body["tool_choice"];
-    const bool plain = tc.is_string() && (tc == "none" || tc == "auto");
-    if (!plain) {
-      const bool known = tc.is_object() || (tc.is_string() && tc == "required");
-      throw ApiError(400,
-                     known ? "'tool_choice' " + tc.dump() +
-                                 " is not supported yet (ember cannot force a tool call); use "
-                                 "\"auto\" or \"none\""
-                           : "'tool_choice' must be \"none\", \"auto\", \"required\" or a "
-                             "named function",
-                     "tool_choice", "invalid_request_error",
-                     known ? "unsupported_parameter" : "invalid_value");
-    }
-  }
-  // llama-server's GBNF grammar field constrains the output too.
-  if (present("grammar"))
-    throw ApiError(400, "'grammar' (GBNF) is not supported yet; send 'json_schema'", "grammar",
-                   "invalid_request_error", "unsupported_parameter");
 
   auto unsupported = [](const char* key, const std::string& why) {
     throw ApiError(400, std::string("'") + key + "' " + why, key, "invalid_request_error",
@@ -171,6 +173,78 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
     unsupported("function_call", "cannot force a call; send 'tools' with 'tool_choice' \"auto\"");
   if (auto it = body.find("images"); it != body.end() && it->is_array() && !it->empty())
     unsupported("images", "cannot be honoured: ember serves text-only models (no vision yet)");
+}
+
+// tools, tool_choice and parallel_tool_calls (OpenAI's function tools), checked; a forced call's
+// grammar is built once here so that a schema ember cannot force is a 400 naming 'tools'.
+void parse_tools(const json& body, chat::ChatRequest& chat, bool constrained) {
+  if (auto it = body.find("tools"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) throw ApiError(400, "'tools' must be a list", "tools");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& tool = (*it)[i];
+      const std::string at = "tools[" + std::to_string(i) + "]";
+      if (!tool.is_object() || tool.value("type", "") != "function")
+        throw ApiError(400,
+                       at + " must be {\"type\": \"function\", \"function\": {...}} (ember "
+                            "calls functions only)",
+                       "tools");
+      auto f = tool.find("function");
+      if (f == tool.end() || !f->is_object() || !f->contains("name") || !(*f)["name"].is_string() ||
+          (*f)["name"].get<std::string>().empty())
+        throw ApiError(400, at + ".function needs a non-empty 'name' string", "tools");
+      if (f->contains("parameters") && !(*f)["parameters"].is_object())
+        throw ApiError(400, at + ".function.parameters must be a JSON Schema object", "tools");
+    }
+    chat.tools = *it;
+  }
+  if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null()) {
+    const json& tc = *it;
+    if (tc == "none") {
+      chat.tool_choice.mode = chat::ToolChoice::kNone;
+    } else if (tc == "auto") {
+      chat.tool_choice.mode = chat::ToolChoice::kAuto;
+    } else if (tc == "required") {
+      chat.tool_choice.mode = chat::ToolChoice::kRequired;
+    } else if (tc.is_object() && tc.contains("function") && tc["function"].is_object() &&
+               tc["function"].contains("name") && tc["function"]["name"].is_string()) {
+      chat.tool_choice.mode = chat::ToolChoice::kFunction;
+      chat.tool_choice.function = tc["function"]["name"].get<std::string>();
+      const bool known = std::any_of(chat.tools.begin(), chat.tools.end(), [&](const json& t) {
+        return t["function"]["name"] == chat.tool_choice.function;
+      });
+      if (!known)
+        throw ApiError(400,
+                       "'tool_choice' names function '" + chat.tool_choice.function +
+                           "', which is not among the 'tools'",
+                       "tool_choice", "invalid_request_error", "invalid_value");
+    } else {
+      throw ApiError(400,
+                     "'tool_choice' must be \"none\", \"auto\", \"required\" or "
+                     "{\"type\": \"function\", \"function\": {\"name\": ...}}",
+                     "tool_choice", "invalid_request_error", "invalid_value");
+    }
+  }
+  chat.parallel_tool_calls = boolean(body, "parallel_tool_calls", true);
+  const bool forced = chat.tool_choice.mode == chat::ToolChoice::kRequired ||
+                      chat.tool_choice.mode == chat::ToolChoice::kFunction;
+  if (!forced) return;
+  if (chat.tools.empty())
+    throw ApiError(400, "'tool_choice' " + body["tool_choice"].dump() + " needs 'tools'",
+                   "tool_choice");
+  if (constrained)
+    throw ApiError(400, "a forced tool call cannot also follow 'response_format' (send one)",
+                   "tool_choice", "invalid_request_error", "unsupported_parameter");
+  if (chat.continue_final)
+    throw ApiError(400, "a forced tool call cannot continue a final assistant message",
+                   "tool_choice", "invalid_request_error", "unsupported_parameter");
+  try {
+    chat::forced_call_grammar(chat::ToolSyntax::kGeneric, chat.tools, chat.tool_choice,
+                              chat.parallel_tool_calls);
+  } catch (const grammar::SchemaError& e) {
+    throw ApiError(400,
+                   std::string("'tools': a function's parameters cannot be forced: ") + e.what(),
+                   "tools", "invalid_request_error", "unsupported_parameter");
+  }
 }
 
 // Ollama's `options` of /api/generate: the sampling ones are honoured, those that only tune
@@ -304,27 +378,42 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
       if (role->get<std::string>() == "developer") copy["role"] = "system";
       auto content = m.find("content");
       copy["content"] = text_content(content == m.end() ? json() : *content, where, job.model);
+      if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
+        if (*role != "assistant" || !calls->is_array())
+          throw ApiError(400, where + ".tool_calls must be a list on an assistant message",
+                         "messages");
+        for (const json& call : *calls) {
+          const json* f =
+              call.is_object() && call.contains("function") ? &call["function"] : nullptr;
+          if (!f || !f->is_object() || !f->contains("name") || !(*f)["name"].is_string())
+            throw ApiError(400, where + ".tool_calls entries need function.name", "messages");
+        }
+      } else {
+        copy.erase("tool_calls");
+      }
       cleaned.push_back(std::move(copy));
     }
     job.chat = true;
+    chat::ChatRequest& chat = job.chat_request;
     // A final assistant message is the start of the answer: generation continues it.
-    job.continue_final = cleaned.back()["role"] == "assistant";
-    job.messages = chat::jinja::from_json(cleaned);
-    json extra = json::object();
-    // With tool_choice "none" the model is not shown the tools at all, so it cannot call one.
-    const bool no_tools = body.contains("tool_choice") && body["tool_choice"] == "none";
-    for (const char* key : {"tools", "tool_choice", "chat_template_kwargs"}) {
-      auto it = body.find(key);
-      if (it == body.end() || it->is_null()) continue;
-      if (no_tools && std::string(key) != "chat_template_kwargs") continue;
-      if (std::string(key) == "chat_template_kwargs") {
-        if (!it->is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object", key);
-        for (auto& [k, v] : it->items()) extra[k] = v;
-      } else {
-        extra[key] = *it;
-      }
+    chat.continue_final =
+        cleaned.back()["role"] == "assistant" && !cleaned.back().contains("tool_calls");
+    chat.messages = std::move(cleaned);
+    if (auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
+      if (!it->is_object())
+        throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
+      chat.template_kwargs = *it;
     }
-    job.template_extra = chat::jinja::from_json(extra);
+    parse_tools(body, chat, job.generation.grammar != nullptr);
+    // llama-server's reasoning_format: "none" keeps <think> blocks in the content.
+    if (auto it = body.find("reasoning_format"); it != body.end() && !it->is_null()) {
+      static const char* kFormats[] = {"none", "auto", "deepseek", "deepseek-legacy"};
+      if (!it->is_string() || std::find(std::begin(kFormats), std::end(kFormats),
+                                        it->get<std::string>()) == std::end(kFormats))
+        throw ApiError(400, "'reasoning_format' must be \"auto\", \"deepseek\" or \"none\"",
+                       "reasoning_format", "invalid_request_error", "invalid_value");
+      chat.parse_reasoning = *it != "none";
+    }
   } else {
     auto prompt = body.find("prompt");
     if (prompt == body.end() || prompt->is_null())

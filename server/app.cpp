@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "model/text/utf8.h"
@@ -80,9 +81,13 @@ class GenerationSink : public JobSink {
 
   bool cancelled() const override { return responder_->closed(); }
 
-  void on_start(const std::string& model_id, int /*prompt_tokens*/, int cached_tokens) override {
-    model_ = model_id;
-    cached_tokens_ = cached_tokens;
+  void on_start(const Start& start) override {
+    model_ = start.model_id;
+    cached_tokens_ = start.cached_tokens;
+    if (endpoint_ == Endpoint::kChat) {
+      output_.emplace(start.output);
+      collect(output_->push(start.output_prefix), {});
+    }
     if (!stream_) return;
     responder_->start_stream(200, "text/event-stream");
     started_ = true;
@@ -91,14 +96,13 @@ class GenerationSink : public JobSink {
   }
 
   void on_text(const std::string& text, std::vector<TokenInfo> logprobs) override {
+    if (endpoint_ == Endpoint::kChat) return collect(output_->push(text), std::move(logprobs));
     if (!stream_) {
       for (auto& t : logprobs) logprobs_seen_.push_back(std::move(t));
       return;
     }
     json lp = logprobs_ ? logprobs_json(logprobs) : json();
-    if (endpoint_ == Endpoint::kChat) {
-      event(chunk(json{{"content", text}}, nullptr, lp));
-    } else if (endpoint_ == Endpoint::kShimmyGenerate) {
+    if (endpoint_ == Endpoint::kShimmyGenerate) {
       event(json{{"response", text}});
     } else {
       event(chunk(text, nullptr, lp));
@@ -113,13 +117,22 @@ class GenerationSink : public JobSink {
     json usage = usage_of(r.prompt_tokens, r.completion_tokens);
     usage["prompt_tokens_details"] = {{"cached_tokens", cached_tokens_}};
     responder_->log_field("cached_tokens=" + std::to_string(cached_tokens_));
+    std::string finish_reason = r.finish_reason;
+    if (endpoint_ == Endpoint::kChat) {
+      collect(output_->finish(), {});
+      // As OpenAI: an answer that ends after its tool calls finishes with "tool_calls".
+      if (!calls_.empty() && finish_reason == "stop") finish_reason = "tool_calls";
+      if (!calls_.empty()) responder_->log_field("tool_calls=" + std::to_string(calls_.size()));
+    }
     if (stream_) {
       if (endpoint_ == Endpoint::kChat) {
-        event(chunk(json::object(), r.finish_reason, json()));
+        // Logprobs of tokens whose text never made a delta (a held-back end) come last.
+        json lp = logprobs_ && !logprobs_seen_.empty() ? logprobs_json(logprobs_seen_) : json();
+        event(chunk(json::object(), finish_reason, lp));
       } else if (endpoint_ == Endpoint::kShimmyGenerate) {
         event(json{{"response", ""}, {"done", true}, {"finish_reason", r.finish_reason}});
       } else {
-        event(chunk("", r.finish_reason, json()));
+        event(chunk("", finish_reason, json()));
       }
       if (include_usage_ && endpoint_ != Endpoint::kShimmyGenerate) {
         json u = base(endpoint_ == Endpoint::kChat ? "chat.completion.chunk" : "text_completion");
@@ -141,14 +154,16 @@ class GenerationSink : public JobSink {
     json body;
     if (endpoint_ == Endpoint::kChat) {
       body = base("chat.completion");
-      body["choices"] = json::array({json{{"index", 0},
-                                          {"message", {{"role", "assistant"}, {"content", r.text}}},
-                                          {"logprobs", lp},
-                                          {"finish_reason", r.finish_reason}}});
+      json message = {{"role", "assistant"},
+                      {"content", content_.empty() && !calls_.empty() ? json() : json(content_)}};
+      if (!reasoning_.empty()) message["reasoning_content"] = message["reasoning"] = reasoning_;
+      if (!calls_.empty()) message["tool_calls"] = calls_;
+      body["choices"] = json::array({json{
+          {"index", 0}, {"message", message}, {"logprobs", lp}, {"finish_reason", finish_reason}}});
     } else {
       body = base("text_completion");
       body["choices"] = json::array({json{
-          {"text", r.text}, {"index", 0}, {"logprobs", lp}, {"finish_reason", r.finish_reason}}});
+          {"text", r.text}, {"index", 0}, {"logprobs", lp}, {"finish_reason", finish_reason}}});
     }
     body["usage"] = usage;
     out.body = dump(body);
@@ -173,6 +188,47 @@ class GenerationSink : public JobSink {
   }
 
  private:
+  // A chat answer's pieces: streamed as deltas (the token logprobs ride on the first chunk that
+  // carries their text, or the next one when the parser held it back), or collected for the
+  // message.
+  void collect(std::vector<chat::ChatDelta> deltas, std::vector<TokenInfo> logprobs) {
+    for (auto& t : logprobs) logprobs_seen_.push_back(std::move(t));
+    for (chat::ChatDelta& d : deltas) {
+      json delta;
+      switch (d.kind) {
+        case chat::ChatDelta::kContent:
+          content_ += d.text;
+          delta = {{"content", d.text}};
+          break;
+        case chat::ChatDelta::kReasoning:
+          reasoning_ += d.text;
+          delta = {{"reasoning_content", d.text}, {"reasoning", d.text}};
+          break;
+        case chat::ChatDelta::kToolCall:
+          calls_.push_back({{"id", d.id},
+                            {"type", "function"},
+                            {"function", {{"name", d.name}, {"arguments", d.text}}}});
+          delta = {{"tool_calls",
+                    json::array({{{"index", d.index},
+                                  {"id", d.id},
+                                  {"type", "function"},
+                                  {"function", {{"name", d.name}, {"arguments", d.text}}}}})}};
+          break;
+        case chat::ChatDelta::kToolArguments: {
+          std::string& args = calls_[d.index]["function"]["arguments"].get_ref<std::string&>();
+          args += d.text;
+          delta = {{"tool_calls",
+                    json::array({{{"index", d.index}, {"function", {{"arguments", d.text}}}}})}};
+          break;
+        }
+      }
+      if (!stream_) continue;
+      json lp = logprobs_ && !logprobs_seen_.empty() ? logprobs_json(logprobs_seen_) : json();
+      logprobs_seen_.clear();
+      event(chunk(delta, nullptr, lp));
+    }
+  }
+
   json base(const char* object) const {
     return json{{"id", id_},
                 {"object", object},
@@ -237,6 +293,9 @@ class GenerationSink : public JobSink {
   int cached_tokens_ = 0;
   bool started_ = false;
   std::vector<TokenInfo> logprobs_seen_;
+  std::optional<chat::ChatOutputParser> output_;  // chat: reasoning and tool calls
+  std::string content_, reasoning_;
+  json calls_ = json::array();
   // Completions' logprobs.text_offset: characters from the start of the prompt (as OpenAI).
   mutable int text_offset_ = 0;
 };

@@ -42,6 +42,7 @@ struct Scheduler::Engine {
   gguf::ModelFiles files;
   text::Tokenizer tokenizer;
   std::unique_ptr<chat::ChatTemplate> chat;  // null when the template does not parse
+  chat::TemplateTraits chat_traits;          // its tool syntax and reasoning
   std::string chat_error;
   model::Backends backends;
   model::Transformer transformer;
@@ -64,7 +65,8 @@ struct Scheduler::Engine {
         transformer.add_lora(model::LoraAdapter::open(path, files, transformer.hparams()), scale);
     try {
       chat = std::make_unique<chat::ChatTemplate>(
-          chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab()));
+          chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab(), o.chat_template));
+      chat_traits = chat::template_traits(*chat, tokenizer.vocab());
     } catch (const std::exception& err) {
       chat_error = err.what();
     }
@@ -185,6 +187,7 @@ bool Scheduler::admit(Pending& p) {
     return false;
 
   model::GenerateRequest request = p.job.generation;
+  JobSink::Start start;
   try {
     std::string text = p.job.prompt;
     bool special = false;
@@ -192,9 +195,15 @@ bool Scheduler::admit(Pending& p) {
       if (!engine->chat)
         return fail(
             500, "the chat template of '" + entry->id + "' does not parse: " + engine->chat_error);
-      text = p.job.continue_final
-                 ? engine->chat->render_continuing(p.job.messages, p.job.template_extra)
-                 : engine->chat->render(p.job.messages, true, p.job.template_extra);
+      chat::PreparedChat prepared =
+          chat::prepare_chat(*engine->chat, engine->chat_traits, p.job.chat_request);
+      text = std::move(prepared.prompt);
+      if (prepared.grammar) request.grammar = std::move(prepared.grammar);
+      for (const std::string& marker : prepared.markers)
+        if (const text::TokenId id = engine->tokenizer.vocab().find(marker); id >= 0)
+          request.shown_tokens.push_back(id);
+      start.output = prepared.output;
+      start.output_prefix = std::move(prepared.output_prefix);
       special = true;
     }
     // Chat templates often write the BOS token themselves; add it only when the text lacks it.
@@ -203,6 +212,8 @@ bool Scheduler::admit(Pending& p) {
     request.prompt = engine->tokenizer.encode(text, !has_bos, special);
   } catch (const chat::jinja::Error& err) {
     return fail(400, std::string("the chat template failed: ") + err.what());
+  } catch (const grammar::SchemaError& err) {
+    return fail(400, std::string("'tools': ") + err.what(), "unsupported_parameter");
   } catch (const std::exception& err) {
     return fail(400, err.what());
   }
@@ -267,8 +278,10 @@ bool Scheduler::admit(Pending& p) {
   slot.sink = p.sink;
   slot.submitted = p.submitted;
   engine->last_used = Clock::now();
-  p.sink->on_start(entry->id, static_cast<int>(slot.completion->request().prompt.size()),
-                   static_cast<int>(reuse));
+  start.model_id = entry->id;
+  start.prompt_tokens = static_cast<int>(slot.completion->request().prompt.size());
+  start.cached_tokens = static_cast<int>(reuse);
+  p.sink->on_start(start);
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.requests++;
   stats_.prompt_tokens += slot.completion->request().prompt.size();

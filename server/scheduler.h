@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "model/chat/jinja_value.h"
+#include "model/chat/chat_request.h"
 #include "model/generate.h"
 #include "server/model_registry.h"
 
@@ -41,6 +41,7 @@ struct SchedulerOptions {
   int batch_tokens = 256;          // tokens per forward pass (prompt chunks share this budget)
   int max_loaded_models = 2;
   uint64_t memory_budget_bytes = 0;  // 0: none; else loaded model files stay under this
+  std::string chat_template;         // replaces every model's own template when set (its source)
   // LoRA adapters (--lora FILE[:SCALE]) and the one model file they pair with.
   std::string lora_model_path;
   std::vector<std::pair<std::string, float>> loras;
@@ -53,13 +54,13 @@ struct TokenInfo {
   std::vector<std::pair<std::string, float>> top;
 };
 
-// What the API side asks for. Exactly one of `prompt` (raw text) or `messages` (chat).
+// What the API side asks for: a raw `prompt`, or (chat) messages rendered through the model's
+// template with tools and their options.
 struct Job {
   std::string model;
   bool chat = false;
   std::string prompt;
-  chat::jinja::Value messages, template_extra;  // chat messages; tools and friends for the template
-  bool continue_final = false;  // the last message starts the assistant's answer: continue it
+  chat::ChatRequest chat_request;
   // Per-request adapter scales as llama-server takes them ({id, scale}; adapters not named run
   // at 0); absent: every adapter at its --lora scale.
   std::optional<std::vector<std::pair<int, float>>> lora;
@@ -71,8 +72,16 @@ struct Job {
 class JobSink {
  public:
   virtual ~JobSink() = default;
-  // `cached_tokens` of the prompt were found in the cache (a previous request's prefix).
-  virtual void on_start(const std::string& model_id, int prompt_tokens, int cached_tokens) {}
+  // `cached_tokens` of the prompt were found in the cache (a previous request's prefix). A chat's
+  // answer is read with `output` (reasoning, tool calls), after `output_prefix` (a forced
+  // call's opening, which is in the prompt rather than in the generated text).
+  struct Start {
+    std::string model_id;
+    int prompt_tokens = 0, cached_tokens = 0;
+    chat::ChatOutputOptions output;
+    std::string output_prefix;
+  };
+  virtual void on_start(const Start& start) {}
   virtual void on_text(const std::string& text, std::vector<TokenInfo> logprobs) = 0;
   virtual void on_done(const model::GenerateResult& result) = 0;
   // `code` is the OpenAI-style error code ("context_length_exceeded", ...), empty for the

@@ -93,8 +93,10 @@ ChatTemplate::ChatTemplate(std::string source, std::string name, std::string bos
       eos_token_(std::move(eos_token)),
       template_(source_) {}
 
-ChatTemplate ChatTemplate::for_model(const gguf::Metadata& metadata, const text::Vocab& vocab) {
+ChatTemplate ChatTemplate::for_model(const gguf::Metadata& metadata, const text::Vocab& vocab,
+                                     const std::string& source) {
   std::string bos = piece_or_empty(vocab, vocab.bos), eos = piece_or_empty(vocab, vocab.eos);
+  if (!source.empty()) return ChatTemplate(source, "custom", bos, eos);
   if (auto own = metadata.get_string("tokenizer.chat_template"); own && !own->empty())
     return ChatTemplate(std::string(*own), "model", bos, eos);
   return builtin(guess_builtin(metadata, vocab), bos, eos);

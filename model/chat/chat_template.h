@@ -15,7 +15,9 @@ class ChatTemplate {
  public:
   // The template of a model file: its own, else the fallback its vocabulary and architecture
   // point to. Throws jinja::Error when the model's template does not parse.
-  static ChatTemplate for_model(const gguf::Metadata& metadata, const text::Vocab& vocab);
+  // `source`, when not empty, replaces the file's template (llama-server's --chat-template-file).
+  static ChatTemplate for_model(const gguf::Metadata& metadata, const text::Vocab& vocab,
+                                const std::string& source = "");
   // A built-in template: "chatml", "llama3", "gemma", "phi3" or "mistral"; throws for others.
   static ChatTemplate builtin(const std::string& name, std::string bos_token = "",
                               std::string eos_token = "");
@@ -39,7 +41,8 @@ class ChatTemplate {
   std::string render_continuing(const jinja::Value& messages,
                                 const jinja::Value& extra = jinja::Value()) const;
 
-  const std::string& name() const { return name_; }  // "model" for the file's own template
+  // "model" for the file's own template, "custom" for one given to for_model
+  const std::string& name() const { return name_; }
   const std::string& source() const { return source_; }
 
  private:

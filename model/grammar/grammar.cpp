@@ -28,33 +28,46 @@ Matcher::Matcher(const Grammar& grammar) : g_(&grammar) {
   stacks_.erase(std::unique(stacks_.begin(), stacks_.end()), stacks_.end());
 }
 
-void Matcher::expand(Stack stack, std::vector<Stack>& out, int depth) const {
-  if (depth > 256) throw std::runtime_error("the grammar nests deeper than 256 rules at one byte");
-  // Finished positions are popped first, so recursive repetitions do not grow the stack.
-  while (!stack.empty() &&
-         stack.back().index ==
-             static_cast<int>(g_->alternatives(stack.back().rule)[stack.back().alternative].size()))
-    stack.pop_back();
-  if (stack.empty()) {
-    out.push_back(std::move(stack));
+void Matcher::expand(Stack start, std::vector<Stack>& out) const {
+  // Iterative (a sequence of many empty rules would otherwise recurse once per rule). Every
+  // path ends in `out`, and ambiguous nullable rules can reach the same stacks along
+  // exponentially many paths: bounding the work bounds that (what is dropped only allows less).
+  constexpr size_t kMaxWork = 1 << 16;
+  auto finished = [&](const Stack& s) {
+    const Position& p = s.back();
+    return p.index == static_cast<int>(g_->alternatives(p.rule)[p.alternative].size());
+  };
+  // Most stacks (inside a string, say) already have a byte set on top: no work list for them.
+  while (!start.empty() && finished(start)) start.pop_back();
+  if (start.empty() ||
+      g_->alternatives(start.back().rule)[start.back().alternative][start.back().index].rule < 0) {
+    out.push_back(std::move(start));
     return;
   }
-  const Position p = stack.back();
-  const Element& e = g_->alternatives(p.rule)[p.alternative][p.index];
-  if (e.rule < 0) {
-    out.push_back(std::move(stack));
-    return;
-  }
-  stack.back().index++;  // the continuation after the referenced rule
-  while (!stack.empty() &&
-         stack.back().index ==
-             static_cast<int>(g_->alternatives(stack.back().rule)[stack.back().alternative].size()))
-    stack.pop_back();
-  const int n = static_cast<int>(g_->alternatives(e.rule).size());
-  for (int a = 0; a < n; ++a) {
-    Stack s = stack;
-    s.push_back({e.rule, a, 0});
-    expand(std::move(s), out, depth + 1);
+  std::vector<Stack> work{std::move(start)};
+  for (size_t steps = 0; !work.empty() && steps < kMaxWork; ++steps) {
+    Stack stack = std::move(work.back());
+    work.pop_back();
+    // Finished positions are popped first, so recursive repetitions do not grow the stack.
+    while (!stack.empty() && finished(stack)) stack.pop_back();
+    if (stack.empty()) {
+      out.push_back(std::move(stack));
+      continue;
+    }
+    const Position p = stack.back();
+    const Element& e = g_->alternatives(p.rule)[p.alternative][p.index];
+    if (e.rule < 0) {
+      out.push_back(std::move(stack));
+      continue;
+    }
+    stack.back().index++;  // the continuation after the referenced rule
+    while (!stack.empty() && finished(stack)) stack.pop_back();
+    const int n = static_cast<int>(g_->alternatives(e.rule).size());
+    for (int a = n - 1; a >= 0; --a) {
+      Stack s = stack;
+      s.push_back({e.rule, a, 0});
+      work.push_back(std::move(s));
+    }
   }
 }
 

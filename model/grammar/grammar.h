@@ -91,7 +91,7 @@ class Matcher {
       : g_(&grammar), stacks_(std::move(stacks)) {}
   // Adds to `out` the stacks reachable from `stack` whose top is a byte set (an empty stack: the
   // sentence is complete).
-  void expand(Stack stack, std::vector<Stack>& out, int depth = 0) const;
+  void expand(Stack stack, std::vector<Stack>& out) const;
   std::vector<Stack> step(uint8_t byte) const;
 
   const Grammar* g_;

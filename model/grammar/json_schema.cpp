@@ -8,13 +8,18 @@
 namespace ember::grammar {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // properties in the order the schema lists them
 
 constexpr int kMaxUnrolled = 256;  // minItems/maxItems/minLength/maxLength written out up to this
 
 class Compiler {
  public:
-  explicit Compiler(const json& root) : root_(root) {}
+  explicit Compiler(const json& root) : root_(&root) {}
+  // The schema `$ref`s resolve against from now on (each tool's parameters are their own root).
+  void set_root(const json& root) {
+    root_ = &root;
+    refs_.clear();
+  }
 
   int compile(const json& schema, const std::string& name);
   // The grammar of `value` after an optional blank (SentencePiece's first token starts with one).
@@ -23,6 +28,7 @@ class Compiler {
     return std::move(g_);
   }
   int any_object();
+  Grammar forms(const std::vector<Form>& forms, const Framing& framing);
 
  private:
   int rule(const std::string& name, std::vector<Sequence> alternatives) {
@@ -45,7 +51,7 @@ class Compiler {
   static Sequence one(int rule) { return {Grammar::ref(rule)}; }
 
   int ws();
-  int digits();  // [0-9]*
+  int digits();  // [0-9]{0,15}
   int string_char();
   int any_string();
   int number();
@@ -61,7 +67,7 @@ class Compiler {
   int typed(const std::string& type, const json& schema, const std::string& name);
   int ref(const std::string& path);
 
-  const json& root_;
+  const json* root_;
   Grammar g_;
   std::map<std::string, int> shared_;
   std::map<std::string, int> refs_;
@@ -75,11 +81,12 @@ int Compiler::ws() {
 }
 
 int Compiler::digits() {
+  // At most 15: with the digit before them a number has at most 16 digits in its integer part,
+  // fraction and exponent (as llama.cpp bounds them), so a small model cannot write zeros for
+  // ever and a double still holds every integer it can write.
   return shared("digits", [&] {
-    const int r = g_.add_rule("digits");
-    g_.add_alternative(r, {});
-    g_.add_alternative(r, {Grammar::bytes(ByteSet().add_range('0', '9')), Grammar::ref(r)});
-    return r;
+    const int digit = rule("digit", {{Grammar::bytes(ByteSet().add_range('0', '9'))}});
+    return repeat(digit, -1, 0, 15, "digits");
   });
 }
 
@@ -154,6 +161,10 @@ int Compiler::repeat(int item, int separator_rule, int min, int max, const std::
     Sequence s = sep_then_item();
     s.push_back(Grammar::ref(tail));
     g_.add_alternative(tail, s);
+    // With nothing between items and none required, that is all: one rule that loops on
+    // itself, so a string's state after its opening quote is the state after any character
+    // (the token mask takes every plain token at once there).
+    if (min == 0 && separator_rule < 0) return tail;
   } else {
     tail = rule(name + "-end", {{}});
   }
@@ -322,12 +333,12 @@ int Compiler::ref(const std::string& path) {
     section = "$defs", def = path.substr(8);
   else if (path.rfind("#/definitions/", 0) == 0)
     section = "definitions", def = path.substr(14);
-  if (def.empty() || !root_.contains(section) || !root_[section].contains(def))
+  if (def.empty() || !root_->contains(section) || !(*root_)[section].contains(def))
     throw SchemaError("$ref",
                       "'$ref' " + path + " does not name a schema under #/$defs or #/definitions");
   const int r = g_.add_rule("ref-" + def);
   refs_[path] = r;  // before compiling: the definition may refer to itself
-  g_.add_alternative(r, one(compile(root_[section][def], def)));
+  g_.add_alternative(r, one(compile((*root_)[section][def], def)));
   return r;
 }
 
@@ -403,7 +414,42 @@ Grammar json_object_grammar() {
   return c.take(root);
 }
 
-Grammar grammar_from_schema(const nlohmann::json& schema) {
+Grammar Compiler::forms(const std::vector<Form>& forms, const Framing& framing) {
+  if (forms.empty()) throw SchemaError("forms", "no forms to choose from");
+  std::vector<Sequence> items;
+  for (size_t i = 0; i < forms.size(); ++i) {
+    Sequence seq;
+    for (const Piece& piece : forms[i]) {
+      if (!piece.schema) {
+        const Sequence text = Grammar::literal(piece.text);
+        seq.insert(seq.end(), text.begin(), text.end());
+        continue;
+      }
+      set_root(*piece.schema);
+      seq.push_back(Grammar::ref(compile(*piece.schema, "form" + std::to_string(i))));
+    }
+    items.push_back(std::move(seq));
+  }
+  const int item = rule("item", items);
+  const int separator = rule("separator", {Grammar::literal(framing.separator)});
+  const int list =
+      repeat(item, separator, 1, framing.max_items > 0 ? framing.max_items : -1, "items");
+  g_.set_root(rule("root", {cat({one(ws()), Grammar::literal(framing.prefix), one(list),
+                                 Grammar::literal(framing.suffix)})}));
+  return std::move(g_);
+}
+
+Grammar grammar_from_forms(const std::vector<Form>& forms, const Framing& framing) {
+  static const json kNone = json::object();
+  Compiler c(kNone);
+  try {
+    return c.forms(forms, framing);
+  } catch (const json::exception& e) {
+    throw SchemaError("schema", std::string("a schema value has the wrong type: ") + e.what());
+  }
+}
+
+Grammar grammar_from_schema(const nlohmann::ordered_json& schema) {
   Compiler c(schema);
   try {
     const int root = c.compile(schema, "root");

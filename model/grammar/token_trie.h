@@ -2,8 +2,9 @@
 // next: one walk down the trie with the grammar's recognizer, dropping a whole subtree at the
 // first byte the grammar refuses. The recognizer's states are interned during a walk and each
 // (state, byte) step computed once, so inside a string — where almost every token fits and the
-// state after a plain character is the state before it — a trie node costs one lookup, and the
-// tokens of plain text are marked at once without walking their part of the trie.
+// state after a plain character is the state before it — the tokens of plain text are marked at
+// once, and the others are walked from their first other byte on, in a second, much smaller
+// trie of those tails.
 #pragma once
 
 #include <cstdint>
@@ -23,20 +24,23 @@ class TokenTrie {
   void allowed(const Matcher& m, std::vector<char>& allowed) const;
   size_t n_vocab() const { return n_vocab_; }
 
- private:
+  // A node of a byte trie (public for the helper that builds them).
   struct Node {
     std::vector<std::pair<uint8_t, int>> children;
     std::vector<int32_t> tokens;  // the tokens whose bytes end here
-    bool mixed_below = false;     // a token at or below here has a byte that is not plain text
   };
+
+ private:
   struct Walk;
-  // plain_path: every byte from the root to `node` is plain.
-  void walk(int node, int state, bool plain_path, Walk& w, std::vector<char>& allowed) const;
+  void walk(const std::vector<Node>& trie, int node, int state, Walk& w,
+            std::vector<char>& allowed) const;
   // Plain text bytes: what a JSON string holds as is (not '"', '\' or a control byte). Inside a
   // string the recognizer returns to the same state after each, so every token made of them
-  // fits there: marked at once rather than walked (most of a 262k vocabulary).
+  // fits there (marked at once: most of a 262k vocabulary), and a token that holds others fits
+  // when its tail from the first other byte does.
   static bool plain(uint8_t b) { return b >= 0x20 && b != '"' && b != '\\'; }
-  std::vector<Node> nodes_;
+  std::vector<Node> nodes_;        // every token's bytes
+  std::vector<Node> mixed_tails_;  // the tokens with other bytes, from the first of them on
   std::vector<int32_t> plain_tokens_;
   size_t n_vocab_ = 0;
 };

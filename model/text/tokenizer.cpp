@@ -286,8 +286,8 @@ std::string Tokenizer::decode(std::span<const TokenId> ids, bool special) const 
   return out + stream.finish();
 }
 
-std::string StreamDecoder::push(TokenId id) {
-  std::string p = tokenizer_.piece(id, special_);
+std::string StreamDecoder::push(TokenId id, bool special) {
+  std::string p = tokenizer_.piece(id, special);
   if (at_start_ && !p.empty()) {
     if (tokenizer_.vocab().add_space_prefix && p[0] == ' ') p.erase(0, 1);
     at_start_ = false;

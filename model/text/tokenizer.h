@@ -64,8 +64,9 @@ class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer, bool special = false)
       : tokenizer_(tokenizer), special_(special) {}
-  // The text that is complete after `id`.
-  std::string push(TokenId id);
+  // The text that is complete after `id`; `special`: a control token's text is shown this once.
+  std::string push(TokenId id) { return push(id, special_); }
+  std::string push(TokenId id, bool special);
   // Whatever is still held back (an incomplete character at the very end).
   std::string finish();
 

@@ -85,9 +85,13 @@ int run_bench(const std::vector<std::string>& args) {
     if (args[0] == "e2e") return bench_e2e(rest);
     if (args[0] == "make-model") return make_model(rest);
     if (args[0] == "grammar") {
-      Args a(rest, {"model"}, {});
+      std::vector<std::string> renamed;  // -n and -t as bench e2e takes them
+      for (const std::string& arg : rest)
+        renamed.push_back(arg == "-n" ? "--gen" : arg == "-t" ? "--threads" : arg);
+      Args a(renamed, {"model", "threads", "gen"}, {});
       if (!a.get("model")) throw UsageError("--model FILE is required");
-      return bench::run_bench_grammar(*a.get("model"));
+      return bench::run_bench_grammar(*a.get("model"), number(a, "threads", 2),
+                                      number(a, "gen", 64));
     }
   } catch (const std::invalid_argument& e) {  // an option the benchmark cannot honour
     throw UsageError(e.what());

@@ -24,6 +24,7 @@ const Command kCommands[] = {
      "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout "
      "S]\n"
      "           [--backend auto|cpu|vulkan|opencl] [--device N] [--lora FILE[:SCALE]]...\n"
+     "           [--chat-template NAME | --chat-template-file FILE]\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
      ember::cli::run_serve},
     {"list", "list [--short] [--model-dirs D1:D2]   models found by discovery",

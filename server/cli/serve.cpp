@@ -11,9 +11,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "gguf/model_files.h"
+#include "model/chat/chat_template.h"
 #include "model/lora.h"
 #include "server/app.h"
 #include "server/backend_choice.h"
@@ -107,7 +110,9 @@ int run_serve(const std::vector<std::string>& argv) {
              "n-cpu-moe",
              "max-downloads",
              "memory-budget-mb",
-             "lora"},
+             "lora",
+             "chat-template",
+             "chat-template-file"},
             {"cpu-moe"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
@@ -166,6 +171,20 @@ int run_serve(const std::vector<std::string>& argv) {
       uint64_t(to_int(args.get("memory-budget-mb").value_or("0"), "--memory-budget-mb", 0, 1 << 30))
       << 20;
   sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
+  // A template for every model instead of their own: a built-in one by name, or a Jinja file
+  // (as llama-server's --chat-template / --chat-template-file), checked now.
+  try {
+    if (auto name = args.get("chat-template"))
+      sched.chat_template = chat::ChatTemplate::builtin_source(*name);
+    if (auto file = args.get("chat-template-file")) {
+      std::ifstream in(*file);
+      if (!in) throw UsageError("--chat-template-file: cannot read " + *file);
+      sched.chat_template.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    if (!sched.chat_template.empty()) chat::ChatTemplate(sched.chat_template, "custom", "", "");
+  } catch (const chat::jinja::Error& e) {
+    throw UsageError(std::string("--chat-template: ") + e.what());
+  }
 
   http::ServerOptions http_options;
   if (auto o = args.get("cors-origins")) http_options.cors_origins = split(*o, ',');

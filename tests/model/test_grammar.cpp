@@ -11,11 +11,12 @@
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
 #include "model/generate.h"
+#include "model/grammar/gbnf.h"
 #include "model/grammar/json_schema.h"
 #include "model/grammar/token_trie.h"
 
 using namespace ember;
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
 namespace {
@@ -54,13 +55,104 @@ TEST(Grammar, ObjectsFollowPropertiesAndRequired) {
       "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
                      "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}},
       "required": ["name", "age"]})");
-  // Properties come in the order the schema lists them (nlohmann::json: alphabetical).
-  EXPECT_TRUE(matches(g, R"({"age": 3, "name": "x"})"));
-  EXPECT_TRUE(matches(g, R"({"age": 3, "name": "x", "tags": ["a", "b"]})"));
+  // Properties come in the order the schema lists them.
+  EXPECT_TRUE(matches(g, R"({"name": "x", "age": 3})"));
+  EXPECT_FALSE(matches(g, R"({"age": 3, "name": "x"})"));
+  EXPECT_TRUE(matches(g, R"({"name": "x", "age": 3, "tags": ["a", "b"]})"));
   EXPECT_FALSE(matches(g, R"({"age": 3})"));                 // name is required
-  EXPECT_FALSE(matches(g, R"({"age": 3.5, "name": "x"})"));  // an integer
-  EXPECT_FALSE(matches(g, R"({"age": 3, "name": "x", "tags": ["a", "b", "c"]})"));  // maxItems
-  EXPECT_FALSE(matches(g, R"({"age": 3, "name": "x", "other": 1})"));  // no other properties
+  EXPECT_FALSE(matches(g, R"({"name": "x", "age": 3.5})"));  // an integer
+  EXPECT_FALSE(matches(g, R"({"name": "x", "age": 3, "tags": ["a", "b", "c"]})"));  // maxItems
+  EXPECT_FALSE(matches(g, R"({"name": "x", "age": 3, "other": 1})"));  // no other properties
+  // At most 16 digits in a number's integer part (a small model cannot loop on them).
+  EXPECT_TRUE(matches(g, R"({"name": "x", "age": 1234567890123456})"));
+  EXPECT_FALSE(matches(g, R"({"name": "x", "age": 12345678901234567})"));
+}
+
+grammar::Grammar gbnf(const char* text) {
+  return grammar::grammar_from_gbnf(text);
+}
+
+TEST(Gbnf, ParsesLlamaCppNotation) {
+  // The shape of llama.cpp's grammars/arithmetic.gbnf and json.gbnf, comments and all.
+  const grammar::Grammar arithmetic = gbnf(R"g(# arithmetic
+root  ::= (expr "=" ws term "\n")+
+expr  ::= term ([-+*/] term)*
+term  ::= ident | num | "(" ws expr ")" ws
+ident ::= [a-z] [a-z0-9_]* ws
+num   ::= [0-9]+ ws
+ws    ::= [ \t\n]*
+)g");
+  EXPECT_TRUE(matches(arithmetic, "1+2=3\n"));
+  EXPECT_TRUE(matches(arithmetic, "(a_1 *2)=x\nb=c\n"));
+  EXPECT_FALSE(matches(arithmetic, "1+=3\n"));
+  EXPECT_FALSE(matches(arithmetic, "A=1\n"));
+
+  const grammar::Grammar json_like = gbnf(R"g(
+root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::=
+  "{" ws (
+            string ":" ws value
+    ("," ws string ":" ws value)*
+  )? "}" ws
+array  ::=
+  "[" ws (
+            value
+    ("," ws value)*
+  )? "]" ws
+string ::=
+  "\"" (
+    [^"\\\x7F\x00-\x1F] |
+    "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4})
+  )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+ws ::= | " " | "\n" [ \t]{0,20}
+)g");
+  EXPECT_TRUE(matches(json_like, R"({"a": [1, "\u00e9\n", true, {"b": null}]})"));
+  EXPECT_TRUE(matches(json_like, "{\"\xc3\xa9\xe2\x82\xac\": -0.5}"));
+  EXPECT_FALSE(matches(json_like, R"({"a" 1})"));
+  EXPECT_FALSE(matches(json_like, R"({"a": "\u00g9"})"));
+}
+
+TEST(Gbnf, RepetitionsClassesAndUnicode) {
+  const grammar::Grammar g = gbnf(R"(root ::= "ab"{2} [x-z]{1,3} "!"?)");
+  EXPECT_TRUE(matches(g, "ababx"));
+  EXPECT_TRUE(matches(g, "ababzzz!"));
+  EXPECT_FALSE(matches(g, "abx"));
+  EXPECT_FALSE(matches(g, "ababxxxx"));
+  const grammar::Grammar any = gbnf(R"(root ::= "a" .*)");
+  EXPECT_TRUE(matches(any, "a \xe2\x82\xac\n\xf0\x9f\x98\x80 at all"));
+  EXPECT_FALSE(matches(any, "a\xff"));  // not UTF-8
+  // Classes of code points beyond ASCII, negated ones too, matched as UTF-8.
+  const grammar::Grammar cyrillic = gbnf("root ::= [\xd0\xb0-\xd1\x8f]+ [^a-z\\u0430-\\u044f]");
+  EXPECT_TRUE(matches(cyrillic, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82!"));  // привет!
+  EXPECT_TRUE(matches(cyrillic, "\xd1\x8f\xf0\x9f\x98\x80"));                           // я😀
+  EXPECT_FALSE(matches(cyrillic, "\xd1\x8f\xd0\xb0"));  // яа: the last is excluded
+  EXPECT_FALSE(matches(cyrillic, "abc"));
+  const grammar::Grammar escapes = gbnf(R"(root ::= "\x41\u00e9\U0001F600\t" [\]\-]+)");
+  EXPECT_TRUE(matches(escapes, "A\xc3\xa9\xf0\x9f\x98\x80\t]-]"));
+}
+
+TEST(Gbnf, BadGrammarsSayWhereAndWhy) {
+  auto error = [](const char* text) -> std::string {
+    try {
+      grammar::grammar_from_gbnf(text);
+    } catch (const grammar::GbnfError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error("root ::= \"a\"\nx ::= \"b\" )").find("line 2, column 11"), std::string::npos);
+  EXPECT_NE(error("root ::= x").find("'x' is used but not defined"), std::string::npos);
+  EXPECT_NE(error("item ::= \"a\"").find("no 'root'"), std::string::npos);
+  EXPECT_NE(error("root ::= \"a\"\nroot ::= \"b\"").find("defined twice"), std::string::npos);
+  EXPECT_NE(error("root ::= root \"a\" | \"b\"").find("left-recursive"), std::string::npos);
+  EXPECT_NE(error("root ::= x? root \"a\"\nx ::= \"\"").find("left-recursive"), std::string::npos);
+  EXPECT_NE(error("root ::= \"a\"{2000}").find("above 1000"), std::string::npos);
+  EXPECT_NE(error("root ::= [z-a]").find("backwards"), std::string::npos);
+  EXPECT_NE(error("root ::= <[1000]>").find("token references"), std::string::npos);
+  EXPECT_NE(error("root ::= (\"a\"").find("expected ')'"), std::string::npos);
+  EXPECT_NE(error("root ::= \"\\q\"").find("unknown escape"), std::string::npos);
 }
 
 TEST(Grammar, EnumsConstsUnionsRefsAndFormats) {
@@ -124,7 +216,7 @@ TEST_P(TokenMask, EqualsBruteForce) {
   grammar::TokenTrie trie(tokenizer);
   const grammar::Grammar g = schema(R"({"type": "object", "properties": {
       "name": {"type": "string"}, "n": {"type": "integer"}}, "required": ["n", "name"]})");
-  const std::string output = R"({"n": 12, "name": "ab\"c d\u00e9 \\"})";
+  const std::string output = R"({"name": "ab\"c d\u00e9 \\", "n": 12})";
   grammar::Matcher m(g);
   std::vector<char> mask;
   for (size_t at = 0; at <= output.size(); ++at) {

@@ -161,6 +161,39 @@ def test_ollama_format_takes_json_and_schemas(server):
             jsonschema.validate(value, schema if fmt != "json" else {"type": "object"})
 
 
+@pytest.mark.parametrize("model", [SMOLLM2, GEMMA3])
+def test_gbnf_grammar_constrains_completions_and_chat(server, model):
+    """llama-server's `grammar` field (GBNF), on both endpoints, streaming or not."""
+    grammar = 'root ::= answer "." \nanswer ::= "yes" | "no" | "maybe, " [a-z ]{1,20}'
+    status, out = post(server, "/v1/completions", {"model": model, "prompt": "Is the sky blue?",
+                                                   "grammar": grammar, "max_tokens": 30,
+                                                   "temperature": 0})
+    assert status == 200, out
+    text = out["choices"][0]["text"]
+    assert text in ("yes.", "no.") or (text.startswith("maybe, ") and text.endswith(".")), text
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none")
+    kwargs = dict(model=model, messages=[{"role": "user", "content": "Is water wet?"}],
+                  max_tokens=30, temperature=0, extra_body={"grammar": 'root ::= [0-9]{2} "!"'})
+    whole = client.chat.completions.create(**kwargs).choices[0].message.content
+    assert len(whole) == 3 and whole[:2].isdigit() and whole[2] == "!", whole
+    streamed = "".join(c.choices[0].delta.content or ""
+                       for c in client.chat.completions.create(stream=True, **kwargs))
+    assert streamed == whole
+
+
+@pytest.mark.parametrize("body,words", [
+    ({"grammar": "root ::= \"a\" | b"}, ["'b' is used but not defined"]),
+    ({"grammar": "root ::= root \"a\""}, ["left-recursive"]),
+    ({"grammar": "root ::= \"a\"\nx ::= [b"}, ["line 2", "class"]),
+    ({"grammar": "root ::= \"a\"", "response_format": {"type": "json_object"}}, ["either"]),
+])
+def test_bad_gbnf_is_400_saying_where(server, body, words):
+    status, out = post(server, "/v1/completions", {"model": SMOLLM2, "prompt": "x", **body})
+    assert status == 400 and out["error"]["param"] == "grammar", out
+    for w in words:
+        assert w in out["error"]["message"], out
+
+
 @pytest.mark.parametrize("schema,keyword", [
     ({"type": "integer", "minimum": 0}, "minimum"),
     ({"type": "string", "pattern": "a+"}, "pattern"),
