@@ -1,9 +1,13 @@
 #include "model/grammar/json_schema.h"
 
 #include <array>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <set>
+
+#include "model/grammar/char_ranges.h"
+#include "model/grammar/regex.h"
 
 namespace ember::grammar {
 namespace {
@@ -62,6 +66,9 @@ class Compiler {
   int string_of(int char_rule, int min, int max);
   int repeat(int item, int separator_rule, int min, int max, const std::string& name);
   int format(const std::string& f);
+  int pattern(const std::string& text);
+  int regex(const Regex& r);
+  int json_chars(const CodeRanges& ranges);
   int object(const json& schema, const std::string& name);
   int array(const json& schema, const std::string& name);
   int typed(const std::string& type, const json& schema, const std::string& name);
@@ -311,6 +318,13 @@ int Compiler::typed(const std::string& type, const json& schema, const std::stri
   if (type == "object") return object(schema, name);
   if (type == "array") return array(schema, name);
   if (type == "string") {
+    const int constraints = schema.contains("format") + schema.contains("pattern") +
+                            (schema.contains("minLength") || schema.contains("maxLength"));
+    if (constraints > 1)
+      throw SchemaError(schema.contains("pattern") ? "pattern" : "format",
+                        "a string with more than one of 'format', 'pattern' and "
+                        "'minLength'/'maxLength' is not supported");
+    if (schema.contains("pattern")) return pattern(schema["pattern"].get<std::string>());
     if (schema.contains("format")) return format(schema["format"].get<std::string>());
     const int min = schema.value("minLength", 0);
     const int max = schema.contains("maxLength") ? schema["maxLength"].get<int>() : -1;
@@ -323,6 +337,76 @@ int Compiler::typed(const std::string& type, const json& schema, const std::stri
     return rule("boolean", {Grammar::literal("true"), Grammar::literal("false")});
   if (type == "null") return rule("null", {Grammar::literal("null")});
   throw SchemaError("type", "unknown type '" + type + "'");
+}
+
+// One character of `ranges` as a JSON string writes it: plain characters as they are, '"' and
+// '\\' escaped, control characters as \n \t \r \b \f or \u00XX, others as UTF-8.
+int Compiler::json_chars(const CodeRanges& ranges) {
+  ByteSet direct;
+  std::vector<Sequence> alternatives;
+  for (const auto& [lo, hi] : normalise(ranges)) {
+    for (uint32_t cp = lo; cp <= std::min(hi, 0x7Fu); ++cp) {
+      static const std::map<uint32_t, const char*> kShort = {
+          {'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\t', "\\t"},
+          {'\r', "\\r"}, {'\b', "\\b"},  {'\f', "\\f"}};
+      if (auto it = kShort.find(cp); it != kShort.end()) {
+        alternatives.push_back(Grammar::literal(it->second));
+      } else if (cp < 0x20) {
+        const char* hex = "0123456789abcdef";
+        Sequence seq = Grammar::literal("\\u00");
+        seq.push_back(lit_el(hex[cp >> 4]));
+        const char low = hex[cp & 15];
+        seq.push_back(
+            Grammar::bytes(ByteSet::of(std::string{low, static_cast<char>(std::toupper(low))})));
+        alternatives.push_back(std::move(seq));
+      } else {
+        direct.add(static_cast<uint8_t>(cp));
+      }
+    }
+    if (hi >= 0x80) utf8_sequences(std::max(lo, 0x80u), hi, alternatives);
+  }
+  if (direct.bits != ByteSet().bits) alternatives.push_back({Grammar::bytes(direct)});
+  return rule("pattern-char", alternatives);
+}
+
+int Compiler::regex(const Regex& r) {
+  switch (r.kind) {
+    case Regex::kChars:
+      return json_chars(r.chars);
+    case Regex::kSequence: {
+      Sequence seq;
+      for (const Regex& item : r.items) seq.push_back(Grammar::ref(regex(item)));
+      return rule("pattern-seq", {seq});
+    }
+    case Regex::kAlternatives: {
+      std::vector<Sequence> alternatives;
+      for (const Regex& item : r.items) alternatives.push_back(one(regex(item)));
+      return rule("pattern-alt", alternatives);
+    }
+    case Regex::kRepeat:
+      if (r.min > kMaxUnrolled || r.max > kMaxUnrolled)
+        throw SchemaError("pattern", "'pattern' counts above " + std::to_string(kMaxUnrolled) +
+                                         " are not supported");
+      return repeat(regex(r.items[0]), -1, r.min, r.max, "pattern-repeat");
+  }
+  return -1;
+}
+
+// A JSON string whose text matches `text` (ECMA-262, unanchored unless ^…$).
+int Compiler::pattern(const std::string& text) {
+  Pattern p;
+  try {
+    p = parse_pattern(text);
+  } catch (const std::invalid_argument& e) {
+    throw SchemaError("pattern", "'pattern' " + json(text).dump() + ": " + e.what());
+  }
+  const int any = repeat(string_char(), -1, 0, -1, "chars");
+  Sequence body = Grammar::literal("\"");
+  if (!p.anchored_start) body.push_back(Grammar::ref(any));
+  body.push_back(Grammar::ref(regex(p.body)));
+  if (!p.anchored_end) body.push_back(Grammar::ref(any));
+  body.push_back(lit_el('"'));
+  return rule("pattern", {body});
 }
 
 int Compiler::ref(const std::string& path) {
@@ -356,11 +440,12 @@ int Compiler::compile(const json& schema, const std::string& name) {
     ~Depth() { --d; }
   } guard(depth_);
   static const std::set<std::string> kKnown = {
-      "type",        "properties", "required",  "items",  "minItems", "maxItems",
-      "enum",        "const",      "anyOf",     "oneOf",  "$ref",     "$defs",
-      "definitions", "minLength",  "maxLength", "format", "title",    "description",
-      "default",     "examples",   "$schema",   "$id",    "$comment", "additionalProperties",
-      "strict",      "nullable"};
+      "type",     "properties", "required",    "items",       "minItems",
+      "maxItems", "enum",       "const",       "anyOf",       "oneOf",
+      "$ref",     "$defs",      "definitions", "minLength",   "maxLength",
+      "format",   "pattern",    "title",       "description", "default",
+      "examples", "$schema",    "$id",         "$comment",    "additionalProperties",
+      "strict",   "nullable"};
   for (auto it = schema.begin(); it != schema.end(); ++it)
     if (!kKnown.count(it.key()))
       throw SchemaError(it.key(), "JSON Schema keyword '" + it.key() + "' is not supported");
@@ -389,6 +474,7 @@ int Compiler::compile(const json& schema, const std::string& name) {
     }
   if (!schema.contains("type")) {
     if (schema.contains("properties")) return object(schema, name);
+    if (schema.contains("pattern")) return typed("string", schema, name);
     if (schema.contains("items")) return array(schema, name);
     return any_value();
   }

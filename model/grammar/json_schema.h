@@ -5,8 +5,9 @@
 // array / string / number / integer / boolean / null; enum; const; properties, required (the others
 // optional, in the order `properties` lists them; no other property is ever produced, which every
 // additionalProperties setting allows); items, minItems, maxItems; anyOf, oneOf; $ref to
-// #/$defs/… or #/definitions/… (recursion allowed); string minLength, maxLength, format date,
-// date-time, time, uuid, email. Annotations (title, description, default, examples, $schema,
+// #/$defs/… or #/definitions/… (recursion allowed); string minLength, maxLength, pattern (the
+// regular subset regex.h lists; one of these three kinds per string), format date, date-time,
+// time, uuid, email. Annotations (title, description, default, examples, $schema,
 // $id, $comment, additionalProperties, strict) change nothing. Any other keyword is a
 // SchemaError naming it: a schema is never silently loosened.
 #pragma once

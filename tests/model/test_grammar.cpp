@@ -188,10 +188,46 @@ TEST(Grammar, EnumsConstsUnionsRefsAndFormats) {
   EXPECT_TRUE(matches(counted, "[1, 2, 3]"));
 }
 
+TEST(Grammar, PatternsMatchTheStringsText) {
+  auto accepts = [](const char* pattern, const std::string& json_text) {
+    json schema = {{"type", "string"}, {"pattern", pattern}};
+    return matches(grammar::grammar_from_schema(schema), json_text);
+  };
+  // Anchored: the whole text.
+  EXPECT_TRUE(accepts("^[A-Z]{2}-\\d{3,4}$", R"("AB-123")"));
+  EXPECT_TRUE(accepts("^[A-Z]{2}-\\d{3,4}$", R"("AB-1234")"));
+  EXPECT_FALSE(accepts("^[A-Z]{2}-\\d{3,4}$", R"("AB-12")"));
+  EXPECT_FALSE(accepts("^[A-Z]{2}-\\d{3,4}$", R"("xAB-123")"));
+  // Unanchored: anywhere, as JSON Schema says.
+  EXPECT_TRUE(accepts("ab+c", R"("xx abbbc yy")"));
+  EXPECT_FALSE(accepts("ab+c", R"("xx ac yy")"));
+  EXPECT_TRUE(accepts("^(?:cat|dog)s?$", R"("dogs")"));
+  EXPECT_FALSE(accepts("^(?:cat|dog)s?$", R"("cow")"));
+  // Characters that JSON escapes: a quote, a backslash, a newline, a control character.
+  EXPECT_TRUE(accepts("^a\"b\\\\c\\nd\\x01$", R"("a\"b\\c\nd\u0001")"));
+  EXPECT_TRUE(accepts("^a\"b\\\\c\\nd\\x01$", R"("a\"b\\c\nd\u0001")"));
+  EXPECT_FALSE(accepts("^\\n$", "\"\n\""));  // a raw newline is not JSON
+  // Unicode: classes of code points, written as UTF-8; . is any but a line terminator.
+  EXPECT_TRUE(accepts("^[\\u00e0-\\u00ff]+.$", "\"\xc3\xa9\xc3\xa0\xe2\x82\xac\""));
+  EXPECT_FALSE(accepts("^.$", R"("\n")"));
+  EXPECT_TRUE(accepts("^\\w+@\\w+\\.[a-z]{2,3}$", R"("me@example.org")"));
+  // A pattern with no type is a string's.
+  EXPECT_TRUE(matches(grammar::grammar_from_schema(json{{"pattern", "^x$"}}), R"("x")"));
+  for (const char* bad : {"(?=a)", "\\1", "a\\b", "a^b", "(a", "[a", "a{2,1}", "*a", "a{300}"}) {
+    try {
+      grammar::grammar_from_schema(json{{"type", "string"}, {"pattern", bad}});
+      ADD_FAILURE() << bad << " compiled";
+    } catch (const grammar::SchemaError& e) {
+      EXPECT_EQ(e.keyword(), "pattern") << bad;
+    }
+  }
+}
+
 TEST(Grammar, UnsupportedKeywordsAreNamed) {
   for (const auto& [text, keyword] : std::vector<std::pair<const char*, const char*>>{
            {R"({"type": "integer", "minimum": 0})", "minimum"},
-           {R"({"type": "string", "pattern": "^a+$"})", "pattern"},
+           {R"({"type": "string", "pattern": "a(?=b)c"})", "pattern"},
+           {R"({"type": "string", "pattern": "^a$", "maxLength": 3})", "pattern"},
            {R"({"allOf": [{"type": "string"}]})", "allOf"},
            {R"({"type": "string", "format": "ipv4"})", "format"},
            {R"({"$ref": "#/$defs/missing"})", "$ref"},

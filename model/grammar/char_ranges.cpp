@@ -1,0 +1,88 @@
+#include "model/grammar/char_ranges.h"
+
+#include <algorithm>
+
+namespace ember::grammar {
+namespace {
+
+size_t utf8_length(uint32_t cp) {
+  return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+}  // namespace
+
+std::string utf8(uint32_t cp) {
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return out;
+}
+
+void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<Sequence>& out) {
+  for (uint32_t edge : {0x7Fu, 0x7FFu, 0xFFFFu})
+    if (lo <= edge && edge < hi) {
+      utf8_sequences(lo, edge, out);
+      utf8_sequences(edge + 1, hi, out);
+      return;
+    }
+  const size_t n = utf8_length(lo);
+  for (size_t i = 1; i < n; ++i) {
+    const uint32_t m = (1u << (6 * i)) - 1;  // the low i continuation bytes
+    if ((lo & ~m) != (hi & ~m)) {
+      if ((lo & m) != 0) {
+        utf8_sequences(lo, lo | m, out);
+        utf8_sequences((lo | m) + 1, hi, out);
+        return;
+      }
+      if ((hi & m) != m) {
+        utf8_sequences(lo, (hi & ~m) - 1, out);
+        utf8_sequences(hi & ~m, hi, out);
+        return;
+      }
+    }
+  }
+  const std::string a = utf8(lo), b = utf8(hi);
+  Sequence seq;
+  for (size_t i = 0; i < n; ++i)
+    seq.push_back(Grammar::bytes(
+        ByteSet().add_range(static_cast<uint8_t>(a[i]), static_cast<uint8_t>(b[i]))));
+  out.push_back(std::move(seq));
+}
+
+CodeRanges normalise(CodeRanges r) {
+  std::sort(r.begin(), r.end());
+  CodeRanges out;
+  for (const auto& [lo, hi] : r) {
+    if (!out.empty() && lo <= out.back().second + 1)
+      out.back().second = std::max(out.back().second, hi);
+    else
+      out.emplace_back(lo, hi);
+  }
+  return out;
+}
+
+CodeRanges complement(const CodeRanges& r) {
+  CodeRanges out;
+  uint32_t next = 0;
+  for (const auto& [lo, hi] : normalise(r)) {
+    if (lo > next) out.emplace_back(next, lo - 1);
+    next = hi + 1;
+  }
+  if (next <= kMaxCodePoint) out.emplace_back(next, kMaxCodePoint);
+  return out;
+}
+
+}  // namespace ember::grammar

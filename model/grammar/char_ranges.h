@@ -1,0 +1,29 @@
+// Sets of Unicode code points as a byte grammar needs them: ranges (sorted, merged, complemented)
+// and their UTF-8 encodings as sequences of byte sets, one set per byte (GBNF classes, JSON
+// Schema patterns).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/grammar/grammar.h"
+
+namespace ember::grammar {
+
+constexpr uint32_t kMaxCodePoint = 0x10FFFF;
+
+using CodeRanges = std::vector<std::pair<uint32_t, uint32_t>>;  // inclusive ranges
+
+// Sorted, with overlapping and adjacent ranges merged.
+CodeRanges normalise(CodeRanges ranges);
+// Every code point from 0 to U+10FFFF not in `ranges`.
+CodeRanges complement(const CodeRanges& ranges);
+// The UTF-8 bytes of one code point (≤ U+10FFFF).
+std::string utf8(uint32_t code_point);
+// The UTF-8 encodings of lo..hi as sequences of byte sets (the usual split: first by encoded
+// length, then until every byte position spans a plain range), appended to `out`.
+void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<Sequence>& out);
+
+}  // namespace ember::grammar
