@@ -86,8 +86,19 @@ std::string Completion::step(std::vector<float>& logits) {
       for (text::TokenId id : {tokenizer_.vocab().eos, tokenizer_.vocab().eot})
         if (id >= 0 && static_cast<size_t>(id) < allowed_.size()) allowed_[id] = 1;
     constexpr float kNever = -std::numeric_limits<float>::infinity();
-    for (size_t id = 0; id < logits.size(); ++id)
-      if (id >= allowed_.size() || !allowed_[id]) logits[id] = kNever;
+    bool any = false;
+    for (size_t id = 0; id < logits.size(); ++id) {
+      if (id >= allowed_.size() || !allowed_[id])
+        logits[id] = kNever;
+      else
+        any = true;
+    }
+    // A grammar no token of this vocabulary can continue (a GBNF class of nothing, say).
+    if (!any)
+      throw std::runtime_error(
+          "no token of the model's vocabulary can continue the grammar after \"" +
+          result_.text.substr(result_.text.size() - std::min<size_t>(result_.text.size(), 40)) +
+          "\"");
   }
   const text::TokenId next = sampler_.sample(logits, history_);
   if (tokenizer_.vocab().is_end_of_generation(next)) return finish("stop");

@@ -58,7 +58,8 @@ class Completion {
   Completion(const text::Tokenizer& tokenizer, GenerateRequest request);
 
   // Chooses the next token from `logits` (n_vocab floats; changed by the penalties). Returns
-  // the text that became final with it; check finished() afterwards.
+  // the text that became final with it; check finished() afterwards. With a grammar, throws
+  // grammar::GrammarTooComplex, or std::runtime_error when no token can continue it.
   std::string step(std::vector<float>& logits);
   // Ends generation early (a client went away, the context is full): the text still held back
   // is returned, and finish_reason becomes `reason`.

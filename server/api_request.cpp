@@ -183,7 +183,7 @@ void parse_tools(const json& body, chat::ChatRequest& chat, bool constrained) {
     for (size_t i = 0; i < it->size(); ++i) {
       const json& tool = (*it)[i];
       const std::string at = "tools[" + std::to_string(i) + "]";
-      if (!tool.is_object() || tool.value("type", "") != "function")
+      if (!tool.is_object() || !tool.contains("type") || tool["type"] != "function")
         throw ApiError(400,
                        at + " must be {\"type\": \"function\", \"function\": {...}} (ember "
                             "calls functions only)",
@@ -313,6 +313,12 @@ void apply_ollama_options(const json& body, model::GenerateRequest& g) {
 
 }  // namespace
 
+namespace {
+ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_text,
+                                    const std::string& default_model,
+                                    const std::vector<std::string>& available);
+}  // namespace
+
 std::string format_number(double v) {
   if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15)
     return std::to_string(static_cast<long long>(v));
@@ -324,6 +330,20 @@ std::string format_number(double v) {
 ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
                             const std::string& default_model,
                             const std::vector<std::string>& available) {
+  // Every field is checked where it is read; a JSON type error that slips past those checks is
+  // still the client's 400, never an escaped exception.
+  try {
+    return parse_request_checked(endpoint, body_text, default_model, available);
+  } catch (const nlohmann::json::exception& e) {
+    throw ApiError(400, std::string("a field of the body has the wrong type: ") + e.what());
+  }
+}
+
+namespace {
+
+ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_text,
+                                    const std::string& default_model,
+                                    const std::vector<std::string>& available) {
   json body;
   try {
     body = json::parse(body_text);
@@ -378,6 +398,8 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
       if (role->get<std::string>() == "developer") copy["role"] = "system";
       auto content = m.find("content");
       copy["content"] = text_content(content == m.end() ? json() : *content, where, job.model);
+      if (auto id = m.find("tool_call_id"); id != m.end() && !id->is_null() && !id->is_string())
+        throw ApiError(400, where + ".tool_call_id must be a string", "messages");
       if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
         if (*role != "assistant" || !calls->is_array())
           throw ApiError(400, where + ".tool_calls must be a list on an assistant message",
@@ -404,10 +426,11 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
         throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
       chat.template_kwargs = *it;
     }
-    parse_tools(body, chat, job.generation.grammar != nullptr);
+    chat.constrained = job.generation.grammar != nullptr;
+    parse_tools(body, chat, chat.constrained);
     // llama-server's reasoning_format: "none" keeps <think> blocks in the content.
     if (auto it = body.find("reasoning_format"); it != body.end() && !it->is_null()) {
-      static const char* kFormats[] = {"none", "auto", "deepseek", "deepseek-legacy"};
+      static const char* kFormats[] = {"none", "auto", "deepseek"};
       if (!it->is_string() || std::find(std::begin(kFormats), std::end(kFormats),
                                         it->get<std::string>()) == std::end(kFormats))
         throw ApiError(400, "'reasoning_format' must be \"auto\", \"deepseek\" or \"none\"",
@@ -526,5 +549,7 @@ ParsedRequest parse_request(Endpoint endpoint, std::string_view body_text,
   }
   return out;
 }
+
+}  // namespace
 
 }  // namespace ember::server

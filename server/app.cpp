@@ -84,15 +84,16 @@ class GenerationSink : public JobSink {
   void on_start(const Start& start) override {
     model_ = start.model_id;
     cached_tokens_ = start.cached_tokens;
+    if (stream_) {
+      responder_->start_stream(200, "text/event-stream");
+      started_ = true;
+      if (endpoint_ == Endpoint::kChat)
+        event(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, json()));
+    }
     if (endpoint_ == Endpoint::kChat) {
       output_.emplace(start.output);
       collect(output_->push(start.output_prefix), {});
     }
-    if (!stream_) return;
-    responder_->start_stream(200, "text/event-stream");
-    started_ = true;
-    if (endpoint_ == Endpoint::kChat)
-      event(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, json()));
   }
 
   void on_text(const std::string& text, std::vector<TokenInfo> logprobs) override {
@@ -154,8 +155,10 @@ class GenerationSink : public JobSink {
     json body;
     if (endpoint_ == Endpoint::kChat) {
       body = base("chat.completion");
+      // As OpenAI: an answer of calls alone has null content (blanks before a call included).
+      const bool blank = content_.find_first_not_of(" \t\r\n") == std::string::npos;
       json message = {{"role", "assistant"},
-                      {"content", content_.empty() && !calls_.empty() ? json() : json(content_)}};
+                      {"content", blank && !calls_.empty() ? json() : json(content_)}};
       if (!reasoning_.empty()) message["reasoning_content"] = message["reasoning"] = reasoning_;
       if (!calls_.empty()) message["tool_calls"] = calls_;
       body["choices"] = json::array({json{

@@ -274,7 +274,12 @@ bool Scheduler::admit(Pending& p) {
     if (!engine->trie) engine->trie = std::make_shared<grammar::TokenTrie>(engine->tokenizer);
     request.trie = engine->trie;
   }
-  slot.completion = std::make_unique<model::Completion>(engine->tokenizer, std::move(request));
+  try {
+    slot.completion = std::make_unique<model::Completion>(engine->tokenizer, std::move(request));
+  } catch (const std::exception& err) {  // a grammar too ambiguous to start
+    slot.active = false;
+    return fail(400, err.what(), "invalid_grammar");
+  }
   slot.sink = p.sink;
   slot.submitted = p.submitted;
   engine->last_used = Clock::now();
@@ -429,7 +434,14 @@ void Scheduler::step(Engine& engine) {
     Slot& s = engine.slots[logits_owner[r]];
     std::copy(logits.begin() + r * n_vocab, logits.begin() + (r + 1) * n_vocab, row.begin());
     const size_t before = s.completion->result().tokens.size();
-    std::string text = s.completion->step(row);
+    std::string text;
+    try {
+      text = s.completion->step(row);
+    } catch (const std::exception& err) {  // the request's grammar cannot be followed
+      s.sink->on_error(400, err.what(), "invalid_grammar");
+      release(engine, s);
+      continue;
+    }
     if (s.completion->result().tokens.size() > before) {
       ++generated;
       if (before == 0) {

@@ -2,6 +2,7 @@
 // first (reasoning.h), then the answer's tool calls in the model's syntax (tool_calls.h).
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -15,12 +16,15 @@ struct ChatOutputOptions {
   bool reasoning_open = false;  // the prompt opened it
   bool tools = false;           // parse tool calls
   ToolSyntax syntax = ToolSyntax::kGeneric;
+  std::vector<std::string> tool_names;  // the request's functions (calls of others are content)
 };
 
 class ChatOutputParser {
  public:
   explicit ChatOutputParser(const ChatOutputOptions& options)
-      : options_(options), reasoning_(options.reasoning_open), tools_(options.syntax) {}
+      : options_(options),
+        reasoning_(options.reasoning_open),
+        tools_(options.syntax, options.tool_names) {}
 
   // The deltas that are final once `text` is added (possibly none).
   std::vector<ChatDelta> push(std::string_view text);

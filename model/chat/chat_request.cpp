@@ -204,15 +204,19 @@ PreparedChat prepare_chat(const ChatTemplate& chat, const TemplateTraits& traits
   }
   const bool forced = tools && (request.tool_choice.mode == ToolChoice::kRequired ||
                                 request.tool_choice.mode == ToolChoice::kFunction);
+  // A grammar shapes the answer, not the reasoning: a block the prompt opened is closed first.
+  if (out.output.reasoning_open && (forced || request.constrained) && !request.continue_final)
+    out.output_prefix = "</think>\n\n";
   if (forced && !request.continue_final) {
     // The call's opening goes into the prompt (a control token there, as the model knows it);
-    // the grammar takes over after it. An opened reasoning block is closed first.
-    out.output_prefix = out.output.reasoning_open ? "</think>\n\n" : "";
+    // the grammar takes over after it.
     out.output_prefix += call_opening(traits.tools.syntax);
-    out.prompt += out.output_prefix;
     out.grammar = std::make_shared<const grammar::Grammar>(forced_call_grammar(
         traits.tools.syntax, request.tools, request.tool_choice, request.parallel_tool_calls));
   }
+  out.prompt += out.output_prefix;
+  if (tools)
+    for (const json& t : request.tools) out.output.tool_names.push_back(t["function"]["name"]);
   return out;
 }
 

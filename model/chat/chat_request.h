@@ -31,6 +31,7 @@ struct ChatRequest {
       nlohmann::ordered_json::object();  // chat_template_kwargs
   bool continue_final = false;           // the last message starts the answer: continue it
   bool parse_reasoning = true;           // reasoning_format other than "none"
+  bool constrained = false;              // a grammar shapes the answer (response_format, grammar)
 };
 
 struct PreparedChat {

@@ -24,6 +24,7 @@ bool ReasoningSplitter::opened_by(std::string_view prompt) {
 }
 
 void ReasoningSplitter::emit(ChatDelta::Kind kind, std::string text, std::vector<ChatDelta>& out) {
+  if (text.empty()) return;
   bool& started = kind == ChatDelta::kReasoning ? reasoning_started_ : content_started_;
   if (!started &&
       (kind == ChatDelta::kReasoning ||

@@ -102,6 +102,10 @@ std::optional<std::string> json_string(std::string_view text) {
   return j.get<std::string>();
 }
 
+struct CallView;
+struct CallRules;
+bool known(const CallRules& rules, const std::string& name);
+
 struct CallView {
   std::string name, id;
   std::string arguments;          // the text so far (all of it once complete)
@@ -140,8 +144,19 @@ size_t read_arguments(std::string_view s, size_t pos, CallView& call) {
   return end;
 }
 
+// What a call must look like beyond its syntax.
+struct CallRules {
+  bool require_arguments = false;         // JSON-only syntaxes: a plain JSON answer is no call
+  const std::vector<std::string>* names;  // the request's functions (empty: any)
+};
+
+bool known(const CallRules& rules, const std::string& name) {
+  return rules.names->empty() ||
+         std::find(rules.names->begin(), rules.names->end(), name) != rules.names->end();
+}
+
 // {"name": N, "arguments"|"parameters": A, ...} (or OpenAI's {"type", "function": {...}}) at pos.
-size_t read_call_object(std::string_view s, size_t pos, CallView& call) {
+size_t read_call_object(std::string_view s, size_t pos, CallView& call, const CallRules& rules) {
   if (pos >= s.size()) return kIncomplete;
   if (s[pos] != '{') return kBad;
   ++pos;
@@ -164,10 +179,12 @@ size_t read_call_object(std::string_view s, size_t pos, CallView& call) {
     if (pos >= s.size()) return kIncomplete;
     size_t end;
     if (*key == "arguments" || *key == "parameters") {
+      if (have_arguments) return kBad;  // a second value would not extend the first
       end = read_arguments(s, pos, call);
       have_arguments = true;
     } else if (*key == "function" && s[pos] == '{') {
-      end = read_call_object(s, pos, call);
+      if (have_arguments) return kBad;
+      end = read_call_object(s, pos, call, rules);
       have_arguments = true;
     } else {
       end = value_end(s, pos);
@@ -188,14 +205,17 @@ size_t read_call_object(std::string_view s, size_t pos, CallView& call) {
     if (s[pos] != '}') return kBad;
     break;
   }
-  if (call.name.empty()) return kBad;
-  if (!have_arguments) call.arguments = "{}";
+  if (call.name.empty() || !known(rules, call.name)) return kBad;
+  if (!have_arguments) {
+    if (rules.require_arguments) return kBad;
+    call.arguments = "{}";
+  }
   call.complete = true;
   return pos + 1;
 }
 
 // A JSON list of call objects at pos.
-size_t read_call_list(std::string_view s, size_t pos, Scan& scan) {
+size_t read_call_list(std::string_view s, size_t pos, Scan& scan, const CallRules& rules) {
   if (pos >= s.size()) return kIncomplete;
   if (s[pos] != '[') return kBad;
   ++pos;
@@ -204,7 +224,7 @@ size_t read_call_list(std::string_view s, size_t pos, Scan& scan) {
     if (pos >= s.size()) return kIncomplete;
     if (s[pos] == ']') return pos + 1;
     scan.calls.emplace_back();
-    const size_t end = read_call_object(s, pos, scan.calls.back());
+    const size_t end = read_call_object(s, pos, scan.calls.back(), rules);
     if (end == kIncomplete || end == kBad) return end;
     pos = end;
     skip_blanks(s, pos);
@@ -214,7 +234,7 @@ size_t read_call_list(std::string_view s, size_t pos, Scan& scan) {
 }
 
 // Mistral Small 3.2: NAME[CALL_ID]ID[ARGS]{...} after [TOOL_CALLS].
-size_t read_args_call(std::string_view s, size_t pos, CallView& call) {
+size_t read_args_call(std::string_view s, size_t pos, CallView& call, const CallRules& rules) {
   const size_t args = s.find("[ARGS]", pos);
   const size_t id = s.find("[CALL_ID]", pos);
   const size_t name_end = std::min(args, id);
@@ -223,7 +243,7 @@ size_t read_args_call(std::string_view s, size_t pos, CallView& call) {
     return s.find_first_of("{}\n\"", pos) == std::string_view::npos ? kIncomplete : kBad;
   }
   call.name = std::string(s.substr(pos, name_end - pos));
-  if (call.name.empty()) return kBad;
+  if (call.name.empty() || !known(rules, call.name)) return kBad;
   if (id < args) {
     if (args == std::string_view::npos) return kIncomplete;
     call.id = std::string(s.substr(id + 9, args - id - 9));
@@ -235,8 +255,9 @@ size_t read_args_call(std::string_view s, size_t pos, CallView& call) {
   return end;
 }
 
-Scan scan_calls(ToolSyntax syntax, std::string_view s) {
+Scan scan_calls(ToolSyntax syntax, std::string_view s, const std::vector<std::string>& names) {
   Scan scan;
+  const CallRules rules{syntax == ToolSyntax::kLlama3 || syntax == ToolSyntax::kGeneric, &names};
   const SyntaxInfo& si = info(syntax);
   size_t pos = 0;
   // Marks what is done so far: the calls read and where they end.
@@ -260,10 +281,10 @@ Scan scan_calls(ToolSyntax syntax, std::string_view s) {
         skip_blanks(s, pos);
         size_t end;
         if (pos < s.size() && s[pos] == '[') {
-          end = read_call_list(s, pos, scan);
+          end = read_call_list(s, pos, scan, rules);
         } else {
           scan.calls.emplace_back();
-          end = read_call_object(s, pos, scan.calls.back());
+          end = read_call_object(s, pos, scan.calls.back(), rules);
         }
         if (end == kIncomplete || end == kBad) return result(end);
         pos = end;
@@ -282,10 +303,10 @@ Scan scan_calls(ToolSyntax syntax, std::string_view s) {
         if (pos >= s.size()) return scan;
         size_t end;
         if (s[pos] == '[') {
-          end = read_call_list(s, pos, scan);
+          end = read_call_list(s, pos, scan, rules);
         } else {
           scan.calls.emplace_back();
-          end = read_args_call(s, pos, scan.calls.back());
+          end = read_args_call(s, pos, scan.calls.back(), rules);
         }
         if (end == kIncomplete || end == kBad) return result(end);
         settle(pos = end);
@@ -295,7 +316,7 @@ Scan scan_calls(ToolSyntax syntax, std::string_view s) {
         if (expect(s, pos, si.marker) == 0) return scan;
         skip_blanks(s, pos);
         scan.calls.emplace_back();
-        const size_t end = read_call_object(s, pos, scan.calls.back());
+        const size_t end = read_call_object(s, pos, scan.calls.back(), rules);
         if (end == kIncomplete || end == kBad) return result(end);
         pos = end;
         skip_blanks(s, pos);
@@ -321,10 +342,10 @@ Scan scan_calls(ToolSyntax syntax, std::string_view s) {
         skip_blanks(s, at);
         size_t end;
         if (*key == "tool_calls") {
-          end = read_call_list(s, at, scan);
+          end = read_call_list(s, at, scan, rules);
         } else {
           scan.calls.emplace_back();
-          end = read_call_object(s, at, scan.calls.back());
+          end = read_call_object(s, at, scan.calls.back(), rules);
         }
         if (end == kIncomplete || end == kBad) return result(end);
         at = end;
@@ -383,7 +404,8 @@ std::vector<std::string> syntax_markers(ToolSyntax syntax) {
   return {};
 }
 
-ToolCallParser::ToolCallParser(ToolSyntax syntax) : syntax_(syntax) {}
+ToolCallParser::ToolCallParser(ToolSyntax syntax, std::vector<std::string> names)
+    : syntax_(syntax), names_(std::move(names)) {}
 
 std::string ToolCallParser::new_id() const {
   static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -434,7 +456,7 @@ void ToolCallParser::push(std::string_view text, std::vector<ChatDelta>& out) {
 }
 
 void ToolCallParser::emit_calls(bool final, std::vector<ChatDelta>& out) {
-  const Scan scan = scan_calls(syntax_, pending_);
+  const Scan scan = scan_calls(syntax_, pending_, names_);
   if (scan.state == ScanState::kBad && calls_.empty()) {
     // Not a call after all: all of it is content, and the search goes on after it.
     if (!pending_.empty()) out.push_back({ChatDelta::kContent, pending_});
@@ -447,8 +469,12 @@ void ToolCallParser::emit_calls(bool final, std::vector<ChatDelta>& out) {
     const CallView& c = scan.calls[i];
     const bool streamable = c.name_first && !c.arguments_quoted;
     if (c.name.empty() || (!c.complete && !streamable && !final)) break;
+    if (!c.complete && !names_.empty() &&
+        std::find(names_.begin(), names_.end(), c.name) == names_.end())
+      break;  // not one of the request's functions: no call (content once that is certain)
     if (i >= calls_.size()) {
-      calls_.push_back({c.id.empty() ? new_id() : c.id, c.name, 0});
+      // ids are always ember's: unique in the answer whatever the model wrote.
+      calls_.push_back({new_id(), c.name, 0});
       out.push_back({ChatDelta::kToolCall, "", static_cast<int>(i), calls_[i].id, c.name});
     }
     CallState& state = calls_[i];
@@ -464,7 +490,7 @@ void ToolCallParser::emit_calls(bool final, std::vector<ChatDelta>& out) {
   if (scan.state == ScanState::kIncomplete && calls_.empty()) {
     // The answer ended before its first call was complete: the text is content after all.
     out.push_back({ChatDelta::kContent, pending_});
-  } else if (scan.state == ScanState::kStopped) {
+  } else if (scan.state != ScanState::kIncomplete) {        // text after the calls, or a bad one
     const std::string rest = pending_.substr(parsed_end_);  // text after the calls
     if (rest.find_first_not_of(" \n\t\r") != std::string::npos)
       out.push_back({ChatDelta::kContent, rest});

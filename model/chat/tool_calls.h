@@ -56,9 +56,10 @@ struct ChatDelta {
 // Text that turns out not to be a well-formed call is handed out as content at the end.
 class ToolCallParser {
  public:
-  // id_style: ids as OpenAI writes them ("call_" + 24 characters), or 9 letters and digits for
-  // the Mistral syntaxes, whose templates insist on that form.
-  explicit ToolCallParser(ToolSyntax syntax);
+  // `names`: the request's functions; a call of another name is content (empty: any name).
+  // Ids are ember's, as OpenAI writes them ("call_" + 24 characters), or 9 letters and digits
+  // for the Mistral syntaxes, whose templates insist on that form.
+  explicit ToolCallParser(ToolSyntax syntax, std::vector<std::string> names = {});
 
   void push(std::string_view text, std::vector<ChatDelta>& out);
   void finish(std::vector<ChatDelta>& out);
@@ -73,6 +74,7 @@ class ToolCallParser {
   std::string new_id() const;
 
   ToolSyntax syntax_;
+  std::vector<std::string> names_;
   std::string pending_;        // text not yet handed out as content
   bool in_calls_ = false;      // pending_ starts where calls (may) begin
   bool content_seen_ = false;  // something other than blanks went out as content

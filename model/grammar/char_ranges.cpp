@@ -75,14 +75,43 @@ CodeRanges normalise(CodeRanges r) {
 }
 
 CodeRanges complement(const CodeRanges& r) {
-  CodeRanges out;
+  CodeRanges out, with_surrogates = r;
+  with_surrogates.emplace_back(0xD800, 0xDFFF);
   uint32_t next = 0;
-  for (const auto& [lo, hi] : normalise(r)) {
+  for (const auto& [lo, hi] : normalise(with_surrogates)) {
     if (lo > next) out.emplace_back(next, lo - 1);
     next = hi + 1;
   }
   if (next <= kMaxCodePoint) out.emplace_back(next, kMaxCodePoint);
   return out;
+}
+
+std::optional<uint32_t> decode_utf8(std::string_view s, size_t& pos) {
+  if (pos >= s.size()) return std::nullopt;
+  const auto b = static_cast<uint8_t>(s[pos]);
+  if (b < 0x80) return s[pos++];
+  const size_t n = b >= 0xC2 && b < 0xE0   ? 2
+                   : b >= 0xE0 && b < 0xF0 ? 3
+                   : b >= 0xF0 && b < 0xF5 ? 4
+                                           : 0;
+  if (n == 0 || pos + n > s.size()) return std::nullopt;
+  uint32_t cp = b & (0x7F >> n);
+  for (size_t i = 1; i < n; ++i) {
+    const auto c = static_cast<uint8_t>(s[pos + i]);
+    if ((c & 0xC0) != 0x80) return std::nullopt;
+    cp = (cp << 6) | (c & 0x3F);
+  }
+  if (utf8_length(cp) != n || (cp >= 0xD800 && cp <= 0xDFFF) || cp > kMaxCodePoint)
+    return std::nullopt;
+  pos += n;
+  return cp;
+}
+
+int hex_value(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
 }
 
 }  // namespace ember::grammar

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,8 +20,15 @@ using CodeRanges = std::vector<std::pair<uint32_t, uint32_t>>;  // inclusive ran
 
 // Sorted, with overlapping and adjacent ranges merged.
 CodeRanges normalise(CodeRanges ranges);
-// Every code point from 0 to U+10FFFF not in `ranges`.
+// Every code point from 0 to U+10FFFF not in `ranges`, surrogates (U+D800-DFFF, which UTF-8
+// never encodes) left out.
 CodeRanges complement(const CodeRanges& ranges);
+// The code point whose UTF-8 encoding starts at text[pos] (pos moves past it), or nullopt for
+// bytes that are not UTF-8 (a stray continuation byte, a truncated or overlong sequence, a
+// surrogate, beyond U+10FFFF).
+std::optional<uint32_t> decode_utf8(std::string_view text, size_t& pos);
+// The value of a hex digit, or −1.
+int hex_value(char c);
 // The UTF-8 bytes of one code point (≤ U+10FFFF).
 std::string utf8(uint32_t code_point);
 // The UTF-8 encodings of lo..hi as sequences of byte sets (the usual split: first by encoded

@@ -1,17 +1,18 @@
 #include "model/grammar/gbnf.h"
 
-#include "model/grammar/char_ranges.h"
-
 #include <algorithm>
 #include <map>
 #include <set>
 #include <vector>
+
+#include "model/grammar/char_ranges.h"
 
 namespace ember::grammar {
 namespace {
 
 constexpr int kMaxRules = 20000;  // rules after repetitions are written out
 constexpr int kMaxRepeat = 1000;  // the largest count in {m,n}
+constexpr int kMaxNesting = 256;  // parentheses inside each other (the parser recurses)
 
 using Ranges = CodeRanges;
 
@@ -30,6 +31,7 @@ class Parser {
       const int r = rule_id(name);
       if (defined_.count(r)) fail("rule '" + name + "' is defined twice");
       defined_.insert(r);
+      current_ = name;
       alternatives(r, false);
       if (pos_ < s_.size() && s_[pos_] != '\n' && s_[pos_] != '\r')
         fail(std::string("unexpected '") + s_[pos_] + "'");
@@ -107,30 +109,21 @@ class Parser {
     }
   }
 
-  uint32_t code_point() {  // one UTF-8 character of the grammar text
-    const auto b = static_cast<uint8_t>(s_[pos_]);
-    const size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-    if (b >= 0x80 && b < 0xC0) fail("invalid UTF-8");
-    if (pos_ + n > s_.size()) fail("invalid UTF-8");
-    uint32_t cp = n == 1 ? b : b & (0x7F >> n);
-    for (size_t i = 1; i < n; ++i) cp = (cp << 6) | (static_cast<uint8_t>(s_[pos_ + i]) & 0x3F);
-    pos_ += n;
-    return cp;
+  uint32_t code_point() {  // one UTF-8 character of the text
+    const std::optional<uint32_t> cp = decode_utf8(s_, pos_);
+    if (!cp) fail("invalid UTF-8");
+    return *cp;
   }
 
   uint32_t hex(size_t digits) {
     uint32_t v = 0;
     for (size_t i = 0; i < digits; ++i, ++pos_) {
-      if (pos_ >= s_.size()) fail("unfinished escape");
-      const char c = s_[pos_];
-      const int d = c >= '0' && c <= '9'   ? c - '0'
-                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                           : -1;
+      const int d = pos_ < s_.size() ? hex_value(s_[pos_]) : -1;
       if (d < 0) fail("expected a hex digit in an escape");
       v = v * 16 + static_cast<uint32_t>(d);
     }
-    if (v > kMaxCodePoint) fail("escape beyond U+10FFFF");
+    if (v > kMaxCodePoint) fail("an escape beyond U+10FFFF");
+    if (v >= 0xD800 && v <= 0xDFFF) fail("an escape of a surrogate (write the character itself)");
     return v;
   }
 
@@ -178,7 +171,7 @@ class Parser {
       if (hi >= 0x80) utf8_sequences(std::max(lo, 0x80u), hi, wide);
     }
     if (wide.empty()) return Grammar::bytes(ascii);
-    const int r = new_rule("class");
+    const int r = new_rule(current_ + "/class");
     if (ascii.bits != ByteSet().bits) g_.add_alternative(r, {Grammar::bytes(ascii)});
     for (Sequence& s : wide) g_.add_alternative(r, std::move(s));
     return Grammar::ref(r);
@@ -198,7 +191,7 @@ class Parser {
       }
       ++pos_;
       if (item.empty()) {  // "" matches nothing: a rule with one empty alternative
-        const int r = new_rule("empty");
+        const int r = new_rule(current_ + "/empty");
         g_.add_alternative(r, {});
         item.push_back(Grammar::ref(r));
       }
@@ -225,12 +218,14 @@ class Parser {
       ++pos_;
       item.push_back(char_class({{0, kMaxCodePoint}}));
     } else if (c == '(') {
+      if (++nesting_ > kMaxNesting) fail("groups nest deeper than " + std::to_string(kMaxNesting));
       ++pos_;
       skip(true);
-      const int r = new_rule("group");
+      const int r = new_rule(current_ + "/group");
       alternatives(r, true);
       if (pos_ >= s_.size() || s_[pos_] != ')') fail("expected ')'");
       ++pos_;
+      --nesting_;
       item.push_back(Grammar::ref(r));
     } else if (c == '<') {
       fail("token references (<…>) are not supported");
@@ -274,19 +269,19 @@ class Parser {
     if (item.size() == 1 && item[0].rule >= 0) {
       one = item[0].rule;
     } else {
-      one = new_rule("item");
+      one = new_rule(current_ + "/item");
       g_.add_alternative(one, item);
     }
     for (int i = 0; i < min; ++i) seq.push_back(Grammar::ref(one));
     if (max < 0) {  // many ::= one many | ε
-      const int many = new_rule("star");
+      const int many = new_rule(current_ + "/star");
       g_.add_alternative(many, {Grammar::ref(one), Grammar::ref(many)});
       g_.add_alternative(many, {});
       seq.push_back(Grammar::ref(many));
     } else if (max > min) {  // opt(k) ::= one opt(k−1) | ε, nested
       int tail = -1;
       for (int k = 0; k < max - min; ++k) {
-        const int opt = new_rule("optional");
+        const int opt = new_rule(current_ + "/optional");
         g_.add_alternative(opt, tail < 0 ? Sequence{Grammar::ref(one)}
                                          : Sequence{Grammar::ref(one), Grammar::ref(tail)});
         g_.add_alternative(opt, {});
@@ -372,6 +367,8 @@ class Parser {
 
   std::string_view s_;
   size_t pos_ = 0;
+  int nesting_ = 0;      // open parentheses (the parser recurses into each)
+  std::string current_;  // the rule being defined (names the rules made for its parts)
   Grammar g_;
   std::map<std::string, int> ids_;
   std::set<int> defined_;

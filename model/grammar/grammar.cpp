@@ -21,18 +21,17 @@ Sequence Grammar::literal(std::string_view text) {
 }
 
 Matcher::Matcher(const Grammar& grammar) : g_(&grammar) {
-  Stack start;
+  size_t budget = kStepBudget;
   for (int a = 0; a < static_cast<int>(grammar.alternatives(grammar.root()).size()); ++a)
-    expand({{grammar.root(), a, 0}}, stacks_);
+    expand({{grammar.root(), a, 0}}, stacks_, budget);
   std::sort(stacks_.begin(), stacks_.end());
   stacks_.erase(std::unique(stacks_.begin(), stacks_.end()), stacks_.end());
 }
 
-void Matcher::expand(Stack start, std::vector<Stack>& out) const {
-  // Iterative (a sequence of many empty rules would otherwise recurse once per rule). Every
-  // path ends in `out`, and ambiguous nullable rules can reach the same stacks along
-  // exponentially many paths: bounding the work bounds that (what is dropped only allows less).
-  constexpr size_t kMaxWork = 1 << 16;
+void Matcher::expand(Stack start, std::vector<Stack>& out, size_t& budget) const {
+  // Iterative (a sequence of many empty rules would otherwise recurse once per rule). Ambiguous
+  // nullable rules can reach the same stacks along exponentially many paths: past the budget
+  // the grammar is refused rather than followed for minutes.
   auto finished = [&](const Stack& s) {
     const Position& p = s.back();
     return p.index == static_cast<int>(g_->alternatives(p.rule)[p.alternative].size());
@@ -45,7 +44,9 @@ void Matcher::expand(Stack start, std::vector<Stack>& out) const {
     return;
   }
   std::vector<Stack> work{std::move(start)};
-  for (size_t steps = 0; !work.empty() && steps < kMaxWork; ++steps) {
+  while (!work.empty()) {
+    if (budget == 0) throw GrammarTooComplex();
+    --budget;
     Stack stack = std::move(work.back());
     work.pop_back();
     // Finished positions are popped first, so recursive repetitions do not grow the stack.
@@ -71,7 +72,7 @@ void Matcher::expand(Stack start, std::vector<Stack>& out) const {
   }
 }
 
-std::vector<Matcher::Stack> Matcher::step(uint8_t byte) const {
+std::vector<Matcher::Stack> Matcher::step(uint8_t byte, size_t& budget) const {
   std::vector<Stack> next;
   for (const Stack& s : stacks_) {
     if (s.empty()) continue;
@@ -79,7 +80,7 @@ std::vector<Matcher::Stack> Matcher::step(uint8_t byte) const {
     if (!g_->alternatives(p.rule)[p.alternative][p.index].bytes.has(byte)) continue;
     Stack moved = s;
     moved.back().index++;
-    expand(std::move(moved), next);
+    expand(std::move(moved), next, budget);
   }
   if (next.size() > 1) {
     std::sort(next.begin(), next.end());
@@ -94,7 +95,8 @@ std::vector<Matcher::Stack> Matcher::step(uint8_t byte) const {
 }
 
 bool Matcher::advance(uint8_t byte) {
-  std::vector<Stack> next = step(byte);
+  size_t budget = kStepBudget;
+  std::vector<Stack> next = step(byte, budget);
   if (next.empty()) return false;
   stacks_ = std::move(next);
   return true;

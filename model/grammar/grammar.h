@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,10 +66,24 @@ class Grammar {
   int root_ = 0;
 };
 
+// A grammar so ambiguous that following it costs more than Matcher's budget allows (GBNF like
+// (("a"{0,30}){0,30}){0,30}): the request is refused rather than followed for minutes.
+class GrammarTooComplex : public std::runtime_error {
+ public:
+  GrammarTooComplex()
+      : std::runtime_error(
+            "the grammar is too ambiguous to follow (its repetitions can match the same text in "
+            "too many ways)") {}
+};
+
 // Where the bytes seen so far can be in the grammar.
 class Matcher {
  public:
   explicit Matcher(const Grammar& grammar);  // before any byte: at the start of the root rule
+
+  // Expansion steps one byte may take (the constructor, advance()); throws GrammarTooComplex
+  // past it.
+  static constexpr size_t kStepBudget = size_t(1) << 16;
 
   // Consumes one byte; false (and the matcher unchanged) when the grammar does not allow it.
   bool advance(uint8_t byte);
@@ -91,8 +106,8 @@ class Matcher {
       : g_(&grammar), stacks_(std::move(stacks)) {}
   // Adds to `out` the stacks reachable from `stack` whose top is a byte set (an empty stack: the
   // sentence is complete).
-  void expand(Stack stack, std::vector<Stack>& out) const;
-  std::vector<Stack> step(uint8_t byte) const;
+  void expand(Stack stack, std::vector<Stack>& out, size_t& budget) const;
+  std::vector<Stack> step(uint8_t byte, size_t& budget) const;
 
   const Grammar* g_;
   std::vector<Stack> stacks_;

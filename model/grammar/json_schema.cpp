@@ -88,9 +88,8 @@ int Compiler::ws() {
 }
 
 int Compiler::digits() {
-  // At most 15: with the digit before them a number has at most 16 digits in its integer part,
-  // fraction and exponent (as llama.cpp bounds them), so a small model cannot write zeros for
-  // ever and a double still holds every integer it can write.
+  // At most 15, so with the digit before them a number has at most 16 digits in its integer
+  // part and its fraction (as llama.cpp bounds them): a small model cannot write zeros for ever.
   return shared("digits", [&] {
     const int digit = rule("digit", {{Grammar::bytes(ByteSet().add_range('0', '9'))}});
     return repeat(digit, -1, 0, 15, "digits");
@@ -138,11 +137,13 @@ int Compiler::number() {
   return shared("number", [&] {
     const Element digit = Grammar::bytes(ByteSet().add_range('0', '9'));
     const int frac = rule("frac", {{}, {lit_el('.'), digit, Grammar::ref(digits())}});
-    const int exp =
-        rule("exp", {{},
-                     {Grammar::bytes(ByteSet::of("eE")), digit, Grammar::ref(digits())},
-                     {Grammar::bytes(ByteSet::of("eE")), Grammar::bytes(ByteSet::of("+-")), digit,
-                      Grammar::ref(digits())}});
+    // Exponents of at most two digits: a double overflows past e308, and JSON parsers refuse
+    // what overflows.
+    const int exp_digits = rule("exp-digits", {{digit}, {digit, digit}});
+    const int exp = rule("exp", {{},
+                                 {Grammar::bytes(ByteSet::of("eE")), Grammar::ref(exp_digits)},
+                                 {Grammar::bytes(ByteSet::of("eE")),
+                                  Grammar::bytes(ByteSet::of("+-")), Grammar::ref(exp_digits)}});
     return rule("number", {{Grammar::ref(integer()), Grammar::ref(frac), Grammar::ref(exp)}});
   });
 }

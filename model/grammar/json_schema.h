@@ -1,10 +1,11 @@
 // JSON Schema → Grammar (grammar.h): the structured output of response_format `json_schema` and
 // `json_object` and Ollama's `format`. Whitespace between tokens is at most one space or newline,
-// so a model cannot loop on blanks, and numbers have at most 16 digits in each part (integer,
-// fraction, exponent), so it cannot loop on digits either. Supported: type (one or a list) object /
-// array / string / number / integer / boolean / null; enum; const; properties, required (the others
-// optional, in the order `properties` lists them; no other property is ever produced, which every
-// additionalProperties setting allows); items, minItems, maxItems; anyOf, oneOf; $ref to
+// so a model cannot loop on blanks, and numbers have at most 16 digits in the integer part and
+// the fraction and 2 in the exponent, so it cannot loop on digits either. Supported: type (one or a
+// list) object / array / string / number / integer / boolean / null; enum; const; properties,
+// required (the others optional, in the order `properties` lists them; no other property is ever
+// produced, which every additionalProperties setting allows); items, minItems, maxItems; anyOf,
+// oneOf; $ref to
 // #/$defs/… or #/definitions/… (recursion allowed); string minLength, maxLength, pattern (the
 // regular subset regex.h lists; one of these three kinds per string), format date, date-time,
 // time, uuid, email. Annotations (title, description, default, examples, $schema,

@@ -107,26 +107,19 @@ class Parser {
   uint32_t hex(size_t digits) {
     uint32_t v = 0;
     for (size_t i = 0; i < digits; ++i, ++pos_) {
-      if (pos_ >= s_.size()) fail("an unfinished escape");
-      const char c = s_[pos_];
-      const int d = c >= '0' && c <= '9'   ? c - '0'
-                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                           : -1;
+      const int d = pos_ < s_.size() ? hex_value(s_[pos_]) : -1;
       if (d < 0) fail("expected a hex digit");
       v = v * 16 + static_cast<uint32_t>(d);
     }
+    if (v > kMaxCodePoint) fail("an escape beyond U+10FFFF");
+    if (v >= 0xD800 && v <= 0xDFFF) fail("an escape of a surrogate (write the character itself)");
     return v;
   }
 
-  uint32_t code_point() {  // one UTF-8 character of the pattern
-    const auto b = static_cast<uint8_t>(s_[pos_]);
-    const size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-    if ((b >= 0x80 && b < 0xC0) || pos_ + n > s_.size()) fail("invalid UTF-8");
-    uint32_t cp = n == 1 ? b : b & (0x7F >> n);
-    for (size_t i = 1; i < n; ++i) cp = (cp << 6) | (static_cast<uint8_t>(s_[pos_ + i]) & 0x3F);
-    pos_ += n;
-    return cp;
+  uint32_t code_point() {  // one UTF-8 character of the text
+    const std::optional<uint32_t> cp = decode_utf8(s_, pos_);
+    if (!cp) fail("invalid UTF-8");
+    return *cp;
   }
 
   // After a backslash: a class escape (\d …) into `ranges`, or one character.
@@ -224,6 +217,7 @@ class Parser {
     auto chars = [](CodeRanges r) { return Regex{Regex::kChars, std::move(r), {}}; };
     switch (c) {
       case '(': {
+        if (++nesting_ > 256) fail("groups nested deeper than 256");
         ++pos_;
         if (at('?')) {
           if (s_.substr(pos_, 2) == "?:") {
@@ -240,6 +234,7 @@ class Parser {
         Regex inner = alternatives();
         if (!at(')')) fail("expected ')'");
         ++pos_;
+        --nesting_;
         return inner;
       }
       case '[':
@@ -267,6 +262,7 @@ class Parser {
 
   std::string_view s_;
   size_t pos_ = 0;
+  int nesting_ = 0;  // open groups (the parser recurses into each)
 };
 
 }  // namespace

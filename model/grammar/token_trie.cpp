@@ -51,6 +51,7 @@ TokenTrie::TokenTrie(const text::Tokenizer& tokenizer) : n_vocab_(tokenizer.voca
 // The recognizer states met during one walk, and the steps between them.
 struct TokenTrie::Walk {
   const Grammar& grammar;
+  size_t budget;  // expansion steps for the whole mask (Matcher::step throws past it)
   std::vector<Matcher> states;
   std::map<std::vector<Matcher::Stack>, int> ids;
   std::unordered_map<uint64_t, int> steps;  // state · 256 + byte → next state, −1: refused
@@ -58,7 +59,7 @@ struct TokenTrie::Walk {
   int step(int state, uint8_t byte) {
     const uint64_t key = uint64_t(state) * 256 + byte;
     if (auto it = steps.find(key); it != steps.end()) return it->second;
-    std::vector<Matcher::Stack> next = states[state].step(byte);
+    std::vector<Matcher::Stack> next = states[state].step(byte, budget);
     int id = -1;
     if (!next.empty()) {
       auto [it, fresh] = ids.try_emplace(next, static_cast<int>(states.size()));
@@ -82,7 +83,7 @@ void TokenTrie::walk(const std::vector<Node>& trie, int node, int state, Walk& w
 
 void TokenTrie::allowed(const Matcher& m, std::vector<char>& allowed) const {
   allowed.assign(n_vocab_, 0);
-  Walk w{*m.g_, {m}, {{m.stacks_, 0}}, {}};
+  Walk w{*m.g_, kMaskBudget, {m}, {{m.stacks_, 0}}, {}};
   bool plain_loop = true;
   for (int b = 0x20; b < 0x100 && plain_loop; ++b)
     if (plain(static_cast<uint8_t>(b))) plain_loop = w.step(0, static_cast<uint8_t>(b)) == 0;

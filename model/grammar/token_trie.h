@@ -21,7 +21,9 @@ class TokenTrie {
   explicit TokenTrie(const text::Tokenizer& tokenizer);
 
   // allowed[id] = 1 when token id's bytes can follow what `m` has seen (resized to n_vocab).
+  // Throws GrammarTooComplex when the grammar needs more than kMaskBudget expansion steps.
   void allowed(const Matcher& m, std::vector<char>& allowed) const;
+  static constexpr size_t kMaskBudget = size_t(1) << 23;
   size_t n_vocab() const { return n_vocab_; }
 
   // A node of a byte trie (public for the helper that builds them).

@@ -174,8 +174,14 @@ int run_serve(const std::vector<std::string>& argv) {
   // A template for every model instead of their own: a built-in one by name, or a Jinja file
   // (as llama-server's --chat-template / --chat-template-file), checked now.
   try {
-    if (auto name = args.get("chat-template"))
-      sched.chat_template = chat::ChatTemplate::builtin_source(*name);
+    if (args.has("chat-template") && args.has("chat-template-file"))
+      throw UsageError("give --chat-template or --chat-template-file, not both");
+    if (auto name = args.get("chat-template")) {
+      // A built-in's name, or (as llama-server with --jinja) the template itself.
+      const bool source =
+          name->find("{%") != std::string::npos || name->find("{{") != std::string::npos;
+      sched.chat_template = source ? *name : chat::ChatTemplate::builtin_source(*name);
+    }
     if (auto file = args.get("chat-template-file")) {
       std::ifstream in(*file);
       if (!in) throw UsageError("--chat-template-file: cannot read " + *file);

@@ -153,6 +153,23 @@ TEST(Gbnf, BadGrammarsSayWhereAndWhy) {
   EXPECT_NE(error("root ::= <[1000]>").find("token references"), std::string::npos);
   EXPECT_NE(error("root ::= (\"a\"").find("expected ')'"), std::string::npos);
   EXPECT_NE(error("root ::= \"\\q\"").find("unknown escape"), std::string::npos);
+  EXPECT_NE(error("root ::= \"\\uD800\"").find("surrogate"), std::string::npos);
+  EXPECT_NE(error("root ::= \"\xff\"").find("invalid UTF-8"), std::string::npos);
+  // Deep nesting is an error, not a stack overflow.
+  const std::string deep = "root ::= " + std::string(20000, '(') + "\"a\"" + std::string(20000, ')');
+  EXPECT_NE(error(deep.c_str()).find("nest deeper than 256"), std::string::npos);
+}
+
+TEST(Gbnf, TooAmbiguousGrammarsAreRefusedQuickly) {
+  const grammar::Grammar g = gbnf(R"(root ::= (("a"{0,30}){0,30}){0,30} "b")");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(
+      {
+        grammar::Matcher m(g);
+        for (char c : std::string("aaaaab")) m.advance(static_cast<uint8_t>(c));
+      },
+      grammar::GrammarTooComplex);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(Grammar, EnumsConstsUnionsRefsAndFormats) {

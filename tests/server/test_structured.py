@@ -211,6 +211,18 @@ def test_bad_gbnf_is_400_saying_where(server, body, words):
         assert w in out["error"]["message"], out
 
 
+def test_grammars_that_cannot_be_followed_are_400(server):
+    """A grammar no token can continue, or one too ambiguous to follow, fails the request alone."""
+    for grammar, words in [('root ::= "a" [^\\x00-\\U0010FFFF]', "no token"),
+                           ('root ::= (("a"{0,30}){0,30}){0,30} "b"', "too ambiguous")]:
+        status, out = post(server, "/v1/completions", {"model": SMOLLM2, "prompt": "x",
+                                                       "grammar": grammar, "max_tokens": 8})
+        assert status == 400 and words in out["error"]["message"], out
+        assert out["error"]["code"] == "invalid_grammar", out
+    status, out = post(server, "/v1/completions", {"model": SMOLLM2, "prompt": "x", "max_tokens": 2})
+    assert status == 200, out
+
+
 @pytest.mark.parametrize("schema,keyword", [
     ({"type": "integer", "minimum": 0}, "minimum"),
     ({"type": "string", "pattern": "(?=a)b"}, "pattern"),
