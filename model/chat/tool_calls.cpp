@@ -111,6 +111,7 @@ struct CallView {
   std::string arguments;          // the text so far (all of it once complete)
   bool arguments_quoted = false;  // written as a JSON string: handed out once complete
   bool name_first = false;        // the name came before the arguments began
+  bool arguments_open = false;    // the text ends inside the arguments
   bool complete = false;
 };
 
@@ -130,6 +131,7 @@ size_t read_arguments(std::string_view s, size_t pos, CallView& call) {
   call.arguments_quoted = s[pos] == '"';
   if (end == kIncomplete) {
     if (!call.arguments_quoted) call.arguments = std::string(s.substr(pos));
+    call.arguments_open = true;
     return kIncomplete;
   }
   const std::string_view text = s.substr(pos, end - pos);
@@ -451,12 +453,22 @@ void ToolCallParser::push(std::string_view text, std::vector<ChatDelta>& out) {
     content(start);
     in_calls_ = true;
     parsed_end_ = 0;
+  } else if (streaming_call_ >= 0 && text.find_first_of("\"\\{}[]") == std::string_view::npos) {
+    // Inside an object or array of arguments, text without quotes, backslashes or brackets
+    // cannot end it: it is more arguments, handed out without scanning the call again (a long
+    // argument would otherwise cost a scan of all of it per piece).
+    if (!text.empty()) {
+      out.push_back({ChatDelta::kToolArguments, std::string(text), streaming_call_});
+      calls_[streaming_call_].arguments_sent += text.size();
+    }
+    return;
   }
   emit_calls(false, out);
 }
 
 void ToolCallParser::emit_calls(bool final, std::vector<ChatDelta>& out) {
   const Scan scan = scan_calls(syntax_, pending_, names_);
+  streaming_call_ = -1;
   if (scan.state == ScanState::kBad && calls_.empty()) {
     // Not a call after all: all of it is content, and the search goes on after it.
     if (!pending_.empty()) out.push_back({ChatDelta::kContent, pending_});
@@ -483,7 +495,12 @@ void ToolCallParser::emit_calls(bool final, std::vector<ChatDelta>& out) {
                      static_cast<int>(i)});
       state.arguments_sent = c.arguments.size();
     }
-    if (!c.complete) break;
+    if (!c.complete) {
+      const bool nested = !c.arguments.empty() && (c.arguments[0] == '{' || c.arguments[0] == '[');
+      if (scan.state == ScanState::kIncomplete && streamable && nested && c.arguments_open)
+        streaming_call_ = static_cast<int>(i);
+      break;
+    }
   }
   parsed_end_ = scan.end;
   if (!final) return;

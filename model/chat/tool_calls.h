@@ -79,7 +79,8 @@ class ToolCallParser {
   bool in_calls_ = false;      // pending_ starts where calls (may) begin
   bool content_seen_ = false;  // something other than blanks went out as content
   std::vector<CallState> calls_;
-  size_t parsed_end_ = 0;  // in pending_: just after the last complete call
+  size_t parsed_end_ = 0;    // in pending_: just after the last complete call
+  int streaming_call_ = -1;  // the call whose object of arguments is being written, if any
 };
 
 }  // namespace ember::chat

@@ -3,6 +3,7 @@
 // templates (../shared/testdata/templates).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -107,6 +108,22 @@ TEST(ToolCalls, HermesArgumentsStreamBeforeTheCallEnds) {
   take(p, parser.push("]}}\n</tool_call>"));
   take(p, parser.finish());
   EXPECT_EQ(p.calls[0].second, "{\"a\": [1, 2]}");
+}
+
+TEST(ToolCalls, LongArgumentsStreamInLinearTime) {
+  // 200 kB of arguments in 4-byte pieces: each piece is handed out without scanning the call
+  // again (a rescan per piece would be 10^10 steps).
+  std::string body;
+  for (int i = 0; i < 20000; ++i) body += "word " + std::to_string(i % 10) + " ";
+  const std::string text = "<tool_call>\n{\"name\": \"write\", \"arguments\": {\"text\": \"" +
+                           body + "\", \"n\": [1, 2]}}\n</tool_call>";
+  std::vector<std::string> pieces;
+  for (size_t i = 0; i < text.size(); i += 4) pieces.push_back(text.substr(i, 4));
+  const auto start = std::chrono::steady_clock::now();
+  const Parsed p = parse(tools_of(ToolSyntax::kHermes), pieces);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.calls[0].second, "{\"text\": \"" + body + "\", \"n\": [1, 2]}");
 }
 
 TEST(ToolCalls, Llama3) {
