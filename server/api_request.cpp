@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -79,8 +80,8 @@ std::shared_ptr<const grammar::Grammar> output_grammar(const json& body, Endpoin
       const bool schema =
           (rf != body.end() && rf->is_object() && rf->value("type", "text") != "text") ||
           (body.contains("json_schema") && !body["json_schema"].is_null()) ||
-          (endpoint == Endpoint::kNativeGenerate && body.contains("format") &&
-           !body["format"].is_null() && body["format"] != "");
+          ((endpoint == Endpoint::kNativeGenerate || endpoint == Endpoint::kOllamaChat) &&
+           body.contains("format") && !body["format"].is_null() && body["format"] != "");
       if (schema)
         throw ApiError(400, "send either 'grammar' or a JSON schema / response_format, not both",
                        "grammar");
@@ -123,7 +124,7 @@ std::shared_ptr<const grammar::Grammar> output_grammar(const json& body, Endpoin
   }
   if (auto js = body.find("json_schema"); js != body.end() && !js->is_null())
     return compile(*js, "json_schema");
-  if (endpoint == Endpoint::kNativeGenerate)
+  if (endpoint == Endpoint::kNativeGenerate || endpoint == Endpoint::kOllamaChat)
     if (auto f = body.find("format"); f != body.end() && !f->is_null()) {
       if (f->is_string() && *f == "json")
         return std::make_shared<const grammar::Grammar>(grammar::json_object_grammar());
@@ -311,6 +312,161 @@ void apply_ollama_options(const json& body, model::GenerateRequest& g) {
   }
 }
 
+// Copies of chat messages with text content (text parts joined; other parts are refused by
+// text_content), so templates see strings they can print; roles, tool calls and tool results
+// checked. Ollama's form: tool calls without ids and with object arguments (given ids here),
+// images refused.
+json clean_messages(const json& messages, const std::string& model, bool ollama) {
+  json cleaned = json::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) throw ApiError(400, where + " must be an object", "messages");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string())
+      throw ApiError(400, where + " needs a 'role' string", "messages");
+    static const char* kRoles[] = {"system", "user", "assistant", "tool", "developer", "function"};
+    if (std::find(std::begin(kRoles), std::end(kRoles), role->get<std::string>()) ==
+        std::end(kRoles))
+      throw ApiError(400, where + " has an unknown role '" + role->get<std::string>() + "'",
+                     "messages");
+    if (auto images = m.find("images"); images != m.end() && images->is_array() && !images->empty())
+      throw ApiError(400,
+                     where + " has images, but model '" + model +
+                         "' takes text only (ember serves no vision models yet)",
+                     "messages", "invalid_request_error", "unsupported_content");
+    json copy = m;
+    copy.erase("images");
+    copy.erase("thinking");  // Ollama's earlier reasoning: not shown to the model again
+    if (role->get<std::string>() == "developer") copy["role"] = "system";
+    auto content = m.find("content");
+    copy["content"] = text_content(content == m.end() ? json() : *content, where, model);
+    if (auto id = m.find("tool_call_id"); id != m.end() && !id->is_null() && !id->is_string())
+      throw ApiError(400, where + ".tool_call_id must be a string", "messages");
+    if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
+      if (*role != "assistant" || !calls->is_array())
+        throw ApiError(400, where + ".tool_calls must be a list on an assistant message",
+                       "messages");
+      for (size_t c = 0; c < calls->size(); ++c) {
+        const json& call = (*calls)[c];
+        const json* f = call.is_object() && call.contains("function") ? &call["function"] : nullptr;
+        if (!f || !f->is_object() || !f->contains("name") || !(*f)["name"].is_string())
+          throw ApiError(400, where + ".tool_calls entries need function.name", "messages");
+        if (ollama && !call.contains("id")) {
+          copy["tool_calls"][c]["id"] = "call_" + std::to_string(i) + "_" + std::to_string(c);
+          copy["tool_calls"][c]["type"] = "function";
+        }
+      }
+    } else {
+      copy.erase("tool_calls");
+    }
+    cleaned.push_back(std::move(copy));
+  }
+  return cleaned;
+}
+
+// The chat half of a request: messages, template kwargs, tools, reasoning.
+void setup_chat(const json& body, Job& job, json messages) {
+  job.chat = true;
+  chat::ChatRequest& chat = job.chat_request;
+  // A final assistant message is the start of the answer: generation continues it.
+  chat.continue_final =
+      messages.back()["role"] == "assistant" && !messages.back().contains("tool_calls");
+  chat.messages = std::move(messages);
+  if (auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
+    if (!it->is_object())
+      throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
+    for (auto& [k, v] : it->items()) chat.template_kwargs[k] = v;
+  }
+  chat.constrained = job.generation.grammar != nullptr;
+  parse_tools(body, chat, chat.constrained);
+  // llama-server's reasoning_format: "none" keeps <think> blocks in the content.
+  if (auto it = body.find("reasoning_format"); it != body.end() && !it->is_null()) {
+    static const char* kFormats[] = {"none", "auto", "deepseek"};
+    if (!it->is_string() || std::find(std::begin(kFormats), std::end(kFormats),
+                                      it->get<std::string>()) == std::end(kFormats))
+      throw ApiError(400, "'reasoning_format' must be \"auto\", \"deepseek\" or \"none\"",
+                     "reasoning_format", "invalid_request_error", "invalid_value");
+    chat.parse_reasoning = *it != "none";
+  }
+}
+
+// A Go duration as Ollama's keep_alive takes it ("5m", "1h30m", "10s", "-1", "0") or a number
+// of seconds. Negative: for ever.
+double parse_duration(const json& value) {
+  if (value.is_number()) return value.get<double>();
+  if (!value.is_string())
+    throw ApiError(400, "'keep_alive' must be a duration or a number", "keep_alive");
+  const std::string text = value.get<std::string>();
+  const auto bad = [&] {
+    return ApiError(400,
+                    "'keep_alive' \"" + text + "\" is not a duration (like \"5m\", \"1h\", \"-1\")",
+                    "keep_alive", "invalid_request_error", "invalid_value");
+  };
+  if (text.empty()) throw bad();
+  double total = 0;
+  size_t pos = 0;
+  const bool negative = text[0] == '-';
+  if (negative || text[0] == '+') ++pos;
+  bool any = false;
+  while (pos < text.size()) {
+    size_t used = 0;
+    double n;
+    try {
+      n = std::stod(text.substr(pos), &used);
+    } catch (const std::exception&) {
+      throw bad();
+    }
+    if (used == 0 || !std::isfinite(n) || n < 0) throw bad();
+    pos += used;
+    const std::string rest = text.substr(pos);
+    static const std::pair<const char*, double> kUnits[] = {
+        {"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"ms", 1e-3},
+        {"s", 1},     {"m", 60},    {"h", 3600}};
+    double unit = 0;
+    size_t unit_length = 0;
+    for (const auto& [name, seconds] : kUnits)
+      if (rest.rfind(name, 0) == 0 && std::strlen(name) > unit_length)
+        unit = seconds, unit_length = std::strlen(name);
+    if (unit_length == 0) {
+      if (pos != text.size() || any) throw bad();  // a bare number: seconds
+      unit = 1;
+    }
+    total += n * unit;
+    pos += unit_length;
+    any = true;
+  }
+  return negative ? -total : total;
+}
+
+// Ollama's own fields of /api/chat and /api/generate (keep_alive, think; options and stream's
+// default are read with the common fields), and those it has that ember cannot honour.
+void parse_ollama_fields(const json& body, Job& job) {
+  if (auto k = body.find("keep_alive"); k != body.end() && !k->is_null())
+    job.keep_alive_seconds = parse_duration(*k);
+  if (auto t = body.find("think"); t != body.end() && !t->is_null()) {
+    if (!t->is_boolean() && !t->is_string())
+      throw ApiError(400, "'think' must be true, false or a level", "think");
+    // Templates that can think take enable_thinking; the reasoning comes back as "thinking".
+    job.chat_request.template_kwargs["enable_thinking"] = !(t->is_boolean() && !t->get<bool>());
+  }
+  for (const char* key : {"template", "context"}) {
+    auto it = body.find(key);
+    const bool given = it != body.end() && !it->is_null() &&
+                       !(it->is_string() && it->get<std::string>().empty()) &&
+                       !(it->is_array() && it->empty());
+    if (given)
+      throw ApiError(400,
+                     std::string("'") + key +
+                         (std::string(key) == "template"
+                              ? "' (a Go template) is not supported: ember renders the model's "
+                                "own Jinja template (or --chat-template-file)"
+                              : "' (the token ids of an earlier answer) is not supported: send "
+                                "the conversation to /api/chat"),
+                     key, "invalid_request_error", "unsupported_parameter");
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -374,68 +530,40 @@ ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_tex
   refuse_unsupported(body, endpoint);
   job.generation.grammar = output_grammar(body, endpoint);
 
-  if (endpoint == Endpoint::kChat) {
+  const bool ollama = endpoint == Endpoint::kOllamaChat || endpoint == Endpoint::kNativeGenerate;
+  if (ollama) parse_ollama_fields(body, job);
+  if (endpoint == Endpoint::kChat || endpoint == Endpoint::kOllamaChat) {
     auto messages = body.find("messages");
-    if (messages == body.end() || !messages->is_array() || messages->empty())
-      throw ApiError(400, "'messages' must be a non-empty list", "messages");
-    // Copies of the messages with text content (text parts joined; other parts are refused by
-    // text_content), so templates see strings they can print.
-    json cleaned = json::array();
-    for (size_t i = 0; i < messages->size(); ++i) {
-      const json& m = (*messages)[i];
-      const std::string where = "messages[" + std::to_string(i) + "]";
-      if (!m.is_object()) throw ApiError(400, where + " must be an object", "messages");
-      auto role = m.find("role");
-      if (role == m.end() || !role->is_string())
-        throw ApiError(400, where + " needs a 'role' string", "messages");
-      static const char* kRoles[] = {"system", "user",      "assistant",
-                                     "tool",   "developer", "function"};
-      if (std::find(std::begin(kRoles), std::end(kRoles), role->get<std::string>()) ==
-          std::end(kRoles))
-        throw ApiError(400, where + " has an unknown role '" + role->get<std::string>() + "'",
-                       "messages");
-      json copy = m;
-      if (role->get<std::string>() == "developer") copy["role"] = "system";
-      auto content = m.find("content");
-      copy["content"] = text_content(content == m.end() ? json() : *content, where, job.model);
-      if (auto id = m.find("tool_call_id"); id != m.end() && !id->is_null() && !id->is_string())
-        throw ApiError(400, where + ".tool_call_id must be a string", "messages");
-      if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
-        if (*role != "assistant" || !calls->is_array())
-          throw ApiError(400, where + ".tool_calls must be a list on an assistant message",
-                         "messages");
-        for (const json& call : *calls) {
-          const json* f =
-              call.is_object() && call.contains("function") ? &call["function"] : nullptr;
-          if (!f || !f->is_object() || !f->contains("name") || !(*f)["name"].is_string())
-            throw ApiError(400, where + ".tool_calls entries need function.name", "messages");
-        }
-      } else {
-        copy.erase("tool_calls");
+    const bool load_only =
+        endpoint == Endpoint::kOllamaChat && (messages == body.end() || messages->is_null() ||
+                                              (messages->is_array() && messages->empty()));
+    if (load_only) {
+      job.load_only = true;  // Ollama: no messages loads the model
+    } else {
+      if (messages == body.end() || !messages->is_array() || messages->empty())
+        throw ApiError(400, "'messages' must be a non-empty list", "messages");
+      setup_chat(body, job, clean_messages(*messages, job.model, ollama));
+    }
+  } else if (endpoint == Endpoint::kNativeGenerate) {  // Ollama's /api/generate
+    auto prompt = body.find("prompt");
+    if (prompt != body.end() && !prompt->is_null() && !prompt->is_string())
+      throw ApiError(400, "'prompt' must be a string", "prompt");
+    const std::string text =
+        prompt == body.end() || prompt->is_null() ? "" : prompt->get<std::string>();
+    if (text.empty()) {
+      job.load_only = true;  // an empty prompt loads the model
+    } else if (boolean(body, "raw", false)) {
+      job.prompt = text;  // as is, no template
+    } else {
+      // Through the model's chat template, as Ollama does: `system`, then the prompt.
+      json messages = json::array();
+      if (auto sys = body.find("system"); sys != body.end() && !sys->is_null()) {
+        if (!sys->is_string()) throw ApiError(400, "'system' must be a string", "system");
+        if (!sys->get<std::string>().empty())
+          messages.push_back({{"role", "system"}, {"content", *sys}});
       }
-      cleaned.push_back(std::move(copy));
-    }
-    job.chat = true;
-    chat::ChatRequest& chat = job.chat_request;
-    // A final assistant message is the start of the answer: generation continues it.
-    chat.continue_final =
-        cleaned.back()["role"] == "assistant" && !cleaned.back().contains("tool_calls");
-    chat.messages = std::move(cleaned);
-    if (auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
-      if (!it->is_object())
-        throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
-      chat.template_kwargs = *it;
-    }
-    chat.constrained = job.generation.grammar != nullptr;
-    parse_tools(body, chat, chat.constrained);
-    // llama-server's reasoning_format: "none" keeps <think> blocks in the content.
-    if (auto it = body.find("reasoning_format"); it != body.end() && !it->is_null()) {
-      static const char* kFormats[] = {"none", "auto", "deepseek"};
-      if (!it->is_string() || std::find(std::begin(kFormats), std::end(kFormats),
-                                        it->get<std::string>()) == std::end(kFormats))
-        throw ApiError(400, "'reasoning_format' must be \"auto\", \"deepseek\" or \"none\"",
-                       "reasoning_format", "invalid_request_error", "invalid_value");
-      chat.parse_reasoning = *it != "none";
+      messages.push_back({{"role", "user"}, {"content", text}});
+      setup_chat(body, job, std::move(messages));
     }
   } else {
     auto prompt = body.find("prompt");
@@ -471,9 +599,12 @@ ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_tex
   const double max_tokens =
       body.contains("max_completion_tokens")
           ? number(body, "max_completion_tokens", 256, 0, 1e9)
-          : number(body, "max_tokens", endpoint == Endpoint::kChat ? 1e9 : 256, 0, 1e9);
+          : number(body, "max_tokens",
+                   endpoint == Endpoint::kCompletion || endpoint == Endpoint::kShimmyGenerate ? 256
+                                                                                              : 1e9,
+                   0, 1e9);
   g.max_tokens = static_cast<int>(max_tokens);
-  if (endpoint == Endpoint::kNativeGenerate) apply_ollama_options(body, g);
+  if (ollama) apply_ollama_options(body, g);  // after the top-level fields: options win
   g.ignore_eos = boolean(body, "ignore_eos", false);
   // llama-server's per-request adapters: [{"id": N, "scale": S}, ...].
   if (auto lora = body.find("lora"); lora != body.end() && !lora->is_null()) {
@@ -538,7 +669,7 @@ ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_tex
     }
   }
 
-  out.stream = boolean(body, "stream", false);
+  out.stream = boolean(body, "stream", ollama);  // Ollama streams unless told not to
   auto options = body.find("stream_options");
   if (options != body.end() && !options->is_null()) {
     if (!options->is_object())

@@ -12,7 +12,8 @@
 
 namespace ember::server {
 
-enum class Endpoint { kChat, kCompletion, kNativeGenerate, kShimmyGenerate };
+// kNativeGenerate is Ollama's /api/generate, kOllamaChat its /api/chat.
+enum class Endpoint { kChat, kCompletion, kNativeGenerate, kShimmyGenerate, kOllamaChat };
 
 class ApiError : public std::runtime_error {
  public:

@@ -12,6 +12,7 @@
 
 #include "model/text/utf8.h"
 #include "server/api_request.h"
+#include "server/ollama/ollama_api.h"
 #include "server/version.h"
 
 namespace ember::server {
@@ -395,6 +396,15 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
        [&] { generate(request, responder, int(Endpoint::kCompletion)); }},
       {"/api/generate", "POST",
        [&] { generate(request, responder, int(Endpoint::kNativeGenerate)); }},
+      {"/api/chat", "POST", [&] { generate(request, responder, int(Endpoint::kOllamaChat)); }},
+      {"/api/show", "POST", [&] { show(request, responder); }},
+      {"/api/ps", "GET, HEAD", [&] { ps(responder); }},
+      {"/api/version", "GET, HEAD",
+       [&] {
+         http::Response r;
+         r.body = dump(json{{"version", kVersion}});
+         responder->send(std::move(r));
+       }},
       {"/v1/generate", "POST",
        [&] { generate(request, responder, int(Endpoint::kShimmyGenerate)); }},
       {"/v1/models", "GET, HEAD", [&] { list_models(responder, ""); }},
@@ -433,6 +443,19 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
 void App::generate(const http::Request& request, std::shared_ptr<http::Responder> responder,
                    int endpoint_value) {
   const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
+  const bool ollama = endpoint == Endpoint::kOllamaChat || endpoint == Endpoint::kNativeGenerate;
+  // Errors in the shape of the endpoint's API.
+  auto error = [&](std::shared_ptr<http::Responder> to, int status, const std::string& message,
+                   const std::string& type = "invalid_request_error", const std::string& param = "",
+                   http::Headers headers = {}, const std::string& code = "") {
+    if (!ollama) return App::error(to, status, message, type, param, std::move(headers), code);
+    counters_->errors++;
+    http::Response r;
+    r.status = status;
+    r.headers = std::move(headers);
+    r.body = ollama::error_body(message);
+    to->send(std::move(r));
+  };
   const std::vector<ModelEntry> models = registry_.list();
   // The model of a request that names none: --model's, else the only one there is.
   std::string fallback;
@@ -475,7 +498,9 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
                          std::to_string(o.loras.size()) + " adapter(s), ids from 0)",
                      "invalid_request_error", "lora", {}, "invalid_value");
   }
-  auto sink = std::make_shared<GenerationSink>(responder, endpoint, parsed);
+  std::shared_ptr<JobSink> sink =
+      ollama ? ollama::make_sink(responder, endpoint, parsed)
+             : std::make_shared<GenerationSink>(responder, endpoint, parsed);
   if (!scheduler_.submit(std::move(parsed.job), sink))
     return error(responder, 503, "the server is busy: every slot and the queue are full",
                  "server_error", "", {{"Retry-After", "1"}});
@@ -580,14 +605,42 @@ void App::tags(std::shared_ptr<http::Responder> responder) {
                       {"modified_at", modified},
                       {"size", m.size_bytes},
                       {"digest", ""},
-                      {"details",
-                       {{"format", "gguf"},
-                        {"family", m.arch},
-                        {"families", json::array({m.arch})},
-                        {"quantization_level", m.quant}}}});
+                      {"details", ollama::details(m)}});
   }
   http::Response r;
   r.body = dump(json{{"models", models}});
+  responder->send(std::move(r));
+}
+
+void App::show(const http::Request& request, std::shared_ptr<http::Responder> responder) {
+  auto fail = [&](int status, const std::string& message) {
+    counters_->errors++;
+    http::Response r;
+    r.status = status;
+    r.body = ollama::error_body(message);
+    responder->send(std::move(r));
+  };
+  json body = json::parse(request.body, nullptr, false);
+  if (!body.is_object()) return fail(400, "the body must be a JSON object");
+  const json name = body.contains("model") ? body["model"] : body.value("name", json());
+  if (!name.is_string() || name.get<std::string>().empty())
+    return fail(400, "'model' is required (a model name, as /api/tags lists them)");
+  const std::optional<ModelEntry> m = registry_.find(name.get<std::string>());
+  if (!m) return fail(404, "model '" + name.get<std::string>() + "' not found");
+  const bool verbose =
+      body.contains("verbose") && body["verbose"].is_boolean() && body["verbose"].get<bool>();
+  try {
+    http::Response r;
+    r.body = ollama::show(*m, verbose);
+    responder->send(std::move(r));
+  } catch (const std::exception& e) {
+    fail(500, "cannot read model '" + m->id + "': " + e.what());
+  }
+}
+
+void App::ps(std::shared_ptr<http::Responder> responder) {
+  http::Response r;
+  r.body = ollama::ps(scheduler_.stats().loaded_models, registry_);
   responder->send(std::move(r));
 }
 
@@ -694,7 +747,8 @@ void App::root(std::shared_ptr<http::Responder> responder) {
                {"endpoints",
                 {"GET /health", "GET /v1/models", "GET /v1/models/{id}",
                  "POST /v1/chat/completions", "POST /v1/completions", "POST /api/generate",
-                 "POST /v1/generate", "GET /api/tags", "POST /api/models/discover", "GET /metrics",
+                 "POST /v1/generate", "POST /api/chat", "POST /api/show", "GET /api/ps",
+                 "GET /api/version", "GET /api/tags", "POST /api/models/discover", "GET /metrics",
                  "POST /api/pull", "DELETE /api/pull/{id}", "DELETE /api/models/{id}"}},
                {"downloads", json::array()}};
   // Pulls in progress: id (for DELETE /api/pull/{id}), repo, file, status and bytes.

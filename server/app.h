@@ -40,6 +40,9 @@ class App {
   void metrics(std::shared_ptr<http::Responder> responder);
   void list_models(std::shared_ptr<http::Responder> responder, const std::string& one);
   void tags(std::shared_ptr<http::Responder> responder);
+  // Ollama's /api/show (POST {"model"|"name", "verbose"}), /api/ps, /api/version.
+  void show(const http::Request& request, std::shared_ptr<http::Responder> responder);
+  void ps(std::shared_ptr<http::Responder> responder);
   void root(std::shared_ptr<http::Responder> responder);
   void discover(std::shared_ptr<http::Responder> responder);
   void pull(const http::Request& request, std::shared_ptr<http::Responder> responder);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 
 #include "gguf/model_files.h"
@@ -49,6 +50,9 @@ struct Scheduler::Engine {
   std::vector<Slot> slots;
   std::shared_ptr<const grammar::TokenTrie> trie;  // structured output's view of the vocabulary
   Clock::time_point last_used = Clock::now();
+  // keep_alive: seconds it stays loaded once idle (negative: for ever), as the last request
+  // that named one asked.
+  double keep_alive_seconds = -1;
 
   Engine(const ModelEntry& e, gguf::ModelFiles f, const SchedulerOptions& o)
       : entry(e),
@@ -182,6 +186,21 @@ bool Scheduler::admit(Pending& p) {
     return fail(500, "model '" + entry->id + "' cannot be loaded: " + err.what());
   }
   if (!engine) return false;
+  if (p.job.keep_alive_seconds) engine->keep_alive_seconds = *p.job.keep_alive_seconds;
+  if (p.job.load_only) {  // Ollama's empty prompt: loaded (or, with keep_alive 0, unloaded)
+    JobSink::Start start;
+    start.model_id = entry->id;
+    p.sink->on_start(start);
+    model::GenerateResult result;
+    result.finish_reason = "load";
+    if (engine->keep_alive_seconds == 0 && !engine->busy()) {
+      engines_.erase(entry->id);
+      result.finish_reason = "unload";
+    }
+    engine = nullptr;
+    p.sink->on_done(result);
+    return true;
+  }
   if (std::none_of(engine->slots.begin(), engine->slots.end(),
                    [](const Slot& s) { return !s.active; }))
     return false;
@@ -301,8 +320,17 @@ void Scheduler::run() {
     for (auto& [id, e] : engines_) any_active |= e->busy();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      if (!any_active && queue_.empty() && !stopping_)
-        wake_.wait(lock, [&] { return !queue_.empty() || stopping_ || !unloads_.empty(); });
+      if (!any_active && queue_.empty() && !stopping_) {
+        // Idle: sleep until work comes or the next model's keep_alive runs out.
+        lock.unlock();
+        const auto next_expiry = expire_idle();
+        lock.lock();
+        auto ready = [&] { return !queue_.empty() || stopping_ || !unloads_.empty(); };
+        if (next_expiry)
+          wake_.wait_until(lock, *next_expiry, ready);
+        else
+          wake_.wait(lock, ready);
+      }
       for (auto& [id, done] : unloads_) {
         auto it = engines_.find(id);
         const bool busy = it != engines_.end() && it->second->busy();
@@ -344,8 +372,7 @@ void Scheduler::run() {
       queue_.insert(queue_.begin(), std::make_move_iterator(waiting.begin()),
                     std::make_move_iterator(waiting.end()));
       stats_.queued = static_cast<int>(queue_.size());
-      stats_.loaded.clear();
-      for (auto& [id, e] : engines_) stats_.loaded.push_back(id);
+      publish_loaded();
     }
     bool stepped = false;
     for (auto& [id, e] : engines_)
@@ -363,6 +390,43 @@ void Scheduler::run() {
       for (const Slot& s : e->slots) active += s.active;
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.active = active;
+  }
+}
+
+std::optional<Clock::time_point> Scheduler::expire_idle() {
+  std::optional<Clock::time_point> next;
+  for (auto it = engines_.begin(); it != engines_.end();) {
+    Engine& e = *it->second;
+    if (e.busy() || e.keep_alive_seconds < 0) {
+      ++it;
+      continue;
+    }
+    const auto expiry = e.last_used + std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(e.keep_alive_seconds));
+    if (Clock::now() >= expiry) {
+      std::fprintf(stderr, "unloading %s (keep_alive ran out)\n", it->first.c_str());
+      it = engines_.erase(it);
+      continue;
+    }
+    if (!next || expiry < *next) next = expiry;
+    ++it;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  publish_loaded();
+  return next;
+}
+
+void Scheduler::publish_loaded() {
+  stats_.loaded.clear();
+  stats_.loaded_models.clear();
+  for (auto& [id, e] : engines_) {
+    stats_.loaded.push_back(id);
+    double expires = 0;  // stays loaded
+    if (e->keep_alive_seconds >= 0) {
+      const double idle_for = e->busy() ? 0 : seconds_between(e->last_used, Clock::now());
+      expires = static_cast<double>(std::time(nullptr)) + e->keep_alive_seconds - idle_for;
+    }
+    stats_.loaded_models.push_back({id, e->entry.size_bytes, expires});
   }
 }
 

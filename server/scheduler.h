@@ -65,6 +65,12 @@ struct Job {
   // at 0); absent: every adapter at its --lora scale.
   std::optional<std::vector<std::pair<int, float>>> lora;
   model::GenerateRequest generation;  // sampling, max_tokens, stop, logprobs (no prompt yet)
+  // How long the model stays loaded once idle (Ollama's keep_alive): seconds, negative for
+  // ever, 0 to unload when this request is done; absent: as it was (for ever by default).
+  std::optional<double> keep_alive_seconds;
+  // Only load the model (Ollama's empty prompt), or with keep_alive 0 unload it: on_start and an
+  // empty on_done with finish_reason "load" or "unload".
+  bool load_only = false;
 };
 
 // How the scheduler reports back, on its own thread. Implementations hand the data to the
@@ -90,9 +96,18 @@ class JobSink {
   virtual bool cancelled() const = 0;
 };
 
+// A model in memory, for /api/ps.
+struct LoadedModel {
+  std::string id;
+  uint64_t size_bytes = 0;
+  // When it unloads if still idle (system clock, Unix seconds); 0: it stays loaded.
+  double expires_at = 0;
+};
+
 struct SchedulerStats {
   int queued = 0, active = 0;
   std::vector<std::string> loaded;
+  std::vector<LoadedModel> loaded_models;
   uint64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cancelled = 0, errors = 0;
   uint64_t cached_prompt_tokens = 0;  // prompt tokens whose cache entries were reused
   double ttft_seconds_sum = 0;        // time to first token, summed over requests
@@ -131,6 +146,9 @@ class Scheduler {
   Engine* engine_for(const ModelEntry& entry);
   void step(Engine& engine);
   void release(Engine& engine, Slot& slot);
+  // Unloads idle models whose keep_alive ran out; returns when the next one would.
+  std::optional<std::chrono::steady_clock::time_point> expire_idle();
+  void publish_loaded();  // stats_.loaded*, from engines_ (mutex_ held)
 
   ModelRegistry& registry_;
   SchedulerOptions options_;

@@ -9,6 +9,7 @@
 #include "gguf/model_files.h"
 #include "server/cli/args.h"
 #include "server/cli/commands.h"
+#include "server/gguf_json.h"
 
 namespace ember::cli {
 namespace {
@@ -19,53 +20,6 @@ using json = nlohmann::ordered_json;
 // Arrays longer than this are shown as {"type":"array","element_type":T,"length":N} in JSON
 // unless --full-arrays is given: a vocabulary would otherwise be megabytes of output.
 constexpr uint64_t kSummariseArraysOver = 64;
-
-json to_json(const gguf::Value& v, bool full_arrays) {
-  using gguf::ValueType;
-  switch (v.type()) {
-    case ValueType::STRING:
-      return std::string(v.as_string());
-    case ValueType::BOOL:
-      return v.as_bool();
-    case ValueType::F32:
-    case ValueType::F64:
-      return v.as_double();
-    case ValueType::U64:
-      return v.as_uint();
-    case ValueType::ARRAY: {
-      if (!full_arrays && v.size() > kSummariseArraysOver)
-        return {{"type", "array"},
-                {"element_type", std::string(gguf::value_type_name(v.element_type()))},
-                {"length", v.size()}};
-      json items = json::array();
-      for (uint64_t i = 0; i < v.size(); ++i) {
-        switch (v.element_type()) {
-          case ValueType::STRING:
-            items.push_back(std::string(v.string_at(i)));
-            break;
-          case ValueType::ARRAY:
-            items.push_back(to_json(v.array_at(i), full_arrays));
-            break;
-          case ValueType::F32:
-          case ValueType::F64:
-            items.push_back(v.double_at(i));
-            break;
-          case ValueType::BOOL:
-            items.push_back(v.int_at(i) != 0);
-            break;
-          case ValueType::U64:
-            items.push_back(static_cast<uint64_t>(v.int_at(i)));
-            break;
-          default:
-            items.push_back(v.int_at(i));
-        }
-      }
-      return items;
-    }
-    default:
-      return v.as_int();
-  }
-}
 
 json shape_json(const gguf::TensorInfo& t) {
   json shape = json::array();
@@ -100,7 +54,8 @@ void print_json(const gguf::ModelFiles& model, bool full_arrays) {
   out["parts"] = parts;
   json metadata = json::object();
   for (const gguf::KeyValue& kv : model.metadata().entries())
-    metadata[std::string(kv.key)] = to_json(kv.value, full_arrays);
+    metadata[std::string(kv.key)] =
+        server::gguf_value_json(kv.value, full_arrays ? 0 : kSummariseArraysOver);
   out["metadata"] = metadata;
   json tensors = json::array();
   uint64_t params = 0;

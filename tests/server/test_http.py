@@ -72,20 +72,23 @@ def sse_events(body):
 # ---- endpoints through curl ----
 
 def test_native_generate(server):
-    status, _, body = curl(server, "/api/generate", body={"model": GEMMA3, "prompt": "Q: What is the capital of France?\nA:",
-                                                          "max_tokens": 8, "temperature": 0})
+    """Ollama's /api/generate: one object with `stream: false` (also carrying `choices` and
+    `usage`, as ember answered before), else NDJSON lines ending with `done: true`."""
+    args = {"model": GEMMA3, "prompt": "Q: What is the capital of France?\nA:", "raw": True,
+            "options": {"num_predict": 8, "temperature": 0}}
+    status, _, body = curl(server, "/api/generate", body=dict(args, stream=False))
     assert status == 200
     r = json.loads(body)
-    assert "Paris" in r["choices"][0]["text"] and r["choices"][0]["index"] == 0
-    assert r["choices"][0]["finish_reason"] in ("stop", "length")
-    assert r["usage"]["completion_tokens"] > 0
+    assert "Paris" in r["response"] and r["done"] is True
+    assert r["choices"][0]["text"] == r["response"] and r["choices"][0]["index"] == 0
+    assert r["done_reason"] in ("stop", "length") and r["eval_count"] == r["usage"]["completion_tokens"] > 0
 
-    status, head, body = curl(server, "/api/generate", body={"model": GEMMA3, "prompt": "Q: What is the capital of France?\nA:",
-                                                             "max_tokens": 8, "temperature": 0, "stream": True})
-    assert status == 200 and "text/event-stream" in head and "Transfer-Encoding: chunked" in head
-    events = sse_events(body)
-    assert "".join(e["choices"][0]["text"] for e in events) == r["choices"][0]["text"]
-    assert events[-1]["choices"][0]["finish_reason"] == r["choices"][0]["finish_reason"]
+    status, head, body = curl(server, "/api/generate", body=args)  # streams by default
+    assert status == 200 and "application/x-ndjson" in head and "Transfer-Encoding: chunked" in head
+    lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+    assert "".join(x["response"] for x in lines) == r["response"]
+    assert lines[-1]["done"] is True and lines[-1]["done_reason"] == r["done_reason"]
+    assert all(x["done"] is False for x in lines[:-1])
 
 
 def test_shimmy_generate(server):

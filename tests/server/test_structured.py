@@ -146,7 +146,7 @@ def test_json_object_parses_and_streams_the_same_text(client):
 
 
 def test_ollama_format_takes_json_and_schemas(server):
-    """(/api/generate answers in the completions shape until the Ollama shapes land, issue 16.)"""
+    """Ollama's `format` on /api/generate (non-streamed answers also carry `choices`)."""
     schema = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}},
               "required": ["answer"]}
     for fmt in ["json", schema]:
