@@ -115,7 +115,10 @@ std::string Completion::step(std::vector<float>& logits) {
   size_t cut = std::string::npos;
   for (const std::string& s : stops_) {
     size_t hit = result_.text.find(s, emitted_ > s.size() ? emitted_ - s.size() : 0);
-    if (hit != std::string::npos) cut = std::min(cut, hit);
+    if (hit != std::string::npos && hit < cut) {
+      cut = hit;
+      result_.stop_sequence = s;
+    }
   }
   if (cut != std::string::npos) {
     result_.text.resize(cut);

@@ -50,6 +50,7 @@ struct GenerateResult {
   int prompt_tokens = 0;
   int completion_tokens = 0;
   std::string finish_reason;  // "stop" or "length"
+  std::string stop_sequence;  // the stop string that ended it, if one did
   double prompt_seconds = 0, generation_seconds = 0;
 };
 

@@ -10,8 +10,8 @@ debian_packages=(
   libgtest-dev mesa-vulkan-drivers vulkan-validationlayers pocl-opencl-icd curl unzip
   g++-aarch64-linux-gnu qemu-user  # scripts/check-arm.sh: NEON kernels built and tested under qemu
 )
-python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama)   # import names
-python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama)  # pip names, same order
+python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic)   # import names
+python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic)  # pip names, same order
 
 missing=()
 for p in "${debian_packages[@]}"; do

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "model/text/utf8.h"
+#include "server/anthropic/anthropic_api.h"
 #include "server/api_request.h"
 #include "server/ollama/ollama_api.h"
 #include "server/version.h"
@@ -360,6 +361,9 @@ void App::error(std::shared_ptr<http::Responder> responder, int status, const st
 
 bool App::authorized(const http::Request& request) const {
   if (options_.api_key.empty()) return true;
+  // Anthropic's clients send the key as x-api-key.
+  if (const std::string* key = request.header("x-api-key"))
+    return same_secret(*key, options_.api_key);
   const std::string* auth = request.header("authorization");
   if (!auth || auth->size() < 7) return false;
   std::string scheme = auth->substr(0, 7);
@@ -382,8 +386,13 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
     return get ? health(responder) : wrong_method("GET, HEAD");
   if (!authorized(request)) {
     counters_->unauthorized++;
-    return error(responder, 401, "a valid API key is required: send 'Authorization: Bearer KEY'",
-                 "authentication_error", "", {{"WWW-Authenticate", "Bearer"}});
+    const Shape shape = path.rfind("/v1/messages", 0) == 0 ? Shape::kAnthropic
+                        : path.rfind("/api/", 0) == 0      ? Shape::kOllama
+                                                           : Shape::kOpenAI;
+    return shaped_error(shape, responder, 401,
+                        "a valid API key is required: send 'Authorization: Bearer KEY' (or "
+                        "'x-api-key: KEY')",
+                        "authentication_error", "", {{"WWW-Authenticate", "Bearer"}});
   }
   struct Route {
     const char* path;
@@ -397,6 +406,8 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
       {"/api/generate", "POST",
        [&] { generate(request, responder, int(Endpoint::kNativeGenerate)); }},
       {"/api/chat", "POST", [&] { generate(request, responder, int(Endpoint::kOllamaChat)); }},
+      {"/v1/messages", "POST", [&] { messages(request, responder, false); }},
+      {"/v1/messages/count_tokens", "POST", [&] { messages(request, responder, true); }},
       {"/api/show", "POST", [&] { show(request, responder); }},
       {"/api/ps", "GET, HEAD", [&] { ps(responder); }},
       {"/api/version", "GET, HEAD",
@@ -444,17 +455,47 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
                    int endpoint_value) {
   const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
   const bool ollama = endpoint == Endpoint::kOllamaChat || endpoint == Endpoint::kNativeGenerate;
+  start_job(endpoint, request.body, responder, ollama ? Shape::kOllama : Shape::kOpenAI);
+}
+
+void App::messages(const http::Request& request, std::shared_ptr<http::Responder> responder,
+                   bool count) {
+  // Anthropic's body, checked and read as the OpenAI chat body it corresponds to.
+  std::string body;
+  try {
+    const json parsed = json::parse(request.body, nullptr, false);
+    if (parsed.is_discarded()) throw ApiError(400, "the body is not valid JSON");
+    body = anthropic::to_chat_body(parsed, count).dump();
+  } catch (const ApiError& e) {
+    return shaped_error(Shape::kAnthropic, responder, e.status, e.what());
+  } catch (const json::exception& e) {
+    return shaped_error(Shape::kAnthropic, responder, 400,
+                        std::string("a field of the body has the wrong type: ") + e.what());
+  }
+  start_job(Endpoint::kChat, body, responder, count ? Shape::kAnthropicCount : Shape::kAnthropic);
+}
+
+void App::shaped_error(Shape shape, std::shared_ptr<http::Responder> to, int status,
+                       const std::string& message, const std::string& type,
+                       const std::string& param, http::Headers headers, const std::string& code) {
+  if (shape == Shape::kOpenAI)
+    return error(to, status, message, type, param, std::move(headers), code);
+  counters_->errors++;
+  http::Response r;
+  r.status = status;
+  r.headers = std::move(headers);
+  r.body = shape == Shape::kOllama ? ollama::error_body(message)
+                                   : anthropic::error_body(status, message);
+  to->send(std::move(r));
+}
+
+void App::start_job(Endpoint endpoint, std::string_view body,
+                    std::shared_ptr<http::Responder> responder, Shape shape) {
   // Errors in the shape of the endpoint's API.
   auto error = [&](std::shared_ptr<http::Responder> to, int status, const std::string& message,
                    const std::string& type = "invalid_request_error", const std::string& param = "",
                    http::Headers headers = {}, const std::string& code = "") {
-    if (!ollama) return App::error(to, status, message, type, param, std::move(headers), code);
-    counters_->errors++;
-    http::Response r;
-    r.status = status;
-    r.headers = std::move(headers);
-    r.body = ollama::error_body(message);
-    to->send(std::move(r));
+    shaped_error(shape, std::move(to), status, message, type, param, std::move(headers), code);
   };
   const std::vector<ModelEntry> models = registry_.list();
   // The model of a request that names none: --model's, else the only one there is.
@@ -466,7 +507,7 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
   for (const ModelEntry& m : models) ids.push_back(m.id);
   ParsedRequest parsed;
   try {
-    parsed = parse_request(endpoint, request.body, fallback, ids);
+    parsed = parse_request(endpoint, body, fallback, ids);
   } catch (const ApiError& e) {
     return error(responder, e.status, e.what(), e.type, e.param, {}, e.code);
   }
@@ -498,9 +539,20 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
                          std::to_string(o.loras.size()) + " adapter(s), ids from 0)",
                      "invalid_request_error", "lora", {}, "invalid_value");
   }
-  std::shared_ptr<JobSink> sink =
-      ollama ? ollama::make_sink(responder, endpoint, parsed)
-             : std::make_shared<GenerationSink>(responder, endpoint, parsed);
+  if (shape == Shape::kAnthropicCount) parsed.job.count_only = true;
+  std::shared_ptr<JobSink> sink;
+  switch (shape) {
+    case Shape::kOpenAI:
+      sink = std::make_shared<GenerationSink>(responder, endpoint, parsed);
+      break;
+    case Shape::kOllama:
+      sink = ollama::make_sink(responder, endpoint, parsed);
+      break;
+    case Shape::kAnthropic:
+    case Shape::kAnthropicCount:
+      sink = anthropic::make_sink(responder, parsed, shape == Shape::kAnthropicCount);
+      break;
+  }
   if (!scheduler_.submit(std::move(parsed.job), sink))
     return error(responder, 503, "the server is busy: every slot and the queue are full",
                  "server_error", "", {{"Retry-After", "1"}});
@@ -741,16 +793,17 @@ void App::delete_model(const std::string& id, std::shared_ptr<http::Responder> r
 }
 
 void App::root(std::shared_ptr<http::Responder> responder) {
-  json body = {{"name", "ember"},
-               {"version", kVersion},
-               {"description", "GGUF inference server with an OpenAI-compatible API"},
-               {"endpoints",
-                {"GET /health", "GET /v1/models", "GET /v1/models/{id}",
-                 "POST /v1/chat/completions", "POST /v1/completions", "POST /api/generate",
-                 "POST /v1/generate", "POST /api/chat", "POST /api/show", "GET /api/ps",
-                 "GET /api/version", "GET /api/tags", "POST /api/models/discover", "GET /metrics",
-                 "POST /api/pull", "DELETE /api/pull/{id}", "DELETE /api/models/{id}"}},
-               {"downloads", json::array()}};
+  json body = {
+      {"name", "ember"},
+      {"version", kVersion},
+      {"description", "GGUF inference server with an OpenAI-compatible API"},
+      {"endpoints",
+       {"GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
+        "POST /v1/completions", "POST /api/generate", "POST /v1/generate", "POST /api/chat",
+        "POST /v1/messages", "POST /v1/messages/count_tokens", "POST /api/show", "GET /api/ps",
+        "GET /api/version", "GET /api/tags", "POST /api/models/discover", "GET /metrics",
+        "POST /api/pull", "DELETE /api/pull/{id}", "DELETE /api/models/{id}"}},
+      {"downloads", json::array()}};
   // Pulls in progress: id (for DELETE /api/pull/{id}), repo, file, status and bytes.
   for (const std::string& line : pulls_.status_lines())
     body["downloads"].push_back(json::parse(line));

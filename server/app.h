@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "server/api_request.h"
 #include "server/http/server.h"
 #include "server/model_registry.h"
 #include "server/pull/pull_manager.h"
@@ -33,9 +34,22 @@ class App {
     std::atomic<uint64_t> requests{0}, errors{0}, unauthorized{0};
   };
 
+  // Whose API a route belongs to: its answers and errors take that API's shape.
+  enum class Shape { kOpenAI, kOllama, kAnthropic, kAnthropicCount };
+
   bool authorized(const http::Request& request) const;
   void generate(const http::Request& request, std::shared_ptr<http::Responder> responder,
                 int endpoint);
+  // Anthropic's /v1/messages, or (count) /v1/messages/count_tokens.
+  void messages(const http::Request& request, std::shared_ptr<http::Responder> responder,
+                bool count);
+  // Parses `body` for `endpoint`, checks the model and submits the job with a sink of `shape`.
+  void start_job(Endpoint endpoint, std::string_view body,
+                 std::shared_ptr<http::Responder> responder, Shape shape);
+  void shaped_error(Shape shape, std::shared_ptr<http::Responder> to, int status,
+                    const std::string& message, const std::string& type = "invalid_request_error",
+                    const std::string& param = "", http::Headers headers = {},
+                    const std::string& code = "");
   void health(std::shared_ptr<http::Responder> responder);
   void metrics(std::shared_ptr<http::Responder> responder);
   void list_models(std::shared_ptr<http::Responder> responder, const std::string& one);

@@ -237,6 +237,16 @@ bool Scheduler::admit(Pending& p) {
     return fail(400, err.what());
   }
   if (request.prompt.empty()) return fail(400, "the prompt is empty");
+  if (p.job.count_only) {
+    start.model_id = entry->id;
+    start.prompt_tokens = static_cast<int>(request.prompt.size());
+    p.sink->on_start(start);
+    model::GenerateResult counted;
+    counted.prompt_tokens = start.prompt_tokens;
+    counted.finish_reason = "stop";
+    p.sink->on_done(counted);
+    return true;
+  }
   const int n_ctx = engine->transformer.n_ctx();
   if (static_cast<int>(request.prompt.size()) >= n_ctx)
     return fail(400,

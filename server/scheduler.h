@@ -71,6 +71,9 @@ struct Job {
   // Only load the model (Ollama's empty prompt), or with keep_alive 0 unload it: on_start and an
   // empty on_done with finish_reason "load" or "unload".
   bool load_only = false;
+  // Only render and tokenize the prompt (Anthropic's count_tokens): on_start and an empty
+  // on_done whose prompt_tokens is the count.
+  bool count_only = false;
 };
 
 // How the scheduler reports back, on its own thread. Implementations hand the data to the

@@ -1,9 +1,10 @@
 // libFuzzer target for request bodies of the generation endpoints: any bytes as the JSON body
-// of each endpoint either become a Job or an ApiError with a 4xx status — never a crash or
-// another exception.
+// of each endpoint (Anthropic's Messages through its translation to a chat body) either become
+// a Job or an ApiError with a 4xx status — never a crash or another exception.
 #include <cstdint>
 #include <string_view>
 
+#include "server/anthropic/anthropic_api.h"
 #include "server/api_request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -13,6 +14,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      Endpoint::kShimmyGenerate, Endpoint::kOllamaChat}) {
     try {
       ParsedRequest r = parse_request(e, body, "default-model");
+      if (r.job.model.empty()) __builtin_trap();
+    } catch (const ApiError& err) {
+      if (err.status < 400 || err.status > 499) __builtin_trap();
+    }
+  }
+  const auto json = nlohmann::ordered_json::parse(body, nullptr, false);
+  if (json.is_discarded()) return 0;
+  for (bool count : {false, true}) {
+    try {
+      const std::string chat = anthropic::to_chat_body(json, count).dump();
+      ParsedRequest r = parse_request(Endpoint::kChat, chat, "default-model");
       if (r.job.model.empty()) __builtin_trap();
     } catch (const ApiError& err) {
       if (err.status < 400 || err.status > 499) __builtin_trap();
