@@ -14,6 +14,7 @@
 #include "server/anthropic/anthropic_api.h"
 #include "server/api_request.h"
 #include "server/ollama/ollama_api.h"
+#include "server/responses/responses_api.h"
 #include "server/version.h"
 
 namespace ember::server {
@@ -407,6 +408,7 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
        [&] { generate(request, responder, int(Endpoint::kNativeGenerate)); }},
       {"/api/chat", "POST", [&] { generate(request, responder, int(Endpoint::kOllamaChat)); }},
       {"/v1/messages", "POST", [&] { messages(request, responder, false); }},
+      {"/v1/responses", "POST", [&] { responses(request, responder); }},
       {"/v1/messages/count_tokens", "POST", [&] { messages(request, responder, true); }},
       {"/api/show", "POST", [&] { show(request, responder); }},
       {"/api/ps", "GET, HEAD", [&] { ps(responder); }},
@@ -455,7 +457,30 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
                    int endpoint_value) {
   const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
   const bool ollama = endpoint == Endpoint::kOllamaChat || endpoint == Endpoint::kNativeGenerate;
-  start_job(endpoint, request.body, responder, ollama ? Shape::kOllama : Shape::kOpenAI);
+  start_job(endpoint, request.body, responder, ollama ? Shape::kOllama : Shape::kOpenAI,
+            [&](const ParsedRequest& parsed) -> std::shared_ptr<JobSink> {
+              if (ollama) return ollama::make_sink(responder, endpoint, parsed);
+              return std::make_shared<GenerationSink>(responder, endpoint, parsed);
+            });
+}
+
+void App::responses(const http::Request& request, std::shared_ptr<http::Responder> responder) {
+  // The Responses body, checked and read as the OpenAI chat body it corresponds to.
+  json original;
+  std::string body;
+  try {
+    original = json::parse(request.body, nullptr, false);
+    if (original.is_discarded()) throw ApiError(400, "the body is not valid JSON");
+    body = responses::to_chat_body(original).dump();
+  } catch (const ApiError& e) {
+    return error(responder, e.status, e.what(), e.type, e.param, {}, e.code);
+  } catch (const json::exception& e) {
+    return error(responder, 400,
+                 std::string("a field of the body has the wrong type: ") + e.what());
+  }
+  start_job(Endpoint::kChat, body, responder, Shape::kOpenAI, [&](const ParsedRequest& parsed) {
+    return responses::make_sink(responder, parsed, original);
+  });
 }
 
 void App::messages(const http::Request& request, std::shared_ptr<http::Responder> responder,
@@ -472,7 +497,10 @@ void App::messages(const http::Request& request, std::shared_ptr<http::Responder
     return shaped_error(Shape::kAnthropic, responder, 400,
                         std::string("a field of the body has the wrong type: ") + e.what());
   }
-  start_job(Endpoint::kChat, body, responder, count ? Shape::kAnthropicCount : Shape::kAnthropic);
+  start_job(
+      Endpoint::kChat, body, responder, Shape::kAnthropic,
+      [&](const ParsedRequest& parsed) { return anthropic::make_sink(responder, parsed, count); },
+      count);
 }
 
 void App::shaped_error(Shape shape, std::shared_ptr<http::Responder> to, int status,
@@ -490,7 +518,9 @@ void App::shaped_error(Shape shape, std::shared_ptr<http::Responder> to, int sta
 }
 
 void App::start_job(Endpoint endpoint, std::string_view body,
-                    std::shared_ptr<http::Responder> responder, Shape shape) {
+                    std::shared_ptr<http::Responder> responder, Shape shape,
+                    const std::function<std::shared_ptr<JobSink>(const ParsedRequest&)>& make_sink,
+                    bool count_only) {
   // Errors in the shape of the endpoint's API.
   auto error = [&](std::shared_ptr<http::Responder> to, int status, const std::string& message,
                    const std::string& type = "invalid_request_error", const std::string& param = "",
@@ -539,20 +569,8 @@ void App::start_job(Endpoint endpoint, std::string_view body,
                          std::to_string(o.loras.size()) + " adapter(s), ids from 0)",
                      "invalid_request_error", "lora", {}, "invalid_value");
   }
-  if (shape == Shape::kAnthropicCount) parsed.job.count_only = true;
-  std::shared_ptr<JobSink> sink;
-  switch (shape) {
-    case Shape::kOpenAI:
-      sink = std::make_shared<GenerationSink>(responder, endpoint, parsed);
-      break;
-    case Shape::kOllama:
-      sink = ollama::make_sink(responder, endpoint, parsed);
-      break;
-    case Shape::kAnthropic:
-    case Shape::kAnthropicCount:
-      sink = anthropic::make_sink(responder, parsed, shape == Shape::kAnthropicCount);
-      break;
-  }
+  parsed.job.count_only = count_only;
+  std::shared_ptr<JobSink> sink = make_sink(parsed);
   if (!scheduler_.submit(std::move(parsed.job), sink))
     return error(responder, 503, "the server is busy: every slot and the queue are full",
                  "server_error", "", {{"Retry-After", "1"}});
@@ -793,17 +811,20 @@ void App::delete_model(const std::string& id, std::shared_ptr<http::Responder> r
 }
 
 void App::root(std::shared_ptr<http::Responder> responder) {
-  json body = {
-      {"name", "ember"},
-      {"version", kVersion},
-      {"description", "GGUF inference server with an OpenAI-compatible API"},
-      {"endpoints",
-       {"GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
-        "POST /v1/completions", "POST /api/generate", "POST /v1/generate", "POST /api/chat",
-        "POST /v1/messages", "POST /v1/messages/count_tokens", "POST /api/show", "GET /api/ps",
-        "GET /api/version", "GET /api/tags", "POST /api/models/discover", "GET /metrics",
-        "POST /api/pull", "DELETE /api/pull/{id}", "DELETE /api/models/{id}"}},
-      {"downloads", json::array()}};
+  json body = {{"name", "ember"},
+               {"version", kVersion},
+               {"description", "GGUF inference server with an OpenAI-compatible API"},
+               {"endpoints", {"GET /health",           "GET /v1/models",
+                              "GET /v1/models/{id}",   "POST /v1/chat/completions",
+                              "POST /v1/completions",  "POST /api/generate",
+                              "POST /v1/generate",     "POST /api/chat",
+                              "POST /v1/messages",     "POST /v1/messages/count_tokens",
+                              "POST /v1/responses",    "POST /api/show",
+                              "GET /api/ps",           "GET /api/version",
+                              "GET /api/tags",         "POST /api/models/discover",
+                              "GET /metrics",          "POST /api/pull",
+                              "DELETE /api/pull/{id}", "DELETE /api/models/{id}"}},
+               {"downloads", json::array()}};
   // Pulls in progress: id (for DELETE /api/pull/{id}), repo, file, status and bytes.
   for (const std::string& line : pulls_.status_lines())
     body["downloads"].push_back(json::parse(line));

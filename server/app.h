@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,7 +36,7 @@ class App {
   };
 
   // Whose API a route belongs to: its answers and errors take that API's shape.
-  enum class Shape { kOpenAI, kOllama, kAnthropic, kAnthropicCount };
+  enum class Shape { kOpenAI, kOllama, kAnthropic };
 
   bool authorized(const http::Request& request) const;
   void generate(const http::Request& request, std::shared_ptr<http::Responder> responder,
@@ -43,9 +44,14 @@ class App {
   // Anthropic's /v1/messages, or (count) /v1/messages/count_tokens.
   void messages(const http::Request& request, std::shared_ptr<http::Responder> responder,
                 bool count);
-  // Parses `body` for `endpoint`, checks the model and submits the job with a sink of `shape`.
+  // OpenAI's /v1/responses.
+  void responses(const http::Request& request, std::shared_ptr<http::Responder> responder);
+  // Parses `body` for `endpoint`, checks the model and submits the job with the sink
+  // `make_sink` gives; errors before that take `shape`. count_only: Job::count_only.
   void start_job(Endpoint endpoint, std::string_view body,
-                 std::shared_ptr<http::Responder> responder, Shape shape);
+                 std::shared_ptr<http::Responder> responder, Shape shape,
+                 const std::function<std::shared_ptr<JobSink>(const ParsedRequest&)>& make_sink,
+                 bool count_only = false);
   void shaped_error(Shape shape, std::shared_ptr<http::Responder> to, int status,
                     const std::string& message, const std::string& type = "invalid_request_error",
                     const std::string& param = "", http::Headers headers = {},
