@@ -196,10 +196,11 @@ std::vector<float> Transformer::decode(const Batch& batch) {
   // groups the backend can hold in one tensor (a device buffer; 256 rows of a 152k vocabulary
   // are 155 MB).
   const int64_t rows = static_cast<int64_t>(batch.logits_for.size());
-  std::vector<float> out(static_cast<size_t>(rows * n_vocab()));
+  const int64_t width = batch.hidden_states ? hp_.n_embd : n_vocab();
+  std::vector<float> out(static_cast<size_t>(rows * width));
   const int64_t group = std::max<int64_t>(
       1, static_cast<int64_t>(std::min<size_t>(backend_.max_tensor_bytes(), size_t(1) << 40) /
-                              (4 * size_t(n_vocab()))));
+                              (4 * size_t(std::max<int64_t>(width, hp_.n_embd)))));
   for (int64_t first = 0; first < rows; first += group) {
     const int64_t count = std::min(group, rows - first);
     const std::vector<int32_t> wanted(batch.logits_for.begin() + first,
@@ -208,6 +209,11 @@ std::vector<float> Transformer::decode(const Batch& batch) {
     Tensor picked = backend_.alloc(count, hp_.n_embd);
     backend_.copy_rows(x, wanted, picked);
     backend_.rms_norm(picked, w_.output_norm, hp_.rms_eps, picked);
+    if (batch.hidden_states) {  // embeddings: the normed states themselves
+      backend_.read_rows(picked, 0, count, out.data() + first * width);
+      backend_.scratch_rewind(mark);
+      continue;
+    }
     Tensor logits = backend_.alloc(count, n_vocab());
     std::vector<int32_t> picked_seqs;
     for (int32_t i : wanted) picked_seqs.push_back(batch.seqs[i]);
@@ -215,7 +221,7 @@ std::vector<float> Transformer::decode(const Batch& batch) {
     backend_.read_rows(logits, 0, count, out.data() + first * n_vocab());
     backend_.scratch_rewind(mark);
   }
-  if (hp_.final_softcap > 0)  // gemma2: z → c·tanh(z/c)
+  if (hp_.final_softcap > 0 && !batch.hidden_states)  // gemma2: z → c·tanh(z/c)
     for (float& z : out) z = hp_.final_softcap * std::tanh(z / hp_.final_softcap);
   backend_.reset_scratch();
   if (placement_.host) placement_.host->reset_scratch();

@@ -18,6 +18,9 @@ namespace ember::model {
 struct Batch {
   std::vector<int32_t> tokens, positions, seqs;
   std::vector<int32_t> logits_for;  // the entries whose logits are wanted, in this order
+  // Embeddings: decode() returns the logits_for entries' final hidden states (after the output
+  // norm, [rows, n_embd]) instead of their logits.
+  bool hidden_states = false;
 
   void add(int32_t token, int32_t position, int32_t seq, bool want_logits) {
     if (want_logits) logits_for.push_back(static_cast<int32_t>(tokens.size()));
@@ -66,7 +69,8 @@ class Transformer {
 
   // Runs a batch of tokens from any sequences (each sequence's positions must follow on from
   // what its cache holds) and returns the logits of the entries in batch.logits_for
-  // (logits_for.size() × n_vocab, row-major). Sequence 0 is the one forward() uses.
+  // (logits_for.size() × n_vocab, row-major), or with batch.hidden_states their normed hidden
+  // states (logits_for.size() × n_embd). Sequence 0 is the one forward() uses.
   std::vector<float> decode(const Batch& batch);
   int n_seq() const { return n_seq_; }
 

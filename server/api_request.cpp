@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -467,6 +468,66 @@ void parse_ollama_fields(const json& body, Job& job) {
   }
 }
 
+// The inputs of an embedding request: OpenAI's `input` (a string, strings, token ids or lists
+// of them), Ollama's /api/embed `input` (a string or strings) and /api/embeddings `prompt`.
+void parse_embedding_fields(const json& body, Endpoint endpoint, ParsedRequest& out) {
+  Job& job = out.job;
+  job.embed = true;
+  const char* field = endpoint == Endpoint::kOllamaEmbeddings ? "prompt" : "input";
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null())
+    throw ApiError(400, std::string("'") + field + "' is required", field, "invalid_request_error",
+                   "missing_required_parameter");
+  const json& input = *it;
+  auto ids_of = [&](const json& list) {
+    std::vector<int32_t> ids;
+    for (const json& id : list) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+        throw ApiError(400, std::string("'") + field + "' token ids must be non-negative integers",
+                       field);
+      ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+    }
+    return ids;
+  };
+  if (input.is_string()) {
+    job.embed_texts.push_back(input.get<std::string>());
+  } else if (input.is_array() && !input.empty() && endpoint == Endpoint::kEmbeddings &&
+             input[0].is_number()) {
+    job.embed_ids.push_back(ids_of(input));
+  } else if (input.is_array() && !input.empty() && endpoint != Endpoint::kOllamaEmbeddings) {
+    for (const json& item : input) {
+      if (item.is_string())
+        job.embed_texts.push_back(item.get<std::string>());
+      else if (item.is_array() && endpoint == Endpoint::kEmbeddings)
+        job.embed_ids.push_back(ids_of(item));
+      else
+        throw ApiError(400,
+                       std::string("'") + field + "' must hold strings" +
+                           (endpoint == Endpoint::kEmbeddings ? " or lists of token ids" : ""),
+                       field);
+    }
+    if (!job.embed_texts.empty() && !job.embed_ids.empty())
+      throw ApiError(400, std::string("'") + field + "' mixes texts and token ids", field);
+  } else {
+    throw ApiError(400, std::string("'") + field + "' must be a string or a non-empty list", field);
+  }
+  if (job.embed_texts.size() + job.embed_ids.size() > 2048)
+    throw ApiError(400, std::string("'") + field + "' holds more than 2048 inputs", field);
+  if (auto d = body.find("dimensions"); d != body.end() && !d->is_null()) {
+    if (!d->is_number_integer() || d->get<int64_t>() < 1 || d->get<int64_t>() > 1 << 20)
+      throw ApiError(400, "'dimensions' must be a positive integer", "dimensions");
+    job.embed_dimensions = static_cast<int>(d->get<int64_t>());
+  }
+  if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
+    if (*f != "float" && *f != "base64")
+      throw ApiError(400, "'encoding_format' must be \"float\" or \"base64\"", "encoding_format",
+                     "invalid_request_error", "invalid_value");
+    out.base64 = *f == "base64";
+  }
+  if (auto k = body.find("keep_alive"); k != body.end() && !k->is_null())
+    job.keep_alive_seconds = parse_duration(*k);
+}
+
 }  // namespace
 
 namespace {
@@ -526,6 +587,11 @@ ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_tex
                    "'model' is required: this server has " +
                        (available.empty() ? std::string("no models") : "several: " + names),
                    "model", "invalid_request_error", "missing_required_parameter");
+  }
+  if (endpoint == Endpoint::kEmbeddings || endpoint == Endpoint::kOllamaEmbed ||
+      endpoint == Endpoint::kOllamaEmbeddings) {
+    parse_embedding_fields(body, endpoint, out);
+    return out;
   }
   refuse_unsupported(body, endpoint);
   job.generation.grammar = output_grammar(body, endpoint);

@@ -12,8 +12,18 @@
 
 namespace ember::server {
 
-// kNativeGenerate is Ollama's /api/generate, kOllamaChat its /api/chat.
-enum class Endpoint { kChat, kCompletion, kNativeGenerate, kShimmyGenerate, kOllamaChat };
+// kNativeGenerate is Ollama's /api/generate, kOllamaChat its /api/chat; the embedding ones are
+// OpenAI's /v1/embeddings and Ollama's /api/embed and /api/embeddings.
+enum class Endpoint {
+  kChat,
+  kCompletion,
+  kNativeGenerate,
+  kShimmyGenerate,
+  kOllamaChat,
+  kEmbeddings,
+  kOllamaEmbed,
+  kOllamaEmbeddings
+};
 
 class ApiError : public std::runtime_error {
  public:
@@ -34,6 +44,7 @@ struct ParsedRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool logprobs = false;
+  bool base64 = false;  // embeddings: encoding_format "base64"
 };
 
 // Parses and checks a body. `default_model` is used when the body names no model (as

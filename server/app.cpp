@@ -13,6 +13,7 @@
 #include "model/text/utf8.h"
 #include "server/anthropic/anthropic_api.h"
 #include "server/api_request.h"
+#include "server/embeddings/embeddings_api.h"
 #include "server/ollama/ollama_api.h"
 #include "server/responses/responses_api.h"
 #include "server/version.h"
@@ -409,6 +410,10 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
       {"/api/chat", "POST", [&] { generate(request, responder, int(Endpoint::kOllamaChat)); }},
       {"/v1/messages", "POST", [&] { messages(request, responder, false); }},
       {"/v1/responses", "POST", [&] { responses(request, responder); }},
+      {"/v1/embeddings", "POST", [&] { generate(request, responder, int(Endpoint::kEmbeddings)); }},
+      {"/api/embed", "POST", [&] { generate(request, responder, int(Endpoint::kOllamaEmbed)); }},
+      {"/api/embeddings", "POST",
+       [&] { generate(request, responder, int(Endpoint::kOllamaEmbeddings)); }},
       {"/v1/messages/count_tokens", "POST", [&] { messages(request, responder, true); }},
       {"/api/show", "POST", [&] { show(request, responder); }},
       {"/api/ps", "GET, HEAD", [&] { ps(responder); }},
@@ -457,11 +462,16 @@ void App::generate(const http::Request& request, std::shared_ptr<http::Responder
                    int endpoint_value) {
   const Endpoint endpoint = static_cast<Endpoint>(endpoint_value);
   const bool ollama = endpoint == Endpoint::kOllamaChat || endpoint == Endpoint::kNativeGenerate;
-  start_job(endpoint, request.body, responder, ollama ? Shape::kOllama : Shape::kOpenAI,
-            [&](const ParsedRequest& parsed) -> std::shared_ptr<JobSink> {
-              if (ollama) return ollama::make_sink(responder, endpoint, parsed);
-              return std::make_shared<GenerationSink>(responder, endpoint, parsed);
-            });
+  const bool embedding = endpoint == Endpoint::kEmbeddings || endpoint == Endpoint::kOllamaEmbed ||
+                         endpoint == Endpoint::kOllamaEmbeddings;
+  start_job(
+      endpoint, request.body, responder,
+      ollama || (embedding && endpoint != Endpoint::kEmbeddings) ? Shape::kOllama : Shape::kOpenAI,
+      [&](const ParsedRequest& parsed) -> std::shared_ptr<JobSink> {
+        if (embedding) return embeddings::make_sink(responder, endpoint, parsed);
+        if (ollama) return ollama::make_sink(responder, endpoint, parsed);
+        return std::make_shared<GenerationSink>(responder, endpoint, parsed);
+      });
 }
 
 void App::responses(const http::Request& request, std::shared_ptr<http::Responder> responder) {
@@ -819,7 +829,8 @@ void App::root(std::shared_ptr<http::Responder> responder) {
                               "POST /v1/completions",  "POST /api/generate",
                               "POST /v1/generate",     "POST /api/chat",
                               "POST /v1/messages",     "POST /v1/messages/count_tokens",
-                              "POST /v1/responses",    "POST /api/show",
+                              "POST /v1/responses",    "POST /v1/embeddings",
+                              "POST /api/embed",       "POST /api/show",
                               "GET /api/ps",           "GET /api/version",
                               "GET /api/tags",         "POST /api/models/discover",
                               "GET /metrics",          "POST /api/pull",

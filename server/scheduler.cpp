@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -205,6 +206,26 @@ bool Scheduler::admit(Pending& p) {
                    [](const Slot& s) { return !s.active; }))
     return false;
 
+  if (p.job.embed) {  // run at once, in the first free slot's cache sequence
+    const int slot = static_cast<int>(std::find_if(engine->slots.begin(), engine->slots.end(),
+                                                   [](const Slot& s) { return !s.active; }) -
+                                      engine->slots.begin());
+    std::vector<std::vector<float>> vectors;
+    int tokens = 0;
+    std::string why;
+    if (!embed(*engine, slot, p.job, vectors, tokens, why)) return fail(400, why);
+    JobSink::Start start;
+    start.model_id = entry->id;
+    start.prompt_tokens = tokens;
+    p.sink->on_start(start);
+    p.sink->on_embeddings(std::move(vectors), tokens);
+    model::GenerateResult done;
+    done.prompt_tokens = tokens;
+    done.finish_reason = "stop";
+    p.sink->on_done(done);
+    engine->last_used = Clock::now();
+    return true;
+  }
   model::GenerateRequest request = p.job.generation;
   JobSink::Start start;
   try {
@@ -401,6 +422,68 @@ void Scheduler::run() {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.active = active;
   }
+}
+
+bool Scheduler::embed(Engine& engine, int slot, const Job& job,
+                      std::vector<std::vector<float>>& vectors, int& tokens, std::string& error) {
+  model::Transformer& t = engine.transformer;
+  const int n_embd = t.hparams().n_embd;
+  if (job.embed_dimensions > 0 && job.embed_dimensions != n_embd) {
+    error = "'dimensions' must be the model's own, " + std::to_string(n_embd) +
+            " (ember does not shorten embeddings)";
+    return false;
+  }
+  // llama.cpp's <arch>.pooling_type: 1 mean, 2 cls (the first token), 3 last; none: mean.
+  const std::string arch(engine.files.metadata().get_string("general.architecture").value_or(""));
+  const int64_t pooling = engine.files.metadata().get_int(arch + ".pooling_type").value_or(1);
+  std::vector<std::vector<int32_t>> inputs = job.embed_ids;
+  for (const std::string& text : job.embed_texts)
+    inputs.push_back(engine.tokenizer.encode(text, true, false));
+  engine.slots[slot].cached.clear();  // its cache sequence is overwritten
+  tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::vector<int32_t>& ids = inputs[i];
+    if (ids.empty()) {
+      error = "input " + std::to_string(i) + " is empty";
+      return false;
+    }
+    if (static_cast<int>(ids.size()) > t.n_ctx()) {
+      error = "input " + std::to_string(i) + " has " + std::to_string(ids.size()) +
+              " tokens but the context holds " + std::to_string(t.n_ctx());
+      return false;
+    }
+    for (int32_t id : ids)
+      if (id < 0 || id >= t.n_vocab()) {
+        error = "input " + std::to_string(i) + " has token id " + std::to_string(id) +
+                ", outside the vocabulary";
+        return false;
+      }
+    std::vector<double> sum(static_cast<size_t>(n_embd), 0.0);
+    for (size_t first = 0; first < ids.size(); first += options_.batch_tokens) {
+      const size_t last = std::min(ids.size(), first + static_cast<size_t>(options_.batch_tokens));
+      model::Batch batch;
+      batch.hidden_states = true;
+      for (size_t j = first; j < last; ++j) {
+        const bool wanted = pooling == 3 ? j + 1 == ids.size() : pooling == 2 ? j == 0 : true;
+        batch.add(ids[j], static_cast<int32_t>(j), slot, wanted);
+      }
+      const std::vector<float> states = t.decode(batch);
+      for (size_t r = 0; r < batch.logits_for.size(); ++r)
+        for (int k = 0; k < n_embd; ++k) sum[k] += states[r * n_embd + k];
+    }
+    const double count = pooling == 2 || pooling == 3 ? 1.0 : static_cast<double>(ids.size());
+    double norm = 0;
+    for (double& v : sum) norm += (v /= count) * v;
+    norm = std::sqrt(norm);
+    std::vector<float> vector(static_cast<size_t>(n_embd));
+    for (int k = 0; k < n_embd; ++k) vector[k] = static_cast<float>(norm > 0 ? sum[k] / norm : 0);
+    vectors.push_back(std::move(vector));
+    tokens += static_cast<int>(ids.size());
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.requests++;
+  stats_.prompt_tokens += tokens;
+  return true;
 }
 
 std::optional<Clock::time_point> Scheduler::expire_idle() {

@@ -74,6 +74,13 @@ struct Job {
   // Only render and tokenize the prompt (Anthropic's count_tokens): on_start and an empty
   // on_done whose prompt_tokens is the count.
   bool count_only = false;
+  // Embeddings instead of generation: each input's pooled final hidden states (mean, or the
+  // last token's where the file's <arch>.pooling_type says so), L2-normalised, go to
+  // JobSink::on_embeddings. Inputs are texts or token ids (ids_inputs).
+  bool embed = false;
+  std::vector<std::string> embed_texts;
+  std::vector<std::vector<int32_t>> embed_ids;
+  int embed_dimensions = 0;  // > 0: the request's `dimensions`, which must be the model's
 };
 
 // How the scheduler reports back, on its own thread. Implementations hand the data to the
@@ -93,6 +100,9 @@ class JobSink {
   virtual void on_start(const Start& start) {}
   virtual void on_text(const std::string& text, std::vector<TokenInfo> logprobs) = 0;
   virtual void on_done(const model::GenerateResult& result) = 0;
+  // An embedding job's vectors (one per input, in order) and the tokens they took; on_done
+  // follows.
+  virtual void on_embeddings(std::vector<std::vector<float>> vectors, int prompt_tokens) {}
   // `code` is the OpenAI-style error code ("context_length_exceeded", ...), empty for the
   // status's default.
   virtual void on_error(int status, const std::string& message, const std::string& code) = 0;
@@ -152,6 +162,10 @@ class Scheduler {
   // Unloads idle models whose keep_alive ran out; returns when the next one would.
   std::optional<std::chrono::steady_clock::time_point> expire_idle();
   void publish_loaded();  // stats_.loaded*, from engines_ (mutex_ held)
+  // Runs an embedding job in `slot`'s cache sequence (its cached prefix is lost); false and a
+  // message when an input cannot be embedded.
+  bool embed(Engine& engine, int slot, const Job& job, std::vector<std::vector<float>>& vectors,
+             int& tokens, std::string& error);
 
   ModelRegistry& registry_;
   SchedulerOptions options_;
