@@ -9,9 +9,10 @@ debian_packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev mesa-vulkan-drivers vulkan-validationlayers pocl-opencl-icd curl unzip
   g++-aarch64-linux-gnu qemu-user  # scripts/check-arm.sh: NEON kernels built and tested under qemu
+  chromium chromium-driver  # tests/server/test_ui.py drives the chat page headless
 )
-python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic)   # import names
-python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic)  # pip names, same order
+python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium)   # import names
+python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium)  # pip names, same order
 
 missing=()
 for p in "${debian_packages[@]}"; do

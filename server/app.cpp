@@ -16,6 +16,7 @@
 #include "server/embeddings/embeddings_api.h"
 #include "server/ollama/ollama_api.h"
 #include "server/responses/responses_api.h"
+#include "server/ui/ui_page.h"
 #include "server/version.h"
 
 namespace ember::server {
@@ -386,6 +387,14 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
 
   if (path == "/health" || path == "/v1/health")
     return get ? health(responder) : wrong_method("GET, HEAD");
+  // The chat page is public (it holds no data); the API calls it makes carry the key.
+  if (path == "/ui" || path == "/ui/") {
+    if (!get) return wrong_method("GET, HEAD");
+    http::Response r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = kChatPage;
+    return responder->send(std::move(r));
+  }
   if (!authorized(request)) {
     counters_->unauthorized++;
     const Shape shape = path.rfind("/v1/messages", 0) == 0 ? Shape::kAnthropic

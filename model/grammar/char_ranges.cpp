@@ -1,6 +1,9 @@
 #include "model/grammar/char_ranges.h"
 
 #include <algorithm>
+#include <stdexcept>
+
+#include "model/text/utf8.h"
 
 namespace ember::grammar {
 namespace {
@@ -10,26 +13,6 @@ size_t utf8_length(uint32_t cp) {
 }
 
 }  // namespace
-
-std::string utf8(uint32_t cp) {
-  std::string out;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return out;
-}
 
 void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<Sequence>& out) {
   for (uint32_t edge : {0x7Fu, 0x7FFu, 0xFFFFu})
@@ -54,7 +37,7 @@ void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<Sequence>& out) {
       }
     }
   }
-  const std::string a = utf8(lo), b = utf8(hi);
+  const std::string a = text::utf8::encode(lo), b = text::utf8::encode(hi);
   Sequence seq;
   for (size_t i = 0; i < n; ++i)
     seq.push_back(Grammar::bytes(
@@ -107,11 +90,21 @@ std::optional<uint32_t> decode_utf8(std::string_view s, size_t& pos) {
   return cp;
 }
 
-int hex_value(char c) {
-  return c >= '0' && c <= '9'   ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                : -1;
+uint32_t read_hex_escape(std::string_view s, size_t& pos, size_t digits) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < digits; ++i, ++pos) {
+    const char c = pos < s.size() ? s[pos] : '\0';
+    const int d = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+    if (d < 0) throw std::invalid_argument("expected a hex digit in an escape");
+    v = v * 16 + static_cast<uint32_t>(d);
+  }
+  if (v > kMaxCodePoint) throw std::invalid_argument("an escape beyond U+10FFFF");
+  if (v >= 0xD800 && v <= 0xDFFF)
+    throw std::invalid_argument("an escape of a surrogate (write the character itself)");
+  return v;
 }
 
 }  // namespace ember::grammar

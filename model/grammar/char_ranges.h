@@ -27,10 +27,10 @@ CodeRanges complement(const CodeRanges& ranges);
 // bytes that are not UTF-8 (a stray continuation byte, a truncated or overlong sequence, a
 // surrogate, beyond U+10FFFF).
 std::optional<uint32_t> decode_utf8(std::string_view text, size_t& pos);
-// The value of a hex digit, or −1.
-int hex_value(char c);
-// The UTF-8 bytes of one code point (≤ U+10FFFF).
-std::string utf8(uint32_t code_point);
+// The code point written as `digits` hex digits at text[pos] (an \xHH or \uHHHH escape; pos
+// moves past them). Throws std::invalid_argument for a missing digit, a value beyond U+10FFFF or
+// a surrogate.
+uint32_t read_hex_escape(std::string_view text, size_t& pos, size_t digits);
 // The UTF-8 encodings of lo..hi as sequences of byte sets (the usual split: first by encoded
 // length, then until every byte position spans a plain range), appended to `out`.
 void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<Sequence>& out);

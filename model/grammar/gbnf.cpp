@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/grammar/char_ranges.h"
+#include "model/text/utf8.h"
 
 namespace ember::grammar {
 namespace {
@@ -116,15 +117,11 @@ class Parser {
   }
 
   uint32_t hex(size_t digits) {
-    uint32_t v = 0;
-    for (size_t i = 0; i < digits; ++i, ++pos_) {
-      const int d = pos_ < s_.size() ? hex_value(s_[pos_]) : -1;
-      if (d < 0) fail("expected a hex digit in an escape");
-      v = v * 16 + static_cast<uint32_t>(d);
+    try {
+      return read_hex_escape(s_, pos_, digits);
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
     }
-    if (v > kMaxCodePoint) fail("an escape beyond U+10FFFF");
-    if (v >= 0xD800 && v <= 0xDFFF) fail("an escape of a surrogate (write the character itself)");
-    return v;
   }
 
   // A character of a literal or class, escapes decoded.
@@ -186,7 +183,7 @@ class Parser {
       while (true) {
         if (pos_ >= s_.size()) fail("unfinished literal");
         if (s_[pos_] == '"') break;
-        const Sequence bytes = Grammar::literal(utf8(character()));
+        const Sequence bytes = Grammar::literal(text::utf8::encode(character()));
         item.insert(item.end(), bytes.begin(), bytes.end());
       }
       ++pos_;

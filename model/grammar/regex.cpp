@@ -105,15 +105,11 @@ class Parser {
   }
 
   uint32_t hex(size_t digits) {
-    uint32_t v = 0;
-    for (size_t i = 0; i < digits; ++i, ++pos_) {
-      const int d = pos_ < s_.size() ? hex_value(s_[pos_]) : -1;
-      if (d < 0) fail("expected a hex digit");
-      v = v * 16 + static_cast<uint32_t>(d);
+    try {
+      return read_hex_escape(s_, pos_, digits);
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
     }
-    if (v > kMaxCodePoint) fail("an escape beyond U+10FFFF");
-    if (v >= 0xD800 && v <= 0xDFFF) fail("an escape of a surrogate (write the character itself)");
-    return v;
   }
 
   uint32_t code_point() {  // one UTF-8 character of the text
