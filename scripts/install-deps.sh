@@ -11,8 +11,8 @@ debian_packages=(
   g++-aarch64-linux-gnu qemu-user  # scripts/check-arm.sh: NEON kernels built and tested under qemu
   chromium chromium-driver  # tests/server/test_ui.py drives the chat page headless
 )
-python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium)   # import names
-python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium)  # pip names, same order
+python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium langchain_ollama)   # import names
+python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium langchain-ollama)  # pip names, same order
 
 missing=()
 for p in "${debian_packages[@]}"; do

@@ -770,18 +770,23 @@ void App::pull(const http::Request& request, std::shared_ptr<http::Responder> re
   } catch (const std::invalid_argument& e) {
     return error(responder, 400, e.what(), "invalid_request_error", "model");
   }
+  // Ollama's clients (ollama-python, ollama-js, the ollama CLI) get Ollama's line shapes.
+  const std::string* agent = request.header("user-agent");
+  const bool ollama_client = agent && agent->rfind("ollama", 0) == 0;
   if (stream) responder->start_stream(200, "application/x-ndjson");
   // A client that hangs up stops following; a pull nobody follows any more is cancelled.
   pulls_.pull(
       r,
-      [responder, stream](const std::string& line, bool last) {
+      [responder, stream, ollama_client](const std::string& ember_line, bool last) {
+        const bool failed = json::parse(ember_line).value("status", "") == "error";
+        const std::string line = ollama_client ? ollama::pull_line(ember_line) : ember_line;
         if (stream) {
-          responder->write(line + "\n");
+          if (!line.empty()) responder->write(line + "\n");
           if (last) responder->end();
         } else if (last) {
           http::Response r;
-          r.status = json::parse(line).value("status", "") == "error" ? 502 : 200;
-          r.body = line;
+          r.status = failed ? 502 : 200;
+          r.body = line.empty() ? ember_line : line;
           responder->send(std::move(r));
         }
       },

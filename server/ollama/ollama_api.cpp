@@ -194,6 +194,35 @@ std::string error_body(const std::string& message) {
   return dump(json{{"error", message}});
 }
 
+std::string pull_line(const std::string& ember_line) {
+  const json line = json::parse(ember_line, nullptr, false);
+  if (!line.is_object()) return "";
+  const std::string status = line.value("status", "");
+  json out;
+  if (status == "starting" || status == "selected") {
+    if (status == "selected") return "";
+    out = {{"status", "pulling manifest"}};
+  } else if (status == "downloading" || status == "queued" || status == "waiting" ||
+             status == "joined" || status == "retrying") {
+    const std::string file = line.value("filename", json("model")).is_string()
+                                 ? line.value("filename", std::string("model"))
+                                 : "model";
+    out = {{"status", "pulling " + file},
+           {"digest", "sha256:" + line.value("sha256", std::string())}};
+    if (line.contains("total")) out["total"] = line["total"];
+    if (line.contains("completed")) out["completed"] = line["completed"];
+  } else if (status == "verifying") {
+    out = {{"status", "verifying sha256 digest"}};
+  } else if (status == "complete") {
+    out = {{"status", "success"}};
+  } else if (status == "error") {
+    out = {{"error", line.value("error", std::string("the pull failed"))}};
+  } else {
+    return "";  // destination, warning: nothing Ollama would say
+  }
+  return dump(out);
+}
+
 std::string rfc3339(double unix_seconds) {
   const auto whole = static_cast<std::time_t>(std::floor(unix_seconds));
   const int micros = static_cast<int>((unix_seconds - static_cast<double>(whole)) * 1e6);

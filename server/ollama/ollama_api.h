@@ -32,6 +32,11 @@ std::string show(const ModelEntry& model, bool verbose);
 // that stays loaded).
 std::string ps(const std::vector<LoadedModel>& loaded, const ModelRegistry& registry);
 
+// A line of ember's pull progress (docs/API.md, Pulls) as Ollama's clients expect it:
+// "pulling manifest", "pulling <file>" with digest/total/completed, "verifying sha256 digest",
+// "success", or {"error"}; empty when the line has no Ollama counterpart (skip it).
+std::string pull_line(const std::string& ember_line);
+
 // /api/tags' and /api/show's `details`.
 nlohmann::ordered_json details(const ModelEntry& model);
 

@@ -12,14 +12,26 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from ember_server import GEMMA3, GEMMA3_FILE, SMOLLM2, SMOLLM2_FILE, EmberServer, post  # noqa: E402
+from mock_hub import MockHub, Repo  # noqa: E402
 
 OPTIONS = {"temperature": 0, "num_predict": 12}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def hub():
+    h = MockHub()
+    synthetic = os.path.join(os.environ.get("EMBER_TESTDATA", os.path.join(os.path.dirname(__file__),
+                             "../../../shared/testdata")), "synthetic")
+    with open(os.path.join(synthetic, "tiny-llama-q4_0.gguf"), "rb") as f:
+        h.add("test/tiny", Repo({"tiny-llama-Q4_K_M.gguf": f.read()}))
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def server(hub, tmp_path_factory):
     with EmberServer(tmp_path_factory.mktemp("ollama"), "--backend", "cpu",
-                     models=(SMOLLM2_FILE, GEMMA3_FILE)) as s:
+                     models=(SMOLLM2_FILE, GEMMA3_FILE), env={"HF_ENDPOINT": hub.url, "HF_TOKEN": ""}) as s:
         yield s
 
 
@@ -120,6 +132,26 @@ def test_keep_alive_show_ps_and_list(client, server):
     assert "im_start" in show.template and "completion" in show.capabilities
     with urllib.request.urlopen(server.url + "/api/version") as r:
         assert json.loads(r.read())["version"]
+
+
+def test_pull_speaks_ollama_to_ollama_clients(client):
+    """The client's pull() (Ollama's body and line shapes), with the hf.co/ name form."""
+    statuses = [p.status for p in client.pull("hf.co/test/tiny:Q4_K_M", stream=True)]
+    assert statuses[0] == "pulling manifest" and statuses[-1] == "success", statuses
+    assert any(s.startswith("pulling ") and s != "pulling manifest" for s in statuses)
+    assert client.pull("test/tiny").status == "success"  # not streamed: the last line only
+    assert any("tiny-llama" in m.model for m in client.list().models)
+    with pytest.raises(ollama.ResponseError):
+        client.pull("test/no-such-repo")
+
+
+def test_langchain_chat_ollama(server):
+    """LangChain's ChatOllama, one chat streamed and not."""
+    from langchain_ollama import ChatOllama
+    llm = ChatOllama(model=SMOLLM2, base_url=server.url, temperature=0, num_predict=12)
+    answer = llm.invoke("Name the capital of France.")
+    assert answer.content
+    assert "".join(chunk.content for chunk in llm.stream("Name the capital of France.")) == answer.content
 
 
 def test_errors_are_ollama_shaped(client, server):
