@@ -273,7 +273,17 @@ void apply_ollama_options(const json& body, model::GenerateRequest& g) {
             "options", "invalid_request_error", "invalid_value");
       return v;
     };
-    if (key == "temperature")
+    if (value.is_null()) continue;  // as Ollama: a null option is its default
+    // Options whose given value changes nothing (Open WebUI forwards them as set).
+    const bool neutral = (key == "mirostat" && value == 0) ||
+                         ((key == "mirostat_tau" || key == "mirostat_eta") && value.is_number()) ||
+                         ((key == "typical_p" || key == "tfs_z") && value == 1) ||
+                         (key == "penalize_newline" && value == true);
+    if (neutral) continue;
+    if (key == "repeat_last_n") {  // −1: the whole context
+      const double n = num(-1, 1e9);
+      s.penalty_last_n = n < 0 ? 1 << 30 : static_cast<int>(n);
+    } else if (key == "temperature")
       s.temperature = static_cast<float>(num(0, 100));
     else if (key == "top_p")
       s.top_p = static_cast<float>(num(0, 1));
@@ -306,8 +316,9 @@ void apply_ollama_options(const json& body, model::GenerateRequest& g) {
       throw ApiError(400,
                      "'" + where +
                          "' is not supported (ember honours temperature, top_p, top_k, "
-                         "min_p, num_predict, seed, stop, repeat_penalty, presence_penalty, "
-                         "frequency_penalty)",
+                         "min_p, num_predict, seed, stop, repeat_penalty, repeat_last_n, "
+                         "presence_penalty, frequency_penalty; mirostat 0, typical_p 1 and "
+                         "tfs_z 1 change nothing)",
                      "options", "invalid_request_error", "unsupported_parameter");
     }
   }
@@ -395,7 +406,10 @@ void setup_chat(const json& body, Job& job, json messages) {
 // A Go duration as Ollama's keep_alive takes it ("5m", "1h30m", "10s", "-1", "0") or a number
 // of seconds. Negative: for ever.
 double parse_duration(const json& value) {
-  if (value.is_number()) return value.get<double>();
+  if (value.is_number()) {
+    const double seconds = value.get<double>();
+    return std::isfinite(seconds) && std::fabs(seconds) <= 1e9 ? seconds : -1;
+  }
   if (!value.is_string())
     throw ApiError(400, "'keep_alive' must be a duration or a number", "keep_alive");
   const std::string text = value.get<std::string>();
@@ -437,6 +451,8 @@ double parse_duration(const json& value) {
     pos += unit_length;
     any = true;
   }
+  // Beyond ~30 years is for ever (and keeps the clock arithmetic in range).
+  if (total > 1e9) return -1;
   return negative ? -total : total;
 }
 
@@ -611,6 +627,9 @@ ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_tex
       setup_chat(body, job, clean_messages(*messages, job.model, ollama));
     }
   } else if (endpoint == Endpoint::kNativeGenerate) {  // Ollama's /api/generate
+    if (auto t = body.find("tools"); t != body.end() && t->is_array() && !t->empty())
+      throw ApiError(400, "'tools' belong to /api/chat (/api/generate returns no tool calls)",
+                     "tools", "invalid_request_error", "unsupported_parameter");
     auto prompt = body.find("prompt");
     if (prompt != body.end() && !prompt->is_null() && !prompt->is_string())
       throw ApiError(400, "'prompt' must be a string", "prompt");

@@ -392,6 +392,12 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
     if (!get) return wrong_method("GET, HEAD");
     http::Response r;
     r.content_type = "text/html; charset=utf-8";
+    // Its own inline script and style, this server's API, nothing else; never framed.
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                           "'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors "
+                           "'none'");
+    r.headers.emplace_back("X-Frame-Options", "DENY");
     r.body = kChatPage;
     return responder->send(std::move(r));
   }
@@ -506,10 +512,12 @@ void App::messages(const http::Request& request, std::shared_ptr<http::Responder
                    bool count) {
   // Anthropic's body, checked and read as the OpenAI chat body it corresponds to.
   std::string body;
+  bool thinking = false;
   try {
     const json parsed = json::parse(request.body, nullptr, false);
     if (parsed.is_discarded()) throw ApiError(400, "the body is not valid JSON");
     body = anthropic::to_chat_body(parsed, count).dump();
+    thinking = anthropic::thinking_requested(parsed);
   } catch (const ApiError& e) {
     return shaped_error(Shape::kAnthropic, responder, e.status, e.what());
   } catch (const json::exception& e) {
@@ -518,7 +526,9 @@ void App::messages(const http::Request& request, std::shared_ptr<http::Responder
   }
   start_job(
       Endpoint::kChat, body, responder, Shape::kAnthropic,
-      [&](const ParsedRequest& parsed) { return anthropic::make_sink(responder, parsed, count); },
+      [&](const ParsedRequest& parsed) {
+        return anthropic::make_sink(responder, parsed, count, thinking);
+      },
       count);
 }
 
@@ -719,8 +729,16 @@ void App::show(const http::Request& request, std::shared_ptr<http::Responder> re
   const bool verbose =
       body.contains("verbose") && body["verbose"].is_boolean() && body["verbose"].get<bool>();
   try {
+    // Reading the file (metadata, vocabulary, template) takes a while on the event loop: once
+    // per file version.
+    const std::string key = m->path + "\n" + std::to_string(m->modified) + (verbose ? "\nv" : "");
+    auto cached = show_cache_.find(key);
+    if (cached == show_cache_.end()) {
+      if (show_cache_.size() > 64) show_cache_.clear();
+      cached = show_cache_.emplace(key, ollama::show(*m, verbose)).first;
+    }
     http::Response r;
-    r.body = ollama::show(*m, verbose);
+    r.body = cached->second;
     responder->send(std::move(r));
   } catch (const std::exception& e) {
     fail(500, "cannot read model '" + m->id + "': " + e.what());
@@ -745,8 +763,22 @@ void App::discover(std::shared_ptr<http::Responder> responder) {
 void App::pull(const http::Request& request, std::shared_ptr<http::Responder> responder) {
   pull::PullRequest r;
   bool stream = true;
+  // Ollama's clients get Ollama's line and error shapes: those whose User-Agent says so
+  // (ollama-python, ollama-js, the ollama CLI) and bodies in Ollama's form (`name` rather than
+  // `model`, or `insecure`), as Open WebUI sends them.
+  const std::string* agent = request.header("user-agent");
+  bool ollama_client = agent && agent->rfind("ollama", 0) == 0;
+  auto error = [&](std::shared_ptr<http::Responder> to, int status, const std::string& message,
+                   const std::string& type = "invalid_request_error",
+                   const std::string& param = "") {
+    shaped_error(ollama_client ? Shape::kOllama : Shape::kOpenAI, std::move(to), status, message,
+                 type, param);
+  };
   try {
     json body = json::parse(request.body);
+    if (body.is_object() &&
+        ((body.contains("name") && !body.contains("model")) || body.contains("insecure")))
+      ollama_client = true;
     if (!body.is_object()) throw std::invalid_argument("the body must be a JSON object");
     auto text = [&](const char* key, const std::string& fallback) {
       auto it = body.find(key);
@@ -770,9 +802,6 @@ void App::pull(const http::Request& request, std::shared_ptr<http::Responder> re
   } catch (const std::invalid_argument& e) {
     return error(responder, 400, e.what(), "invalid_request_error", "model");
   }
-  // Ollama's clients (ollama-python, ollama-js, the ollama CLI) get Ollama's line shapes.
-  const std::string* agent = request.header("user-agent");
-  const bool ollama_client = agent && agent->rfind("ollama", 0) == 0;
   if (stream) responder->start_stream(200, "application/x-ndjson");
   // A client that hangs up stops following; a pull nobody follows any more is cancelled.
   pulls_.pull(

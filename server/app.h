@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -77,6 +78,7 @@ class App {
   AppOptions options_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
+  std::map<std::string, std::string> show_cache_;  // /api/show bodies (event loop only)
 };
 
 // An OpenAI-shaped error body: {"error": {"message", "type", "param", "code"}}. `code` is a

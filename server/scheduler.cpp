@@ -180,6 +180,16 @@ bool Scheduler::admit(Pending& p) {
   }
   std::optional<ModelEntry> entry = registry_.find(p.job.model);
   if (!entry) return fail(404, "model '" + p.job.model + "' is not available", "model_not_found");
+  const bool unload_only = p.job.load_only && p.job.keep_alive_seconds == 0.0;
+  if (unload_only && !engines_.count(entry->id)) {  // nothing to unload: never load it for that
+    JobSink::Start start;
+    start.model_id = entry->id;
+    p.sink->on_start(start);
+    model::GenerateResult result;
+    result.finish_reason = "unload";
+    p.sink->on_done(result);
+    return true;
+  }
   Engine* engine = nullptr;
   try {
     engine = engine_for(*entry);
@@ -187,19 +197,45 @@ bool Scheduler::admit(Pending& p) {
     return fail(500, "model '" + entry->id + "' cannot be loaded: " + err.what());
   }
   if (!engine) return false;
-  if (p.job.keep_alive_seconds) engine->keep_alive_seconds = *p.job.keep_alive_seconds;
+  // Each request sets how long the model stays once idle (Ollama's keep_alive; without one,
+  // ember's default: for ever), counted from now.
+  engine->keep_alive_seconds = p.job.keep_alive_seconds.value_or(-1);
+  engine->last_used = Clock::now();
   if (p.job.load_only) {  // Ollama's empty prompt: loaded (or, with keep_alive 0, unloaded)
     JobSink::Start start;
     start.model_id = entry->id;
     p.sink->on_start(start);
     model::GenerateResult result;
     result.finish_reason = "load";
-    if (engine->keep_alive_seconds == 0 && !engine->busy()) {
+    if (unload_only && !engine->busy()) {
       engines_.erase(entry->id);
       result.finish_reason = "unload";
     }
     engine = nullptr;
     p.sink->on_done(result);
+    return true;
+  }
+  if (p.job.count_only) {  // a slot is not needed: render and tokenize only
+    if (!engine->chat)
+      return fail(500,
+                  "the chat template of '" + entry->id + "' does not parse: " + engine->chat_error);
+    try {
+      const chat::PreparedChat prepared =
+          chat::prepare_chat(*engine->chat, engine->chat_traits, p.job.chat_request);
+      const text::Vocab& v = engine->tokenizer.vocab();
+      const bool has_bos = v.bos >= 0 && prepared.prompt.rfind(v.pieces[v.bos], 0) == 0;
+      JobSink::Start start;
+      start.model_id = entry->id;
+      start.prompt_tokens =
+          static_cast<int>(engine->tokenizer.encode(prepared.prompt, !has_bos, true).size());
+      p.sink->on_start(start);
+      model::GenerateResult counted;
+      counted.prompt_tokens = start.prompt_tokens;
+      counted.finish_reason = "stop";
+      p.sink->on_done(counted);
+    } catch (const std::exception& err) {
+      return fail(400, err.what());
+    }
     return true;
   }
   if (std::none_of(engine->slots.begin(), engine->slots.end(),
@@ -213,7 +249,8 @@ bool Scheduler::admit(Pending& p) {
     std::vector<std::vector<float>> vectors;
     int tokens = 0;
     std::string why;
-    if (!embed(*engine, slot, p.job, vectors, tokens, why)) return fail(400, why);
+    if (!embed(*engine, slot, p.job, vectors, tokens, why, [&] { return p.sink->cancelled(); }))
+      return fail(400, why);
     JobSink::Start start;
     start.model_id = entry->id;
     start.prompt_tokens = tokens;
@@ -258,16 +295,7 @@ bool Scheduler::admit(Pending& p) {
     return fail(400, err.what());
   }
   if (request.prompt.empty()) return fail(400, "the prompt is empty");
-  if (p.job.count_only) {
-    start.model_id = entry->id;
-    start.prompt_tokens = static_cast<int>(request.prompt.size());
-    p.sink->on_start(start);
-    model::GenerateResult counted;
-    counted.prompt_tokens = start.prompt_tokens;
-    counted.finish_reason = "stop";
-    p.sink->on_done(counted);
-    return true;
-  }
+
   const int n_ctx = engine->transformer.n_ctx();
   if (static_cast<int>(request.prompt.size()) >= n_ctx)
     return fail(400,
@@ -411,6 +439,11 @@ void Scheduler::run() {
         step(*e);
         stepped = true;
       }
+    // keep_alive runs out for idle models while others are busy too (checked once a second).
+    if (stepped && Clock::now() - last_expiry_check_ > std::chrono::seconds(1)) {
+      last_expiry_check_ = Clock::now();
+      expire_idle();
+    }
     if (!stepped && !waiting.empty()) {
       // Nothing can run (e.g. every model slot is held by a busy model): wait briefly.
       std::unique_lock<std::mutex> lock(mutex_);
@@ -425,7 +458,8 @@ void Scheduler::run() {
 }
 
 bool Scheduler::embed(Engine& engine, int slot, const Job& job,
-                      std::vector<std::vector<float>>& vectors, int& tokens, std::string& error) {
+                      std::vector<std::vector<float>>& vectors, int& tokens, std::string& error,
+                      const std::function<bool()>& cancelled) {
   model::Transformer& t = engine.transformer;
   const int n_embd = t.hparams().n_embd;
   if (job.embed_dimensions > 0 && job.embed_dimensions != n_embd) {
@@ -433,15 +467,34 @@ bool Scheduler::embed(Engine& engine, int slot, const Job& job,
             " (ember does not shorten embeddings)";
     return false;
   }
-  // llama.cpp's <arch>.pooling_type: 1 mean, 2 cls (the first token), 3 last; none: mean.
+  // llama.cpp's <arch>.pooling_type: 1 mean, 3 last; none: mean. ember runs every model
+  // causally, so the first token's state (2, cls) would be the same for every input, and
+  // per-token (0) or rank (4) outputs are not embeddings of the input: refused.
   const std::string arch(engine.files.metadata().get_string("general.architecture").value_or(""));
   const int64_t pooling = engine.files.metadata().get_int(arch + ".pooling_type").value_or(1);
+  if (pooling != 1 && pooling != 3) {
+    error = "model '" + engine.entry.id + "' asks for pooling type " + std::to_string(pooling) +
+            " (" + arch + ".pooling_type), which ember does not support (mean and last token)";
+    return false;
+  }
   std::vector<std::vector<int32_t>> inputs = job.embed_ids;
   for (const std::string& text : job.embed_texts)
     inputs.push_back(engine.tokenizer.encode(text, true, false));
+  // The job runs on the scheduler thread while other requests wait: bounded.
+  size_t total = 0;
+  for (const auto& ids : inputs) total += ids.size();
+  if (total > kMaxEmbeddingTokens) {
+    error = "the inputs have " + std::to_string(total) + " tokens; one request embeds at most " +
+            std::to_string(kMaxEmbeddingTokens) + " (split it)";
+    return false;
+  }
   engine.slots[slot].cached.clear();  // its cache sequence is overwritten
   tokens = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
+    if (cancelled()) {
+      error = "the client went away";
+      return false;
+    }
     const std::vector<int32_t>& ids = inputs[i];
     if (ids.empty()) {
       error = "input " + std::to_string(i) + " is empty";
@@ -464,14 +517,14 @@ bool Scheduler::embed(Engine& engine, int slot, const Job& job,
       model::Batch batch;
       batch.hidden_states = true;
       for (size_t j = first; j < last; ++j) {
-        const bool wanted = pooling == 3 ? j + 1 == ids.size() : pooling == 2 ? j == 0 : true;
+        const bool wanted = pooling == 3 ? j + 1 == ids.size() : true;
         batch.add(ids[j], static_cast<int32_t>(j), slot, wanted);
       }
       const std::vector<float> states = t.decode(batch);
       for (size_t r = 0; r < batch.logits_for.size(); ++r)
         for (int k = 0; k < n_embd; ++k) sum[k] += states[r * n_embd + k];
     }
-    const double count = pooling == 2 || pooling == 3 ? 1.0 : static_cast<double>(ids.size());
+    const double count = pooling == 3 ? 1.0 : static_cast<double>(ids.size());
     double norm = 0;
     for (double& v : sum) norm += (v /= count) * v;
     norm = std::sqrt(norm);

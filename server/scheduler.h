@@ -165,7 +165,8 @@ class Scheduler {
   // Runs an embedding job in `slot`'s cache sequence (its cached prefix is lost); false and a
   // message when an input cannot be embedded.
   bool embed(Engine& engine, int slot, const Job& job, std::vector<std::vector<float>>& vectors,
-             int& tokens, std::string& error);
+             int& tokens, std::string& error, const std::function<bool()>& cancelled);
+  static constexpr size_t kMaxEmbeddingTokens = 16384;  // per request (it runs while others wait)
 
   ModelRegistry& registry_;
   SchedulerOptions options_;
@@ -174,8 +175,9 @@ class Scheduler {
   std::deque<Pending> queue_;
   std::vector<std::pair<std::string, std::function<void(bool)>>> unloads_;
   bool stopping_ = false;
-  std::map<std::string, std::unique_ptr<Engine>> engines_;  // scheduler thread only
-  SchedulerStats stats_;                                    // under mutex_
+  std::map<std::string, std::unique_ptr<Engine>> engines_;   // scheduler thread only
+  std::chrono::steady_clock::time_point last_expiry_check_;  // scheduler thread only
+  SchedulerStats stats_;                                     // under mutex_
   std::thread thread_;
 };
 

@@ -62,6 +62,7 @@ class Parser {
   Regex sequence() {
     Regex seq{Regex::kSequence, {}, {}};
     while (pos_ < s_.size() && !at('|') && !at(')')) seq.items.push_back(quantified());
+    if (seq.items.size() == 1) return std::move(seq.items[0]);  // (x*)* is then seen as x**
     return seq;
   }
 
@@ -99,6 +100,15 @@ class Parser {
         break;
       }
       if (at('?')) ++pos_;  // lazy: the same strings
+      // A repetition of a star, plus or option that is itself a star or plus is one star or
+      // plus ((x*)* = x*, (x+)* = x*, (x?)+ = x*): written out nested, the recognizer would
+      // find exponentially many ways to read the same text.
+      if (atom_.kind == Regex::kRepeat && min <= 1 && (max < 0 || max == 1) && atom_.min <= 1 &&
+          (atom_.max < 0 || atom_.max == 1) && (max < 0 || atom_.max < 0)) {
+        atom_.min = atom_.min * min;
+        atom_.max = -1;
+        continue;
+      }
       atom_ = Regex{Regex::kRepeat, {}, {std::move(atom_)}, min, max};
     }
     return atom_;

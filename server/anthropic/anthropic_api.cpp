@@ -115,10 +115,12 @@ std::string random_id(const char* prefix) {
 // the order the model wrote them.
 class MessagesSink : public JobSink {
  public:
-  MessagesSink(std::shared_ptr<http::Responder> responder, const ParsedRequest& request, bool count)
+  MessagesSink(std::shared_ptr<http::Responder> responder, const ParsedRequest& request, bool count,
+               bool thinking)
       : responder_(std::move(responder)),
         stream_(request.stream && !count),
         count_(count),
+        thinking_(thinking),
         model_(request.job.model),
         id_(random_id("msg_")) {}
 
@@ -249,6 +251,7 @@ class MessagesSink : public JobSink {
           delta({{"type", "text_delta"}, {"text", d.text}});
           break;
         case chat::ChatDelta::kReasoning:
+          if (!thinking_) break;  // not asked for: not shown, as Anthropic's API does
           open_block("thinking", {{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
           blocks_.back()["thinking"] = blocks_.back()["thinking"].get<std::string>() + d.text;
           delta({{"type", "thinking_delta"}, {"thinking", d.text}});
@@ -262,6 +265,7 @@ class MessagesSink : public JobSink {
           if (!d.text.empty()) delta({{"type", "input_json_delta"}, {"partial_json", d.text}});
           break;
         case chat::ChatDelta::kToolArguments:
+          if (!open_ || blocks_.back()["type"] != "tool_use") break;  // (no call open: none)
           blocks_.back()["input_text"] = blocks_.back()["input_text"].get<std::string>() + d.text;
           delta({{"type", "input_json_delta"}, {"partial_json", d.text}});
           break;
@@ -270,7 +274,7 @@ class MessagesSink : public JobSink {
   }
 
   std::shared_ptr<http::Responder> responder_;
-  bool stream_, count_;
+  bool stream_, count_, thinking_;
   std::string model_, id_;
   int input_tokens_ = 0;
   bool streaming_ = false, open_ = false;
@@ -279,6 +283,13 @@ class MessagesSink : public JobSink {
 };
 
 }  // namespace
+
+bool thinking_requested(const json& body) {
+  auto th = body.find("thinking");
+  if (th == body.end() || !th->is_object()) return false;
+  const json type = th->value("type", json());
+  return type == "enabled" || type == "adaptive";
+}
 
 json to_chat_body(const json& b, bool count) {
   if (!b.is_object()) throw bad("the body must be a JSON object");
@@ -356,14 +367,15 @@ json to_chat_body(const json& b, bool count) {
       out["response_format"] = {{"type", "json_schema"},
                                 {"json_schema", {{"name", "output"}, {"schema", (*f)["schema"]}}}};
     }
-  if (auto th = b.find("thinking"); th != b.end() && th->is_object())
-    out["chat_template_kwargs"] = {{"enable_thinking", th->value("type", json()) == "enabled"}};
+  // Thinking only when asked for, as Anthropic's models do: templates that think by default
+  // (Qwen 3) are told not to.
+  out["chat_template_kwargs"] = {{"enable_thinking", thinking_requested(b)}};
   return out;
 }
 
 std::shared_ptr<JobSink> make_sink(std::shared_ptr<http::Responder> responder,
-                                   const ParsedRequest& request, bool count) {
-  return std::make_shared<MessagesSink>(std::move(responder), request, count);
+                                   const ParsedRequest& request, bool count, bool thinking) {
+  return std::make_shared<MessagesSink>(std::move(responder), request, count, thinking);
 }
 
 std::string error_body(int status, const std::string& message) {

@@ -20,9 +20,13 @@ namespace ember::server::anthropic {
 // Throws ApiError (400) naming the field at fault.
 nlohmann::ordered_json to_chat_body(const nlohmann::ordered_json& body, bool count);
 
-// The sink of /v1/messages, or of count_tokens ({"input_tokens": N}).
+// Whether a Messages body asks for thinking (`thinking.type` enabled or adaptive).
+bool thinking_requested(const nlohmann::ordered_json& body);
+
+// The sink of /v1/messages, or of count_tokens ({"input_tokens": N}). Without `thinking`,
+// reasoning the model writes anyway is left out, as Anthropic's API leaves it out.
 std::shared_ptr<JobSink> make_sink(std::shared_ptr<http::Responder> responder,
-                                   const ParsedRequest& request, bool count);
+                                   const ParsedRequest& request, bool count, bool thinking);
 
 // {"type": "error", "error": {"type": T, "message": M}}, T from the status
 // (invalid_request_error, authentication_error, not_found_error, overloaded_error, api_error).

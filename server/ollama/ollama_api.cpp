@@ -65,7 +65,6 @@ class OllamaSink : public JobSink {
     responder_->log_field("prompt_tokens=" + std::to_string(r.prompt_tokens));
     responder_->log_field("completion_tokens=" + std::to_string(r.completion_tokens));
     std::string reason = r.finish_reason;
-    if (!calls_.empty() && reason == "stop") reason = "stop";  // Ollama says stop for calls too
     json tail = base();
     if (chat_endpoint_) {
       json message = {{"role", "assistant"}, {"content", stream_ ? "" : content_}};
@@ -207,8 +206,10 @@ std::string pull_line(const std::string& ember_line) {
     const std::string file = line.value("filename", json("model")).is_string()
                                  ? line.value("filename", std::string("model"))
                                  : "model";
-    out = {{"status", "pulling " + file},
-           {"digest", "sha256:" + line.value("sha256", std::string())}};
+    out = {{"status", "pulling " + file}};
+    if (line.contains("sha256") && line["sha256"].is_string() &&
+        !line["sha256"].get<std::string>().empty())
+      out["digest"] = "sha256:" + line["sha256"].get<std::string>();
     if (line.contains("total")) out["total"] = line["total"];
     if (line.contains("completed")) out["completed"] = line["completed"];
   } else if (status == "verifying") {

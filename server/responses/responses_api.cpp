@@ -133,6 +133,7 @@ class ResponsesSink : public JobSink {
 
   void on_done(const model::GenerateResult& r) override {
     collect(output_->finish());
+    cut_ = r.finish_reason == "length";  // the item being written ends incomplete
     close_item();
     usage_ = {{"input_tokens", r.prompt_tokens},
               {"input_tokens_details", {{"cached_tokens", 0}}},
@@ -214,8 +215,10 @@ class ResponsesSink : public JobSink {
     output_items_.push_back(fresh);
     open_ = true;
     if (!streaming_) return;
-    json added = fresh;
+    json added = fresh;  // as the API sends it: no content and no arguments yet
     added["status"] = "in_progress";
+    if (type == "message") added["content"] = json::array();
+    if (type == "function_call") added["arguments"] = "";
     event({{"type", "response.output_item.added"}, {"output_index", index()}, {"item", added}});
     if (type == "message")
       event({{"type", "response.content_part.added"},
@@ -229,6 +232,7 @@ class ResponsesSink : public JobSink {
     if (!open_) return;
     open_ = false;
     json& it = item();
+    if (it.contains("status")) it["status"] = cut_ ? "incomplete" : "completed";
     if (!streaming_) return;
     const json id = it["id"];
     if (it["type"] == "message") {
@@ -237,7 +241,8 @@ class ResponsesSink : public JobSink {
              {"item_id", id},
              {"output_index", index()},
              {"content_index", 0},
-             {"text", part["text"]}});
+             {"text", part["text"]},
+             {"logprobs", json::array()}});
       event({{"type", "response.content_part.done"},
              {"item_id", id},
              {"output_index", index()},
@@ -279,7 +284,8 @@ class ResponsesSink : public JobSink {
                    {"item_id", item()["id"]},
                    {"output_index", index()},
                    {"content_index", 0},
-                   {"delta", d.text}});
+                   {"delta", d.text},
+                   {"logprobs", json::array()}});
           break;
         case chat::ChatDelta::kReasoning:
           open_item("reasoning",
@@ -299,11 +305,12 @@ class ResponsesSink : public JobSink {
           open_item("function_call", {{"id", random_id("fc_")},
                                       {"type", "function_call"},
                                       {"status", "completed"},
-                                      {"arguments", d.text},
+                                      {"arguments", ""},
                                       {"call_id", d.id},
                                       {"name", d.name}});
-          break;
+          [[fallthrough]];  // its first arguments, if any, as a delta
         case chat::ChatDelta::kToolArguments:
+          if (!open_ || item()["type"] != "function_call" || d.text.empty()) break;
           append(item()["arguments"], d.text);
           if (streaming_)
             event({{"type", "response.function_call_arguments.delta"},
@@ -321,7 +328,7 @@ class ResponsesSink : public JobSink {
   json body_;
   std::string id_;
   int64_t created_;
-  bool streaming_ = false, open_ = false;
+  bool streaming_ = false, open_ = false, cut_ = false;
   int sequence_ = 0;
   std::optional<chat::ChatOutputParser> output_;
   json output_items_ = json::array();

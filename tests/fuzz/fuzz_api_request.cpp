@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ember::server;
   std::string_view body(reinterpret_cast<const char*>(data), size);
   for (Endpoint e : {Endpoint::kChat, Endpoint::kCompletion, Endpoint::kNativeGenerate,
-                     Endpoint::kShimmyGenerate, Endpoint::kOllamaChat}) {
+                     Endpoint::kShimmyGenerate, Endpoint::kOllamaChat, Endpoint::kEmbeddings,
+                     Endpoint::kOllamaEmbed, Endpoint::kOllamaEmbeddings}) {
     try {
       ParsedRequest r = parse_request(e, body, "default-model");
       if (r.job.model.empty()) __builtin_trap();

@@ -228,6 +228,10 @@ TEST(Grammar, PatternsMatchTheStringsText) {
   EXPECT_TRUE(accepts("^[\\u00e0-\\u00ff]+.$", "\"\xc3\xa9\xc3\xa0\xe2\x82\xac\""));
   EXPECT_FALSE(accepts("^.$", R"("\n")"));
   EXPECT_TRUE(accepts("^\\w+@\\w+\\.[a-z]{2,3}$", R"("me@example.org")"));
+  // Repetitions of repetitions are one (else the recognizer would find exponentially many ways
+  // to read the same text).
+  EXPECT_TRUE(accepts("^x(a*)*+b?*$", R"("xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbb")"));
+  EXPECT_FALSE(accepts("^x(a+)+$", R"("x")"));
   // A pattern with no type is a string's.
   EXPECT_TRUE(matches(grammar::grammar_from_schema(json{{"pattern", "^x$"}}), R"("x")"));
   for (const char* bad : {"(?=a)", "\\1", "a\\b", "a^b", "(a", "[a", "a{2,1}", "*a", "a{300}"}) {

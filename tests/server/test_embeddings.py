@@ -59,6 +59,9 @@ def test_token_ids_and_dimensions(client):
         client.embeddings.create(model=SMOLLM2, input=[[1, 10**8]])
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="no-such-model", input="x")
+    with pytest.raises(openai.BadRequestError) as e:  # bounded: it runs while others wait
+        client.embeddings.create(model=SMOLLM2, input=[[1] * 2000] * 9)
+    assert "16384" in str(e.value)
 
 
 def test_ollama_embed_and_embeddings(server, client):

@@ -67,6 +67,12 @@ def test_generate_uses_the_template_unless_raw(client, model):
     assert streamed == raw.response
 
 
+def test_neutral_and_null_options_are_accepted(client):
+    opts = {"temperature": 0, "num_predict": 4, "mirostat": 0, "typical_p": 1.0, "tfs_z": 1.0,
+            "top_k": None, "repeat_last_n": -1, "penalize_newline": True}
+    assert client.generate(model=SMOLLM2, prompt="Hi", options=opts).eval_count == 4
+
+
 def test_options_system_and_stop_are_honoured(client):
     r = client.generate(model=SMOLLM2, prompt="Count from one to ten in words.",
                         options={"temperature": 0, "num_predict": 3})
@@ -124,6 +130,15 @@ def test_keep_alive_show_ps_and_list(client, server):
         assert __import__("time").time() < deadline
         __import__("time").sleep(0.2)
 
+    # Each request sets keep_alive anew: one without it keeps the model loaded (ember's default).
+    client.generate(model=GEMMA3, prompt="", keep_alive="10m")
+    client.generate(model=GEMMA3, prompt="Hi", options={"num_predict": 1})
+    assert {m.model: m for m in client.ps().models}[GEMMA3].expires_at.year == 9999
+    # Unloading a model that is not loaded does not load it.
+    client.generate(model=GEMMA3, prompt="", keep_alive=0)
+    assert client.generate(model=GEMMA3, prompt="", keep_alive=0).done_reason == "unload"
+    assert GEMMA3 not in {m.model for m in client.ps().models}
+
     names = {m.model for m in client.list().models}
     assert {SMOLLM2, GEMMA3} <= names
     show = client.show(SMOLLM2)
@@ -164,6 +179,8 @@ def test_errors_are_ollama_shaped(client, server):
         ("/api/generate", {"model": SMOLLM2, "prompt": "hi", "template": "{{ .Prompt }}"}, "template"),
         ("/api/generate", {"model": SMOLLM2, "prompt": "hi", "options": {"mirostat": 1}}, "mirostat"),
         ("/api/show", {}, "model"),
+        ("/api/generate", {"model": SMOLLM2, "prompt": "hi", "tools": [{"type": "function",
+                           "function": {"name": "f"}}]}, "tools"),
     ]:
         status, out = post(server, path, body)
         assert status == 400 and set(out) == {"error"} and words in out["error"], (path, out)

@@ -35,6 +35,8 @@ def test_create_streamed_and_not_agree(client, model):
     assert r.usage.input_tokens > 0 and r.usage.output_tokens > 0
     events = list(client.responses.create(stream=True, **kwargs))
     types = [e.type for e in events]
+    added = next(e for e in events if e.type == "response.output_item.added")
+    assert added.item.type == "message" and added.item.content == []  # the part comes next
     assert types[:4] == ["response.created", "response.in_progress", "response.output_item.added",
                          "response.content_part.added"]
     assert types[-1] in ("response.completed", "response.incomplete")

@@ -98,6 +98,24 @@ class Flags(pydantic.BaseModel):
     tags: List[str]
 
 
+class Item(pydantic.BaseModel):
+    name: str
+    quantity: int
+
+
+class Order(pydantic.BaseModel):
+    id: int
+    items: List[Item]
+    status: Color  # an enum through $ref
+    note: Optional[str]
+
+
+class Event(pydantic.BaseModel):
+    title: str
+    date: str = pydantic.Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    attendees: List[str]
+
+
 CASES = [
     (Person, "Describe a fictional person."),
     (City, "Describe Paris."),
@@ -108,6 +126,8 @@ CASES = [
     (Reasoning, "What is 2 + 3? Show your steps."),
     (Book, "Describe a famous novel."),
     (Flags, "Give some feature flags."),
+    (Order, "Make up an order of two items."),
+    (Event, "Describe a meeting on a date."),
 ]
 
 
