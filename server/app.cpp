@@ -14,6 +14,7 @@
 #include "server/anthropic/anthropic_api.h"
 #include "server/api_request.h"
 #include "server/embeddings/embeddings_api.h"
+#include "server/json_text.h"
 #include "server/ollama/ollama_api.h"
 #include "server/responses/responses_api.h"
 #include "server/ui/ui_page.h"
@@ -24,19 +25,8 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 int64_t unix_now() {
   return static_cast<int64_t>(std::time(nullptr));
-}
-
-std::string random_id(const char* prefix) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-  return std::string(prefix) + buf;
 }
 
 uint64_t resident_bytes() {
@@ -79,7 +69,7 @@ class GenerationSink : public JobSink {
         stream_(parsed.stream),
         include_usage_(parsed.include_usage),
         logprobs_(parsed.logprobs),
-        id_(random_id(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-")),
+        id_(random_id(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-", 16, "0123456789abcdef")),
         created_(unix_now()),
         model_(parsed.job.model),
         text_offset_(static_cast<int>(text::utf8::count_chars(parsed.job.prompt))) {}

@@ -4,15 +4,12 @@
 #include <random>
 
 #include "model/chat/chat_output.h"
+#include "server/json_text.h"
 
 namespace ember::server::anthropic {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 ApiError bad(const std::string& message, const std::string& param = "") {
   return ApiError(400, message, param);
@@ -103,14 +100,6 @@ json chat_messages(const json& messages) {
   return out;
 }
 
-std::string random_id(const char* prefix) {
-  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string id = prefix;
-  for (int i = 0; i < 24; ++i) id += kChars[rng() % (sizeof kChars - 1)];
-  return id;
-}
-
 // Streams or collects one answer as a Message: content blocks (text, thinking, tool_use) in
 // the order the model wrote them.
 class MessagesSink : public JobSink {
@@ -122,7 +111,7 @@ class MessagesSink : public JobSink {
         count_(count),
         thinking_(thinking),
         model_(request.job.model),
-        id_(random_id("msg_")) {}
+        id_(random_id("msg_", 24)) {}
 
   bool cancelled() const override { return responder_->closed(); }
 

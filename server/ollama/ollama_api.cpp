@@ -10,16 +10,13 @@
 #include "model/chat/chat_output.h"
 #include "model/chat/chat_template.h"
 #include "server/gguf_json.h"
+#include "server/json_text.h"
 
 namespace ember::server::ollama {
 namespace {
 
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 int64_t nanoseconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();

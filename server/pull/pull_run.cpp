@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "gguf/reader.h"
+#include "server/json_text.h"
 #include "server/pull/pull_manager.h"
 #include "server/pull/pull_task.h"
 #include "server/pull/sha256.h"
@@ -20,6 +21,7 @@
 namespace ember::pull {
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
+using server::dump;
 
 namespace {
 
@@ -31,10 +33,6 @@ class PullFailed : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 std::string mib(uint64_t bytes) {
   return std::to_string((bytes + (1 << 19)) >> 20) + " MiB";

@@ -6,22 +6,16 @@
 
 #include "model/chat/chat_output.h"
 #include "server/app.h"
+#include "server/json_text.h"
 
 namespace ember::server::responses {
 namespace {
 
 using json = nlohmann::ordered_json;
 
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string random_id(const char* prefix) {
-  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string id = prefix;
-  for (int i = 0; i < 32; ++i) id += kChars[rng() % (sizeof kChars - 1)];
-  return id;
+// Ids as OpenAI writes them: a prefix and 32 lower-case letters and digits.
+std::string item_id(const char* prefix) {
+  return random_id(prefix, 32, "abcdefghijklmnopqrstuvwxyz0123456789");
 }
 
 // A message item's content: a string, or input_text / output_text parts.
@@ -109,7 +103,7 @@ class ResponsesSink : public JobSink {
         stream_(request.stream),
         model_(request.job.model),
         body_(std::move(body)),
-        id_(random_id("resp_")),
+        id_(item_id("resp_")),
         created_(static_cast<int64_t>(std::time(nullptr))) {}
 
   bool cancelled() const override { return responder_->closed(); }
@@ -271,7 +265,7 @@ class ResponsesSink : public JobSink {
     for (const chat::ChatDelta& d : deltas) {
       switch (d.kind) {
         case chat::ChatDelta::kContent:
-          open_item("message", {{"id", random_id("msg_")},
+          open_item("message", {{"id", item_id("msg_")},
                                 {"type", "message"},
                                 {"status", "completed"},
                                 {"role", "assistant"},
@@ -289,7 +283,7 @@ class ResponsesSink : public JobSink {
           break;
         case chat::ChatDelta::kReasoning:
           open_item("reasoning",
-                    {{"id", random_id("rs_")},
+                    {{"id", item_id("rs_")},
                      {"type", "reasoning"},
                      {"summary", json::array()},
                      {"content", json::array({{{"type", "reasoning_text"}, {"text", ""}}})}});
@@ -302,7 +296,7 @@ class ResponsesSink : public JobSink {
                    {"delta", d.text}});
           break;
         case chat::ChatDelta::kToolCall:
-          open_item("function_call", {{"id", random_id("fc_")},
+          open_item("function_call", {{"id", item_id("fc_")},
                                       {"type", "function_call"},
                                       {"status", "completed"},
                                       {"arguments", ""},
