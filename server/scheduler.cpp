@@ -180,16 +180,24 @@ bool Scheduler::admit(Pending& p) {
   }
   std::optional<ModelEntry> entry = registry_.find(p.job.model);
   if (!entry) return fail(404, "model '" + p.job.model + "' is not available", "model_not_found");
-  const bool unload_only = p.job.load_only && p.job.keep_alive_seconds == 0.0;
-  if (unload_only && !engines_.count(entry->id)) {  // nothing to unload: never load it for that
+  // Jobs answered here and now (load, unload, count, embed): on_start, the vectors of an
+  // embedding job, then on_done with `reason`.
+  auto answer_now = [&](const char* reason, int prompt_tokens,
+                        std::vector<std::vector<float>>* vectors = nullptr) {
     JobSink::Start start;
     start.model_id = entry->id;
+    start.prompt_tokens = prompt_tokens;
     p.sink->on_start(start);
+    if (vectors) p.sink->on_embeddings(std::move(*vectors), prompt_tokens);
     model::GenerateResult result;
-    result.finish_reason = "unload";
+    result.prompt_tokens = prompt_tokens;
+    result.finish_reason = reason;
     p.sink->on_done(result);
     return true;
-  }
+  };
+  const bool unload_only = p.job.load_only && p.job.keep_alive_seconds == 0.0;
+  if (unload_only && !engines_.count(entry->id))  // nothing to unload: never load it for that
+    return answer_now("unload", 0);
   Engine* engine = nullptr;
   try {
     engine = engine_for(*entry);
@@ -202,41 +210,55 @@ bool Scheduler::admit(Pending& p) {
   engine->keep_alive_seconds = p.job.keep_alive_seconds.value_or(-1);
   engine->last_used = Clock::now();
   if (p.job.load_only) {  // Ollama's empty prompt: loaded (or, with keep_alive 0, unloaded)
-    JobSink::Start start;
-    start.model_id = entry->id;
-    p.sink->on_start(start);
-    model::GenerateResult result;
-    result.finish_reason = "load";
-    if (unload_only && !engine->busy()) {
-      engines_.erase(entry->id);
-      result.finish_reason = "unload";
-    }
-    engine = nullptr;
-    p.sink->on_done(result);
-    return true;
+    if (!unload_only || engine->busy()) return answer_now("load", 0);
+    engines_.erase(entry->id);
+    return answer_now("unload", 0);
   }
-  if (p.job.count_only) {  // a slot is not needed: render and tokenize only
-    if (!engine->chat)
-      return fail(500,
-                  "the chat template of '" + entry->id + "' does not parse: " + engine->chat_error);
+  // The prompt as tokens into `request`: a chat's rendered through the model's template, with
+  // a forced call's grammar and the markers to show, and in `start` how the answer is read.
+  // False once an error is reported.
+  auto build_prompt = [&](model::GenerateRequest& request, JobSink::Start& start) {
     try {
-      const chat::PreparedChat prepared =
-          chat::prepare_chat(*engine->chat, engine->chat_traits, p.job.chat_request);
+      std::string text = p.job.prompt;
+      bool special = false;
+      if (p.job.chat) {
+        if (!engine->chat) {
+          fail(500,
+               "the chat template of '" + entry->id + "' does not parse: " + engine->chat_error);
+          return false;
+        }
+        chat::PreparedChat prepared =
+            chat::prepare_chat(*engine->chat, engine->chat_traits, p.job.chat_request);
+        text = std::move(prepared.prompt);
+        if (prepared.grammar) request.grammar = std::move(prepared.grammar);
+        for (const std::string& marker : prepared.markers)
+          if (const text::TokenId id = engine->tokenizer.vocab().find(marker); id >= 0)
+            request.shown_tokens.push_back(id);
+        start.output = prepared.output;
+        start.output_prefix = std::move(prepared.output_prefix);
+        special = true;
+      }
+      // Chat templates often write the BOS token themselves; add it only when the text lacks it.
       const text::Vocab& v = engine->tokenizer.vocab();
-      const bool has_bos = v.bos >= 0 && prepared.prompt.rfind(v.pieces[v.bos], 0) == 0;
-      JobSink::Start start;
-      start.model_id = entry->id;
-      start.prompt_tokens =
-          static_cast<int>(engine->tokenizer.encode(prepared.prompt, !has_bos, true).size());
-      p.sink->on_start(start);
-      model::GenerateResult counted;
-      counted.prompt_tokens = start.prompt_tokens;
-      counted.finish_reason = "stop";
-      p.sink->on_done(counted);
+      const bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
+      request.prompt = engine->tokenizer.encode(text, !has_bos, special);
+    } catch (const chat::jinja::Error& err) {
+      fail(400, std::string("the chat template failed: ") + err.what());
+      return false;
+    } catch (const grammar::SchemaError& err) {
+      fail(400, std::string("'tools': ") + err.what(), "unsupported_parameter");
+      return false;
     } catch (const std::exception& err) {
-      return fail(400, err.what());
+      fail(400, err.what());
+      return false;
     }
     return true;
+  };
+  if (p.job.count_only) {  // a slot is not needed: render and tokenize only
+    model::GenerateRequest counted;
+    JobSink::Start unused;
+    if (!build_prompt(counted, unused)) return true;
+    return answer_now("stop", static_cast<int>(counted.prompt.size()));
   }
   if (std::none_of(engine->slots.begin(), engine->slots.end(),
                    [](const Slot& s) { return !s.active; }))
@@ -251,49 +273,12 @@ bool Scheduler::admit(Pending& p) {
     std::string why;
     if (!embed(*engine, slot, p.job, vectors, tokens, why, [&] { return p.sink->cancelled(); }))
       return fail(400, why);
-    JobSink::Start start;
-    start.model_id = entry->id;
-    start.prompt_tokens = tokens;
-    p.sink->on_start(start);
-    p.sink->on_embeddings(std::move(vectors), tokens);
-    model::GenerateResult done;
-    done.prompt_tokens = tokens;
-    done.finish_reason = "stop";
-    p.sink->on_done(done);
     engine->last_used = Clock::now();
-    return true;
+    return answer_now("stop", tokens, &vectors);
   }
   model::GenerateRequest request = p.job.generation;
   JobSink::Start start;
-  try {
-    std::string text = p.job.prompt;
-    bool special = false;
-    if (p.job.chat) {
-      if (!engine->chat)
-        return fail(
-            500, "the chat template of '" + entry->id + "' does not parse: " + engine->chat_error);
-      chat::PreparedChat prepared =
-          chat::prepare_chat(*engine->chat, engine->chat_traits, p.job.chat_request);
-      text = std::move(prepared.prompt);
-      if (prepared.grammar) request.grammar = std::move(prepared.grammar);
-      for (const std::string& marker : prepared.markers)
-        if (const text::TokenId id = engine->tokenizer.vocab().find(marker); id >= 0)
-          request.shown_tokens.push_back(id);
-      start.output = prepared.output;
-      start.output_prefix = std::move(prepared.output_prefix);
-      special = true;
-    }
-    // Chat templates often write the BOS token themselves; add it only when the text lacks it.
-    const text::Vocab& v = engine->tokenizer.vocab();
-    const bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
-    request.prompt = engine->tokenizer.encode(text, !has_bos, special);
-  } catch (const chat::jinja::Error& err) {
-    return fail(400, std::string("the chat template failed: ") + err.what());
-  } catch (const grammar::SchemaError& err) {
-    return fail(400, std::string("'tools': ") + err.what(), "unsupported_parameter");
-  } catch (const std::exception& err) {
-    return fail(400, err.what());
-  }
+  if (!build_prompt(request, start)) return true;
   if (request.prompt.empty()) return fail(400, "the prompt is empty");
 
   const int n_ctx = engine->transformer.n_ctx();
