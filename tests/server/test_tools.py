@@ -206,3 +206,25 @@ def test_a_bad_template_file_is_a_usage_error(tmp_path):
     with pytest.raises(AssertionError, match="chat-template"):
         with EmberServer(tmp_path, "--chat-template-file", str(bad), models=(SMOLLM2_FILE,)):
             pass
+
+
+def test_chat_template_by_name_or_source(tmp_path):
+    """--chat-template takes a built-in's name or (as llama-server with --jinja) the template."""
+    with EmberServer(tmp_path / "a", "--backend", "cpu", "--chat-template", THINKING_TEMPLATE,
+                     models=(SMOLLM2_FILE,)) as s:
+        status, out = post(s, "/v1/chat/completions", {
+            "model": SMOLLM2, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+        assert status == 200 and out["choices"][0]["message"]["reasoning_content"], out
+    with EmberServer(tmp_path / "b", "--backend", "cpu", "--chat-template", "gemma",
+                     models=(SMOLLM2_FILE,)) as s:
+        status, out = post(s, "/v1/chat/completions", {
+            "model": SMOLLM2, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+        assert status == 200 and "reasoning_content" not in out["choices"][0]["message"], out
+    for bad in ("no-such-template", "{% if %}"):
+        with pytest.raises(AssertionError, match="chat-template"):
+            with EmberServer(tmp_path / "c", "--chat-template", bad, models=(SMOLLM2_FILE,)):
+                pass
+    with pytest.raises(AssertionError, match="not both"):
+        with EmberServer(tmp_path / "d", "--chat-template", "gemma", "--chat-template-file",
+                         str(tmp_path / "x.jinja"), models=(SMOLLM2_FILE,)):
+            pass
