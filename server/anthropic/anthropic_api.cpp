@@ -282,6 +282,10 @@ bool thinking_requested(const json& body) {
 
 json to_chat_body(const json& b, bool count) {
   if (!b.is_object()) throw bad("the body must be a JSON object");
+  for (const char* key : {"mcp_servers", "container"})  // server-side tools ember does not run
+    if (auto it = b.find(key); it != b.end() && !it->is_null() && !(it->is_array() && it->empty()))
+      throw ApiError(400, std::string(key) + ": not supported (ember runs no server-side tools)",
+                     key, "invalid_request_error", "unsupported_parameter");
   json out = json::object();
   if (b.contains("model")) out["model"] = b["model"];
   if (!count) {

@@ -338,6 +338,19 @@ json to_chat_body(const json& b) {
                    "'previous_response_id' cannot be honoured: ember's Responses API is stateless "
                    "(nothing is stored); send the conversation in 'input'",
                    "previous_response_id", "invalid_request_error", "unsupported_parameter");
+  // Fields whose request ember cannot honour: a 400 naming them, not a silently different answer.
+  auto given = [&](const char* key) {
+    auto it = b.find(key);
+    return it != b.end() && !it->is_null() && *it != false && *it != 0 &&
+           !(it->is_array() && it->empty()) && !(it->is_object() && it->empty());
+  };
+  for (const char* key : {"background", "conversation", "prompt", "include", "top_logprobs"})
+    if (given(key))
+      throw ApiError(400,
+                     std::string("'") + key +
+                         "' cannot be honoured: ember's Responses API is stateless and returns "
+                         "text, function calls and reasoning only",
+                     key, "invalid_request_error", "unsupported_parameter");
   json out = json::object();
   for (const char* key : {"model", "temperature", "top_p", "stream", "parallel_tool_calls", "seed"})
     if (b.contains(key) && !b[key].is_null()) out[key] = b[key];

@@ -128,6 +128,8 @@ def test_errors_are_anthropic_shaped(client, server):
          "text-only"),
         ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
           "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tools"),
+        ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+          "mcp_servers": [{"type": "url", "url": "https://example.com", "name": "x"}]}, "mcp_servers"),
     ]:
         req = urllib.request.Request(server.url + "/v1/messages", data=json.dumps(dict(body, model=SMOLLM2)).encode(),
                                      headers={"x-api-key": "sk-test", "content-type": "application/json"})

@@ -99,3 +99,8 @@ def test_stateless_refusals(client):
     assert e.value.body["code"] == "unsupported_content"
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="no-such-model", input="Hi")
+    for field, value in [("background", True), ("include", ["reasoning.encrypted_content"]),
+                         ("top_logprobs", 3), ("conversation", "conv_1")]:
+        with pytest.raises(openai.BadRequestError) as e:
+            client.responses.create(model=SMOLLM2, input="Hi", extra_body={field: value})
+        assert e.value.body["param"] == field, e.value.body
