@@ -377,6 +377,7 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
 
   if (path == "/health" || path == "/v1/health")
     return get ? health(responder) : wrong_method("GET, HEAD");
+  if (path == "/ready") return get ? ready(responder) : wrong_method("GET, HEAD");
   // The chat page is public (it holds no data); the API calls it makes carry the key.
   if (path == "/ui" || path == "/ui/") {
     if (!get) return wrong_method("GET, HEAD");
@@ -391,16 +392,24 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
     r.body = kChatPage;
     return responder->send(std::move(r));
   }
+  // Errors outside a route's own handler take the shape of the API the path belongs to.
+  const Shape shape = path.rfind("/v1/messages", 0) == 0 ? Shape::kAnthropic
+                      : path.rfind("/api/", 0) == 0      ? Shape::kOllama
+                                                         : Shape::kOpenAI;
   if (!authorized(request)) {
     counters_->unauthorized++;
-    const Shape shape = path.rfind("/v1/messages", 0) == 0 ? Shape::kAnthropic
-                        : path.rfind("/api/", 0) == 0      ? Shape::kOllama
-                                                           : Shape::kOpenAI;
     return shaped_error(shape, responder, 401,
                         "a valid API key is required: send 'Authorization: Bearer KEY' (or "
                         "'x-api-key: KEY')",
                         "authentication_error", "", {{"WWW-Authenticate", "Bearer"}});
   }
+  // Draining (SIGTERM): what would take a slot or start a download goes to another replica;
+  // what answers at once (lists, show, metrics, discovery, deletes) is still served.
+  if (draining_.load() && method == "POST" && path != "/api/show" && path != "/api/models/discover")
+    return shaped_error(shape, responder, 503,
+                        "the server is shutting down and takes no new work; retry (another "
+                        "replica will answer)",
+                        "server_error", "", {{"Retry-After", "5"}}, "server_shutting_down");
   struct Route {
     const char* path;
     const char* allowed;
@@ -620,6 +629,15 @@ void App::health(std::shared_ptr<http::Responder> responder) {
       {"tokens", {{"prompt", s.prompt_tokens}, {"completion", s.completion_tokens}}}};
   http::Response r;
   r.body = dump(body);
+  responder->send(std::move(r));
+}
+
+void App::ready(std::shared_ptr<http::Responder> responder) {
+  const bool draining = draining_.load(), ready = ready_.load();
+  http::Response r;
+  r.status = ready && !draining ? 200 : 503;
+  r.body = dump(json{{"status", draining ? "draining" : ready ? "ready" : "starting"}});
+  if (r.status == 503) r.headers.emplace_back("Retry-After", "5");
   responder->send(std::move(r));
 }
 
@@ -857,17 +875,30 @@ void App::root(std::shared_ptr<http::Responder> responder) {
   json body = {{"name", "ember"},
                {"version", kVersion},
                {"description", "GGUF inference server with an OpenAI-compatible API"},
-               {"endpoints", {"GET /health",           "GET /v1/models",
-                              "GET /v1/models/{id}",   "POST /v1/chat/completions",
-                              "POST /v1/completions",  "POST /api/generate",
-                              "POST /v1/generate",     "POST /api/chat",
-                              "POST /v1/messages",     "POST /v1/messages/count_tokens",
-                              "POST /v1/responses",    "POST /v1/embeddings",
-                              "POST /api/embed",       "POST /api/show",
-                              "GET /api/ps",           "GET /api/version",
-                              "GET /api/tags",         "POST /api/models/discover",
-                              "GET /metrics",          "POST /api/pull",
-                              "DELETE /api/pull/{id}", "DELETE /api/models/{id}"}},
+               {"endpoints",
+                {"GET /health",
+                 "GET /ready",
+                 "GET /v1/models",
+                 "GET /v1/models/{id}",
+                 "POST /v1/chat/completions",
+                 "POST /v1/completions",
+                 "POST /api/generate",
+                 "POST /v1/generate",
+                 "POST /api/chat",
+                 "POST /v1/messages",
+                 "POST /v1/messages/count_tokens",
+                 "POST /v1/responses",
+                 "POST /v1/embeddings",
+                 "POST /api/embed",
+                 "POST /api/show",
+                 "GET /api/ps",
+                 "GET /api/version",
+                 "GET /api/tags",
+                 "POST /api/models/discover",
+                 "GET /metrics",
+                 "POST /api/pull",
+                 "DELETE /api/pull/{id}",
+                 "DELETE /api/models/{id}"}},
                {"downloads", json::array()}};
   // Pulls in progress: id (for DELETE /api/pull/{id}), repo, file, status and bytes.
   for (const std::string& line : pulls_.status_lines())

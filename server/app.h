@@ -30,6 +30,11 @@ class App {
  public:
   App(ModelRegistry& registry, Scheduler& scheduler, pull::PullManager& pulls, AppOptions options);
   void handle(const http::Request& request, std::shared_ptr<http::Responder> responder);
+  // GET /ready answers 200 from set_ready() (the server listens and discovery has run) until
+  // begin_drain(); from then on 503, and new work (generation, embeddings, pulls) is refused with
+  // 503 + Retry-After while what is in flight finishes. Thread-safe.
+  void set_ready() { ready_ = true; }
+  void begin_drain() { draining_ = true; }
 
  private:
   struct Counters {
@@ -58,6 +63,7 @@ class App {
                     const std::string& param = "", http::Headers headers = {},
                     const std::string& code = "");
   void health(std::shared_ptr<http::Responder> responder);
+  void ready(std::shared_ptr<http::Responder> responder);  // GET /ready
   void metrics(std::shared_ptr<http::Responder> responder);
   void list_models(std::shared_ptr<http::Responder> responder, const std::string& one);
   void tags(std::shared_ptr<http::Responder> responder);
@@ -77,6 +83,7 @@ class App {
   pull::PullManager& pulls_;
   AppOptions options_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::atomic<bool> ready_{false}, draining_{false};
   std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
   std::map<std::string, std::string> show_cache_;  // /api/show bodies (event loop only)
 };

@@ -365,13 +365,19 @@ void Scheduler::run() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       if (!any_active && queue_.empty() && !stopping_) {
-        // Idle: sleep until work comes or the next model's keep_alive runs out.
+        // Idle: sleep until work comes, the next model's keep_alive runs out or (while models
+        // are loaded) a second passes, to notice files that went away.
         lock.unlock();
         const auto next_expiry = expire_idle();
         lock.lock();
         auto ready = [&] { return !queue_.empty() || stopping_ || !unloads_.empty(); };
-        if (next_expiry)
-          wake_.wait_until(lock, *next_expiry, ready);
+        std::optional<Clock::time_point> until = next_expiry;
+        if (!engines_.empty()) {
+          const auto soon = Clock::now() + std::chrono::seconds(1);
+          if (!until || soon < *until) until = soon;
+        }
+        if (until)
+          wake_.wait_until(lock, *until, ready);
         else
           wake_.wait(lock, ready);
       }
@@ -528,7 +534,19 @@ std::optional<Clock::time_point> Scheduler::expire_idle() {
   std::optional<Clock::time_point> next;
   for (auto it = engines_.begin(); it != engines_.end();) {
     Engine& e = *it->second;
-    if (e.busy() || e.keep_alive_seconds < 0) {
+    if (e.busy()) {
+      ++it;
+      continue;
+    }
+    // Its file was deleted (here, or by another replica sharing the volume, seen by a rescan)
+    // or the id now names another file: requests for it answer 404, so free its memory.
+    const std::optional<ModelEntry> now = registry_.find(it->first);
+    if (!now || now->path != e.entry.path) {
+      std::fprintf(stderr, "unloading %s (its file is gone)\n", it->first.c_str());
+      it = engines_.erase(it);
+      continue;
+    }
+    if (e.keep_alive_seconds < 0) {
       ++it;
       continue;
     }

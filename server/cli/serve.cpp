@@ -4,7 +4,7 @@
 //               [--backend auto|cpu] [--threads N] [--ctx N] [--parallel N] [--max-queue N]
 //               [--max-loaded-models N] [--cors-origins O1,O2] [--max-body-mb N]
 //               [--request-timeout S] [--idle-timeout S] [--max-downloads N]
-//               [--memory-budget-mb N]
+//               [--memory-budget-mb N] [--drain-timeout S] [--rescan-interval S] [--no-watch]
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "gguf/model_files.h"
@@ -112,8 +113,10 @@ int run_serve(const std::vector<std::string>& argv) {
              "memory-budget-mb",
              "lora",
              "chat-template",
-             "chat-template-file"},
-            {"cpu-moe"});
+             "chat-template-file",
+             "drain-timeout",
+             "rescan-interval"},
+            {"cpu-moe", "no-watch"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
     for (const char* var : vars)
@@ -201,6 +204,16 @@ int run_serve(const std::vector<std::string>& argv) {
   http_options.idle_timeout = std::chrono::seconds(
       to_int(args.get("idle-timeout").value_or("30"), "--idle-timeout", 1, 86400));
 
+  // Deployment: how long SIGTERM waits for in-flight requests (Kubernetes' grace period must be
+  // longer), how often the model directories are rescanned as a backstop to inotify (which sees
+  // nothing another host writes to a network volume), and whether inotify is used at all.
+  const int drain_timeout = to_int(pick("drain-timeout", {"EMBER_DRAIN_TIMEOUT"}).value_or("25"),
+                                   "--drain-timeout", 0, 86400);
+  const int rescan_interval =
+      to_int(pick("rescan-interval", {"EMBER_RESCAN_INTERVAL"}).value_or("30"), "--rescan-interval",
+             0, 86400);
+  const bool watch = !args.has("no-watch") && env("EMBER_WATCH").value_or("1") != "0";
+
   server::AppOptions app_options;
   app_options.api_key = pick("api-key", {"EMBER_API_KEY"}).value_or("");
   app_options.backend = backend.backend;
@@ -239,7 +252,10 @@ int run_serve(const std::vector<std::string>& argv) {
                             return registry.id_for_path(path);
                           });
   server::App app(registry, scheduler, pulls, app_options);
-  server::DirectoryWatcher watcher(loop, registry);
+  std::optional<server::DirectoryWatcher> watcher;
+  if (watch) watcher.emplace(loop, registry);
+  if (rescan_interval > 0)
+    loop.every(std::chrono::seconds(rescan_interval), [&registry] { registry.rescan(); });
   http::Server http_server(loop, http_options,
                            [&app](const http::Request& r, std::shared_ptr<http::Responder> resp) {
                              app.handle(r, std::move(resp));
@@ -254,25 +270,50 @@ int run_serve(const std::vector<std::string>& argv) {
                "ember %s: %zu model(s) found; %d slot(s) per model, context %d, %d threads\n",
                ember::kVersion, found, sched.parallel, sched.n_ctx, sched.threads);
 
-  bool stopping = false;
-  std::chrono::steady_clock::time_point stop_deadline;
+  app.set_ready();
+
+  // SIGTERM (or SIGINT) drains: /ready turns 503 at once, new work is refused with 503 +
+  // Retry-After, what is in flight finishes; at the latest after --drain-timeout (or at a second
+  // signal) the rest is ended, then the process exits 0.
+  enum class Phase { kServing, kDraining, kStopping } phase = Phase::kServing;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point deadline;
+  auto stop_now = [&] {
+    phase = Phase::kStopping;
+    http_server.stop_accepting();
+    scheduler.shutdown();  // active requests end with what they have, queued ones get 503
+    // Pulls stop at once (even a hanging request), ending their streams with an error line;
+    // their .part files stay for a later pull to resume.
+    pulls.cancel_all("the server is shutting down");
+    deadline = Clock::now() + std::chrono::seconds(3);
+  };
   loop.watch(signal_fd, EPOLLIN, [&](uint32_t) {
     signalfd_siginfo info;
     while (read(signal_fd, &info, sizeof info) == sizeof info) {
-      if (stopping) continue;
-      stopping = true;
-      std::fprintf(stderr, "signal %u: finishing in-flight requests, then exiting\n",
-                   info.ssi_signo);
-      http_server.stop_accepting();
-      scheduler.shutdown();
-      // Pulls stop at once (even a hanging request), ending their streams with an error line.
-      pulls.cancel_all("the server is shutting down");
-      stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      if (phase == Phase::kServing) {
+        std::fprintf(stderr,
+                     "signal %u: draining (not ready, no new work; in-flight requests have %d s "
+                     "to finish)\n",
+                     info.ssi_signo, drain_timeout);
+        phase = Phase::kDraining;
+        app.begin_drain();
+        http_server.drain();
+        deadline = Clock::now() + std::chrono::seconds(drain_timeout);
+      } else if (phase == Phase::kDraining) {
+        std::fprintf(stderr, "signal %u again: ending in-flight requests now\n", info.ssi_signo);
+        stop_now();
+      }
     }
   });
   loop.every(std::chrono::milliseconds(50), [&] {
-    if (!stopping) return;
-    if (http_server.connection_count() == 0 || std::chrono::steady_clock::now() > stop_deadline)
+    if (phase == Phase::kDraining && (http_server.busy_count() == 0 || Clock::now() > deadline)) {
+      if (http_server.busy_count() > 0)
+        std::fprintf(stderr, "drain timeout: ending %zu request(s) still in flight\n",
+                     http_server.busy_count());
+      stop_now();
+    }
+    if (phase == Phase::kStopping &&
+        (http_server.connection_count() == 0 || Clock::now() > deadline))
       loop.stop();
   });
   loop.run();

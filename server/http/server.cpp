@@ -165,9 +165,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   bool idle() const { return !responder_ && output_.size() == offset_; }
-  void set_draining() {
+  // A request is being received, answered or its answer written.
+  bool busy() const { return !idle() || streaming_ || !input_.empty() || parser_.pending() > 0; }
+  // Closes after the answer in progress (or the next request's, for a connection that has not
+  // sent one yet); `close_idle` closes a connection with nothing in progress at once.
+  void set_draining(bool close_idle) {
     draining_ = true;
-    if (idle()) close_now();
+    if (close_idle && !busy()) close_now();
   }
 
   // Pipelined input beyond what one request may hold, while one is being answered, waits in
@@ -509,7 +513,20 @@ void Server::stop_accepting() {
   accepting_ = false;
   std::vector<std::shared_ptr<Connection>> all;
   for (auto& [fd, c] : connections_) all.push_back(c);
-  for (auto& c : all) c->set_draining();
+  for (auto& c : all) c->set_draining(true);
+}
+
+void Server::drain() {
+  draining_ = true;
+  std::vector<std::shared_ptr<Connection>> all;
+  for (auto& [fd, c] : connections_) all.push_back(c);
+  for (auto& c : all) c->set_draining(true);
+}
+
+size_t Server::busy_count() const {
+  size_t n = 0;
+  for (const auto& [fd, c] : connections_) n += c->busy();
+  return n;
 }
 
 void Server::abandon_all() {
@@ -546,6 +563,7 @@ void Server::on_accept() {
     else if (addr.ss_family == AF_INET6)
       inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, host, sizeof host);
     auto c = std::make_shared<Connection>(*this, fd, host);
+    if (draining_) c->set_draining(false);  // one request, then close
     connections_[fd] = c;
     std::weak_ptr<Connection> weak = c;
     loop_.watch(fd, EPOLLIN | EPOLLRDHUP, [weak](uint32_t events) {

@@ -78,7 +78,13 @@ class Server {
   // Stops accepting; connections with nothing in flight are closed, the others close as their
   // responses end.
   void stop_accepting();
+  // Keeps accepting but ends keep-alive: idle connections close now, busy ones after their
+  // answer, new ones after one request (so a load balancer's clients reconnect elsewhere while
+  // the application answers what it still takes). Used while a server drains before exiting.
+  void drain();
   size_t connection_count() const { return connections_.size(); }
+  // Connections receiving a request or answering one (a stream included).
+  size_t busy_count() const;
   // Marks every in-flight responder closed (a shutdown that can wait no longer).
   void abandon_all();
 
@@ -96,6 +102,7 @@ class Server {
   Handler handler_;
   int listen_fd_ = -1;
   bool accepting_ = false;
+  bool draining_ = false;
   std::unordered_map<int, std::shared_ptr<Connection>> connections_;
 };
 

@@ -198,8 +198,8 @@ std::string pull_line(const std::string& ember_line) {
   if (status == "starting" || status == "selected") {
     if (status == "selected") return "";
     out = {{"status", "pulling manifest"}};
-  } else if (status == "downloading" || status == "queued" || status == "waiting" ||
-             status == "joined" || status == "retrying") {
+  } else if (status == "downloading" || status == "queued" || status == "joined" ||
+             status == "retrying") {
     const std::string file = line.value("filename", json("model")).is_string()
                                  ? line.value("filename", std::string("model"))
                                  : "model";

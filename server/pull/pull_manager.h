@@ -1,6 +1,6 @@
 // Pulls of GGUF files from a Hugging Face hub into the models directory, shared by
 // `POST /api/pull` and `ember pull`. Each pull reports NDJSON progress lines (SPEC.md): starting,
-// selected, queued, waiting, downloading (about once a second), verifying, complete or error.
+// selected, queued, joined, downloading (about once a second), verifying, complete or error.
 //
 // The store never lies (docs/ARCHITECTURE.md):
 // - One writer per destination. A pull first resolves which file(s) it will write; pulls of the
@@ -85,7 +85,7 @@ class PullManager {
   // Returns the final line ("complete" or "error"), or "" when the task joined another.
   std::string run_steps(const std::shared_ptr<Task>& task, std::unique_ptr<DestinationLock>& lock,
                         bool& holding_slot);
-  // Takes the destination's lock, saying "waiting" while another process holds it.
+  // Takes the destination's lock, saying "joined" while another process holds it.
   std::unique_ptr<DestinationLock> wait_for_lock(Task& task, const std::string& lock_path);
   // Downloads one part into part_path and verifies it from disk (size, sha256).
   void fetch(Task& task, Part& part, uint64_t done_before);

@@ -424,9 +424,11 @@ std::unique_ptr<DestinationLock> PullManager::wait_for_lock(Task& task,
       said = who;
       {
         std::lock_guard<std::mutex> guard(mutex_);
-        task.status = "waiting";
+        task.status = "joined";
       }
-      say(task, "waiting", "note",
+      // Another process (another replica on a shared volume, or `ember pull`) writes the file:
+      // this pull joins it, waiting for its rename, and then finds the file present.
+      say(task, "joined", "note",
           "another pull (" + who + ") is writing " + fs::path(lock_path).stem().stem().string() +
               "; waiting for it to finish");
     }

@@ -26,8 +26,10 @@ class EmberServer:
         self.workdir = pathlib.Path(workdir)
         self.args = list(args)
         # Discovery also looks at the Hugging Face cache and Ollama's store: keep the user's out.
+        # A test's server drains for at most 5 s on SIGTERM (stop() waits 10 s); tests of the
+        # drain itself pass --drain-timeout, which wins.
         self.env = dict(os.environ, HF_HOME=str(self.workdir / "hf-home"), HF_HUB_CACHE="",
-                        OLLAMA_MODELS=str(self.workdir / "ollama"))
+                        OLLAMA_MODELS=str(self.workdir / "ollama"), EMBER_DRAIN_TIMEOUT="5")
         self.env.update(env or {})
         self.models = models
         self.stderr_lines = []

@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -345,3 +346,48 @@ def test_watching_finds_what_is_scanned_and_sources_created_later(tmp_path):
         # Ollama's store, created after the server started
         ollama_model(tmp_path / "ollama", "late", "latest", SYNTHETIC / "tiny-llama-q8_0.gguf")
         assert wait_until(lambda: "late:latest" in ids(), timeout=5), ids()
+
+
+def test_without_inotify_the_rescan_interval_finds_new_and_deleted_files(tmp_path):
+    """--no-watch stands for a network volume (inotify sees nothing another host writes): the
+    periodic rescan finds a copied model, and one deleted elsewhere answers 404 and is unloaded."""
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    with EmberServer(work, "--no-watch", "--rescan-interval", "1", models=()) as s:
+        ids = lambda: {m["id"] for m in json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]}  # noqa: E731
+        shutil.copy(SMOLLM2_FILE, work / "models" / "smol-copy-q4_1.gguf")
+        time.sleep(0.4)
+        assert ids() == set() or "smol-copy-q4-1" in ids()  # nothing watches; the rescan finds it
+        assert wait_until(lambda: "smol-copy-q4-1" in ids(), timeout=5), ids()
+        assert b"finish_reason" in completion(s.url, "smol-copy-q4-1", 4, False)
+        ps = lambda: [m["name"] for m in json.loads(urllib.request.urlopen(s.url + "/api/ps").read())["models"]]  # noqa: E731
+        assert ps() == ["smol-copy-q4-1"]
+        (work / "models" / "smol-copy-q4_1.gguf").unlink()  # as another replica's DELETE would
+        assert wait_until(lambda: "smol-copy-q4-1" not in ids(), timeout=5), ids()
+        status = urllib.request.Request(s.url + "/v1/completions", data=json.dumps(
+            {"model": "smol-copy-q4-1", "prompt": "x", "max_tokens": 2}).encode())
+        try:
+            urllib.request.urlopen(status)
+            assert False, "a deleted model still answered"
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+        assert wait_until(lambda: ps() == [], timeout=5), ps()
+        assert wait_until(lambda: "unloading smol-copy-q4-1 (its file is gone)" in s.log(), timeout=3), s.log()
+    assert "models directory changed" not in s.log()  # the watcher was off
+
+
+def test_rescan_interval_zero_and_bad_values(tmp_path):
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    out = subprocess.run([EMBER, "serve", "--rescan-interval", "-1"], cwd=work, capture_output=True, text=True)
+    assert out.returncode == 2 and "--rescan-interval must be a whole number" in out.stderr, out.stderr
+    out = subprocess.run([EMBER, "serve", "--drain-timeout", "soon"], cwd=work, capture_output=True, text=True)
+    assert out.returncode == 2 and "--drain-timeout" in out.stderr, out.stderr
+    with EmberServer(work, "--no-watch", "--rescan-interval", "0", models=()) as s:
+        shutil.copy(SYNTHETIC / "tiny-llama-q8_0.gguf", work / "models" / "tiny-q8_0.gguf")
+        time.sleep(1.5)
+        models = json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]
+        assert models == []  # no watcher, no rescans: only a discover request finds it
+        urllib.request.urlopen(urllib.request.Request(s.url + "/api/models/discover", data=b"{}"))
+        models = json.loads(urllib.request.urlopen(s.url + "/v1/models").read())["data"]
+        assert [m["id"] for m in models] == ["tiny-q8-0"]

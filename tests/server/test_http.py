@@ -4,6 +4,7 @@ and methods, malformed and hostile input (the server must answer clearly and sta
 vanishing clients, 16 concurrent streams against solo runs, and a clean SIGTERM."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -336,19 +337,72 @@ def test_sixteen_concurrent_streams_match_solo_runs(server):
 
 # ---- shutdown ----
 
-def test_sigterm_ends_streams_cleanly_and_exits_zero(tmp_path):
-    with EmberServer(tmp_path, models=(SMOLLM2_FILE,)) as s:
-        body = json.dumps({"model": SMOLLM2, "prompt": "Once upon a time", "max_tokens": 2000,
-                           "temperature": 0.7, "stream": True}).encode()
-        sock = socket.create_connection((s.host, s.port), timeout=30)
-        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        first = sock.recv(4096)
-        assert first.startswith(b"HTTP/1.1 200")
+def open_stream(s, max_tokens):
+    """Starts a streamed completion on a raw socket; returns (socket, first bytes received)."""
+    body = json.dumps({"model": SMOLLM2, "prompt": "Once upon a time", "max_tokens": max_tokens,
+                       "temperature": 0.7, "stream": True, "ignore_eos": True}).encode()
+    sock = socket.create_connection((s.host, s.port), timeout=30)
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    first = sock.recv(4096)
+    assert first.startswith(b"HTTP/1.1 200")
+    return sock, first
+
+
+def read_rest(sock, first):
+    rest = first
+    while (b := sock.recv(65536)):
+        rest += b
+    sock.close()
+    assert rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")  # the stream was ended properly
+    return rest
+
+
+def test_sigterm_drains_then_exits_zero(tmp_path):
+    """SIGTERM: /ready turns 503 at once, new work gets 503 + Retry-After in its API's shape,
+    reads still answer, the stream in flight runs to its end, then the process exits 0."""
+    with EmberServer(tmp_path, "--drain-timeout", "60", models=(SMOLLM2_FILE,)) as s:
+        assert curl(s, "/ready")[0] == 200
+        sock, first = open_stream(s, 400)
+        s.proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: curl(s, "/ready")[0] == 503, timeout=5)
+        status, headers, body = curl(s, "/ready")
+        assert json.loads(body) == {"status": "draining"} and "retry-after: 5" in headers.lower()
+        status, headers, body = curl(s, "/v1/chat/completions", body={
+            "model": SMOLLM2, "messages": [{"role": "user", "content": "hi"}]})
+        assert status == 503 and "retry-after: 5" in headers.lower(), (status, headers)
+        assert json.loads(body)["error"]["code"] == "server_shutting_down"
+        status, _, body = curl(s, "/api/chat", body={"model": SMOLLM2, "messages": []})
+        assert status == 503 and "shutting down" in json.loads(body)["error"]  # Ollama's shape
+        status, _, body = curl(s, "/v1/messages", body={"model": SMOLLM2, "max_tokens": 5, "messages": []})
+        assert status == 503 and json.loads(body)["type"] == "error"  # Anthropic's shape
+        assert curl(s, "/v1/models")[0] == 200 and curl(s, "/health")[0] == 200
+        assert s.proc.poll() is None  # still draining: the stream is not done
+        rest = read_rest(sock, first)
+        finals = [json.loads(line[6:]) for line in rest.decode().split("\n")
+                  if line.startswith("data: {") and '"finish_reason":"length"' in line]
+        assert finals, "the stream was cut short instead of running to max_tokens"
+        assert s.proc.wait(timeout=10) == 0
+        assert "draining" in s.log()
+
+
+def test_drain_timeout_ends_what_is_still_running(tmp_path):
+    """A stream longer than --drain-timeout is ended cleanly at the deadline; exit 0."""
+    with EmberServer(tmp_path, "--drain-timeout", "1", "--ctx", "8192", models=(SMOLLM2_FILE,)) as s:
+        sock, first = open_stream(s, 8000)
         start = time.time()
-        assert s.stop(timeout=10) == 0
-        assert time.time() - start < 5
-        rest = first
-        while (b := sock.recv(65536)):
-            rest += b
-        sock.close()
-        assert rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")  # the stream was ended properly
+        s.proc.send_signal(signal.SIGTERM)
+        read_rest(sock, first)
+        assert s.proc.wait(timeout=10) == 0
+        assert 0.8 < time.time() - start < 6
+        assert "drain timeout: ending 1 request(s) still in flight" in s.log()
+
+
+def test_second_signal_ends_the_drain_at_once(tmp_path):
+    with EmberServer(tmp_path, "--drain-timeout", "120", "--ctx", "8192", models=(SMOLLM2_FILE,)) as s:
+        sock, first = open_stream(s, 8000)
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        start = time.time()
+        s.proc.send_signal(signal.SIGINT)
+        read_rest(sock, first)
+        assert s.proc.wait(timeout=10) == 0 and time.time() - start < 5
