@@ -10,9 +10,14 @@ debian_packages=(
   libgtest-dev mesa-vulkan-drivers vulkan-validationlayers pocl-opencl-icd curl unzip
   g++-aarch64-linux-gnu qemu-user  # scripts/check-arm.sh: NEON kernels built and tested under qemu
   chromium chromium-driver  # tests/server/test_ui.py drives the chat page headless
+  ccache  # scripts/ccache-launch: quick rebuilds, and the container build reuses make build's objects
+  podman debootstrap nginx-light  # tests/deploy: the image build, three replicas behind nginx
 )
-python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium langchain_ollama)   # import names
-python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium langchain-ollama)  # pip names, same order
+# `kubectl kustomize` renders deploy/kubernetes (tests/deploy/test_manifests.py); Debian's own
+# kubectl (kubernetes-client) only where none is installed.
+command -v kubectl >/dev/null || debian_packages+=(kubernetes-client)
+python_modules=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium langchain_ollama kubernetes_validate yaml)   # import names
+python_packages=(gguf numpy pytest transformers jinja2 openai requests jsonschema pydantic ollama anthropic selenium langchain-ollama kubernetes-validate pyyaml)  # pip names, same order
 
 missing=()
 for p in "${debian_packages[@]}"; do

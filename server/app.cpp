@@ -663,6 +663,8 @@ void App::metrics(std::shared_ptr<http::Responder> responder) {
   metric("ember_queue_depth", "gauge", "requests waiting for a slot", s.queued);
   metric("ember_active_requests", "gauge", "requests generating now", s.active);
   metric("ember_models_loaded", "gauge", "models in memory", double(s.loaded.size()));
+  metric("ember_draining", "gauge", "1 from SIGTERM until exit: no new work is taken",
+         draining_.load() ? 1 : 0);
   metric("ember_time_to_first_token_seconds_sum", "counter", "time to first token, summed",
          s.ttft_seconds_sum);
   metric("ember_time_to_first_token_seconds_count", "counter", "requests with a first token",

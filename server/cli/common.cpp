@@ -7,6 +7,7 @@
 #include "server/backend_choice.h"
 #include "server/cli/args.h"
 #include "server/cli/commands.h"
+#include "server/cpu_quota.h"
 
 namespace ember::cli {
 
@@ -25,7 +26,7 @@ std::vector<int32_t> parse_ids(const std::string& list) {
 }
 
 int default_threads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return server::usable_cpus();
 }
 
 std::set<std::string> with_backend_options(std::set<std::string> valued) {

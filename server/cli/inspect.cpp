@@ -1,12 +1,17 @@
 // `ember inspect FILE.gguf [--json] [--full-arrays]`: what a GGUF file holds, for people (a summary
 // and a tensor table) or for programs (one JSON object).
+// `ember inspect --memory FILE.gguf [--ctx N] [--parallel N] [--json]`: the memory `ember serve`
+// needs for it with those settings (what a container's memory request is sized by).
+#include <algorithm>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "gguf/model_files.h"
+#include "model/hparams.h"
 #include "server/cli/args.h"
 #include "server/cli/commands.h"
 #include "server/gguf_json.h"
@@ -142,13 +147,64 @@ void print_text(const gguf::ModelFiles& model) {
                 human_bytes(count_bytes.second).c_str());
 }
 
+// Weights (mapped: resident once touched, which generation does to all of them) + the KV cache of
+// `parallel` slots of `ctx` positions (capped at the training context, as the server does) +
+// ember's own 64 MiB (HTTP buffers, tokenizer, activations and scratch of a small model).
+void print_memory(const gguf::ModelFiles& model, int ctx, int parallel, bool as_json) {
+  constexpr uint64_t kOwn = 64ull << 20;
+  const model::HyperParams hp = model::HyperParams::from_gguf(model.metadata());
+  const int n_ctx = hp.n_ctx_train > 0 ? std::min(ctx, hp.n_ctx_train) : ctx;
+  uint64_t weights = 0;
+  for (const gguf::File& f : model.parts()) weights += f.size();
+  const uint64_t kv = hp.kv_cache_bytes(n_ctx, parallel);
+  const uint64_t total = weights + kv + kOwn;
+  const auto mib = [](uint64_t b) { return double(b) / double(1 << 20); };
+  if (as_json) {
+    std::printf("%s\n", json{{"ctx", n_ctx},
+                             {"parallel", parallel},
+                             {"weights_bytes", weights},
+                             {"kv_cache_bytes", kv},
+                             {"overhead_bytes", kOwn},
+                             {"total_bytes", total},
+                             {"total_mib", uint64_t(std::ceil(mib(total)))}}
+                            .dump(2)
+                            .c_str());
+    return;
+  }
+  std::printf("memory for `ember serve --ctx %d --parallel %d`%s:\n", n_ctx, parallel,
+              n_ctx < ctx ? " (the context capped at the model's training length)" : "");
+  std::printf("  weights   %10.1f MiB  (the file, mapped)\n", mib(weights));
+  std::printf(
+      "  KV cache  %10.1f MiB  (2 × 2 B × %d layers × %d kv heads × %d head_dim × %d positions × "
+      "%d slots)\n",
+      mib(kv), hp.n_layer, hp.n_head_kv, hp.head_dim, n_ctx, parallel);
+  std::printf("  ember     %10.1f MiB\n", mib(kOwn));
+  std::printf("  total     %10.1f MiB  → resources.requests.memory and limits.memory: %.0fMi\n",
+              mib(total), std::ceil(mib(total)));
+}
+
+int to_positive(const std::string& value, const char* what) {
+  try {
+    size_t used = 0;
+    const long v = std::stol(value, &used);
+    if (used == value.size() && v >= 1 && v <= (1 << 24)) return int(v);
+  } catch (const std::exception&) {
+  }
+  throw UsageError(std::string(what) + " must be a positive whole number, not '" + value + "'");
+}
+
 }  // namespace
 
 int run_inspect(const std::vector<std::string>& argv) {
-  Args args(argv, {}, {"json", "full-arrays"});
+  Args args(argv, {"ctx", "parallel"}, {"json", "full-arrays", "memory"});
   if (args.positional().size() != 1) throw UsageError("expected one FILE.gguf");
+  if ((args.has("ctx") || args.has("parallel")) && !args.has("memory"))
+    throw UsageError("--ctx and --parallel go with --memory");
   gguf::ModelFiles model = gguf::ModelFiles::open(args.positional()[0]);
-  if (args.has("json"))
+  if (args.has("memory"))
+    print_memory(model, to_positive(args.get("ctx").value_or("4096"), "--ctx"),
+                 to_positive(args.get("parallel").value_or("4"), "--parallel"), args.has("json"));
+  else if (args.has("json"))
     print_json(model, args.has("full-arrays"));
   else
     print_text(model);

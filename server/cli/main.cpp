@@ -44,7 +44,9 @@ const Command kCommands[] = {
      "which backend "
      "serve would use",
      ember::cli::run_gpu_info},
-    {"inspect", "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table",
+    {"inspect",
+     "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table\n"
+     "  inspect --memory FILE.gguf [--ctx N] [--parallel N]   memory ember serve needs for it",
      ember::cli::run_inspect},
     {"tokenize", "tokenize --model FILE (--text TEXT | --file F) [--no-bos] [--special]",
      ember::cli::run_tokenize},
