@@ -378,6 +378,8 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
   if (path == "/health" || path == "/v1/health")
     return get ? health(responder) : wrong_method("GET, HEAD");
   if (path == "/ready") return get ? ready(responder) : wrong_method("GET, HEAD");
+  if (path == "/metrics" && options_.public_metrics)
+    return get ? metrics(responder) : wrong_method("GET, HEAD");
   // The chat page is public (it holds no data); the API calls it makes carry the key.
   if (path == "/ui" || path == "/ui/") {
     if (!get) return wrong_method("GET, HEAD");
@@ -403,13 +405,6 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
                         "'x-api-key: KEY')",
                         "authentication_error", "", {{"WWW-Authenticate", "Bearer"}});
   }
-  // Draining (SIGTERM): what would take a slot or start a download goes to another replica;
-  // what answers at once (lists, show, metrics, discovery, deletes) is still served.
-  if (draining_.load() && method == "POST" && path != "/api/show" && path != "/api/models/discover")
-    return shaped_error(shape, responder, 503,
-                        "the server is shutting down and takes no new work; retry (another "
-                        "replica will answer)",
-                        "server_error", "", {{"Retry-After", "5"}}, "server_shutting_down");
   struct Route {
     const char* path;
     const char* allowed;
@@ -450,8 +445,16 @@ void App::handle(const http::Request& request, std::shared_ptr<http::Responder> 
   for (const Route& r : routes) {
     if (path != r.path) continue;
     // A route is either POST-only or GET/HEAD.
-    const bool ok = std::string_view(r.allowed) == "POST" ? method == "POST" : get;
-    return ok ? r.run() : wrong_method(r.allowed);
+    const bool post = std::string_view(r.allowed) == "POST";
+    if (!(post ? method == "POST" : get)) return wrong_method(r.allowed);
+    // Draining (SIGTERM): what would take a slot or start a download goes to another replica;
+    // what answers at once (lists, show, metrics, discovery, deletes) is still served.
+    if (post && draining_.load() && path != "/api/show" && path != "/api/models/discover")
+      return shaped_error(shape, responder, 503,
+                          "the server is shutting down and takes no new work; retry (another "
+                          "replica will answer)",
+                          "server_error", "", {{"Retry-After", "5"}}, "server_shutting_down");
+    return r.run();
   }
   // DELETE /api/pull/{id}: cancel a pull (id as GET / lists it, or ORG/REPO for all of a repo's).
   if (path.rfind("/api/pull/", 0) == 0 && path.size() > 10) {

@@ -22,6 +22,9 @@ struct AppOptions {
   std::string backend = "cpu";
   std::string device;                 // what the backend runs on, for /health
   std::string pull_dir = "./models";  // where pulled files go; only these may be deleted
+  // GET /metrics without the API key (--public-metrics): for a Prometheus that scrapes pods by
+  // annotation without credentials; the NetworkPolicy then says who may reach the port.
+  bool public_metrics = false;
   // The model of a request that names none (--model FILE); empty: the only model, if just one.
   std::string default_model_file;
 };

@@ -127,4 +127,25 @@ void DirectoryWatcher::on_events() {
   }
 }
 
+PeriodicRescan::PeriodicRescan(ModelRegistry& registry, std::chrono::seconds interval)
+    : registry_(registry), interval_(interval) {
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+      lock.unlock();
+      registry_.rescan();
+      lock.lock();
+    }
+  });
+}
+
+PeriodicRescan::~PeriodicRescan() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
 }  // namespace ember::server

@@ -8,10 +8,13 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "server/http/event_loop.h"
 #include "server/model_registry.h"
@@ -44,6 +47,25 @@ class DirectoryWatcher {
   uint64_t synced_generation_ = ~uint64_t{0};
   bool dirty_ = false;
   std::chrono::steady_clock::time_point last_event_;
+};
+
+// Rescans the registry every `interval` (--rescan-interval) on a thread of its own, so that a
+// slow network volume never blocks the event loop: the backstop for what inotify cannot see
+// (files written or deleted by other hosts sharing the volume). Stops and joins when destroyed.
+class PeriodicRescan {
+ public:
+  PeriodicRescan(ModelRegistry& registry, std::chrono::seconds interval);
+  ~PeriodicRescan();
+  PeriodicRescan(const PeriodicRescan&) = delete;
+  PeriodicRescan& operator=(const PeriodicRescan&) = delete;
+
+ private:
+  ModelRegistry& registry_;
+  std::chrono::seconds interval_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 }  // namespace ember::server

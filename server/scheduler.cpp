@@ -538,11 +538,17 @@ std::optional<Clock::time_point> Scheduler::expire_idle() {
       ++it;
       continue;
     }
-    // Its file was deleted (here, or by another replica sharing the volume, seen by a rescan)
-    // or the id now names another file: requests for it answer 404, so free its memory.
+    // Its file was deleted (here, or by another replica sharing the volume, seen by a rescan),
+    // replaced, or the id now names another file: free its memory (the next request loads what
+    // is there now). A model the last scan merely missed while its file is still there (a
+    // network volume's hiccup) stays.
     const std::optional<ModelEntry> now = registry_.find(it->first);
-    if (!now || now->path != e.entry.path) {
-      std::fprintf(stderr, "unloading %s (its file is gone)\n", it->first.c_str());
+    std::error_code ec;
+    const bool gone = now ? now->path != e.entry.path || now->modified != e.entry.modified ||
+                                now->size_bytes != e.entry.size_bytes
+                          : !std::filesystem::exists(e.entry.path, ec) && !ec;
+    if (gone) {
+      std::fprintf(stderr, "unloading %s (its file is gone or was replaced)\n", it->first.c_str());
       it = engines_.erase(it);
       continue;
     }

@@ -5,6 +5,7 @@
 //               [--max-loaded-models N] [--cors-origins O1,O2] [--max-body-mb N]
 //               [--request-timeout S] [--idle-timeout S] [--max-downloads N]
 //               [--memory-budget-mb N] [--drain-timeout S] [--rescan-interval S] [--no-watch]
+//               [--public-metrics]
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -116,7 +117,7 @@ int run_serve(const std::vector<std::string>& argv) {
              "chat-template-file",
              "drain-timeout",
              "rescan-interval"},
-            {"cpu-moe", "no-watch"});
+            {"cpu-moe", "no-watch", "public-metrics"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
     for (const char* var : vars)
@@ -216,6 +217,8 @@ int run_serve(const std::vector<std::string>& argv) {
 
   server::AppOptions app_options;
   app_options.api_key = pick("api-key", {"EMBER_API_KEY"}).value_or("");
+  app_options.public_metrics =
+      args.has("public-metrics") || env("EMBER_PUBLIC_METRICS").value_or("0") == "1";
   app_options.backend = backend.backend;
   app_options.device = backend.device;
   // A request naming no model gets the one --model (or a single EMBER_BASE_GGUF) names.
@@ -254,8 +257,8 @@ int run_serve(const std::vector<std::string>& argv) {
   server::App app(registry, scheduler, pulls, app_options);
   std::optional<server::DirectoryWatcher> watcher;
   if (watch) watcher.emplace(loop, registry);
-  if (rescan_interval > 0)
-    loop.every(std::chrono::seconds(rescan_interval), [&registry] { registry.rescan(); });
+  std::optional<server::PeriodicRescan> rescans;
+  if (rescan_interval > 0) rescans.emplace(registry, std::chrono::seconds(rescan_interval));
   http::Server http_server(loop, http_options,
                            [&app](const http::Request& r, std::shared_ptr<http::Responder> resp) {
                              app.handle(r, std::move(resp));
@@ -305,8 +308,12 @@ int run_serve(const std::vector<std::string>& argv) {
       }
     }
   });
+  int quiet_ticks = 0;  // consecutive checks with nothing in flight
   loop.every(std::chrono::milliseconds(50), [&] {
-    if (phase == Phase::kDraining && (http_server.busy_count() == 0 || Clock::now() > deadline)) {
+    // Nothing in flight twice in a row: a connection accepted just now has had a turn to send
+    // its request before the listener closes.
+    quiet_ticks = http_server.busy_count() == 0 ? quiet_ticks + 1 : 0;
+    if (phase == Phase::kDraining && (quiet_ticks >= 2 || Clock::now() > deadline)) {
       if (http_server.busy_count() > 0)
         std::fprintf(stderr, "drain timeout: ending %zu request(s) still in flight\n",
                      http_server.busy_count());

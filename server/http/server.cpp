@@ -314,7 +314,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void append_common_headers(std::string& head, const Headers& extra) const {
     head += "Server: ember\r\n";
-    head += close_after_write_ ? "Connection: close\r\n" : "Connection: keep-alive\r\n";
+    // A draining server closes every connection after its answer: say so in that answer.
+    head +=
+        close_after_write_ || draining_ ? "Connection: close\r\n" : "Connection: keep-alive\r\n";
     const auto& origins = server_.options_.cors_origins;
     if (!origins.empty()) {
       const bool any = std::find(origins.begin(), origins.end(), "*") != origins.end();

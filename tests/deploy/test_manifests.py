@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -88,6 +89,9 @@ def test_every_overlay_renders_and_validates(name):
     assert mounts["models"] == "/models"
     claim = {v["name"]: v for v in spec["volumes"]}["models"]["persistentVolumeClaim"]["claimName"]
     assert claim == kinds["PersistentVolumeClaim"][0]["metadata"]["name"]
+    # Prometheus scraping by annotation carries no key: /metrics must be public then.
+    if deployment["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true":
+        assert env["EMBER_PUBLIC_METRICS"]["value"] == "1"
     # Resources: memory requested and limited alike (weights + KV cache + 64 MiB, see the comment).
     assert c["resources"]["requests"]["memory"] == c["resources"]["limits"]["memory"]
     # Selectors name ember's pods (an empty one would select every pod of the namespace).
@@ -154,6 +158,7 @@ def test_kserve_runtime_and_inference_service():
     assert "/mnt/models" in c["args"] and "0.0.0.0:8080" in c["args"]
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert c["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     validate(as_pod(c))
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     model = isvc["spec"]["predictor"]["model"]
@@ -203,6 +208,8 @@ def test_sap_ai_core_serving_template():
     assert c["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+    # The pull runs before ember listens: a startup probe gives it time, liveness waits for it.
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 600
     script = " ".join(c["args"])
     assert "ember pull" in script and "exec ember serve --bind 0.0.0.0:8080" in script
     assert env_of(c)["EMBER_PULL_MODEL"]["value"] == params["model"]
@@ -210,19 +217,28 @@ def test_sap_ai_core_serving_template():
 
 
 def test_what_the_manifests_name_exists_in_a_running_server(tmp_path):
-    """Probe paths answer 200 on a serving ember, /ready is public like /health (probes carry no
-    key), and /metrics carries the autoscaler's metric."""
+    """A server with the Deployment's environment: the probe paths answer 200 without the key
+    (kubelet probes carry none), /metrics too (Prometheus scrapes by annotation) and carries the
+    autoscaler's metric, the API itself needs the key, and the sizing rule (`ember inspect
+    --memory`) bounds what the server really holds."""
     metric = hpa_metric()
-    with EmberServer(tmp_path, "--ctx", "1024", "--parallel", "2", models=(SMOLLM2_FILE,),
-                     env={"EMBER_API_KEY": "secret"}) as s:
-        for path in ["/health", "/ready"]:
-            assert urllib.request.urlopen(s.url + path).status == 200
+    deployment = by_kind(render(OVERLAYS["three"]))["Deployment"][0]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+           if "value" in e}
+    env["EMBER_API_KEY"] = "secret"
+    with EmberServer(tmp_path, "--ctx", "1024", "--parallel", "2", models=(SMOLLM2_FILE,), env=env) as s:
+        for path in ["/health", "/ready", "/metrics"]:
+            assert urllib.request.urlopen(s.url + path).status == 200, path
+        try:
+            urllib.request.urlopen(s.url + "/v1/models")
+            assert False, "the API answered without the key"
+        except urllib.error.HTTPError as e:
+            assert e.code == 401
         auth = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
         body = json.dumps({"prompt": "Once upon a time", "max_tokens": 64}).encode()
         urllib.request.urlopen(urllib.request.Request(s.url + "/v1/completions", body, auth)).read()
-        text = urllib.request.urlopen(urllib.request.Request(s.url + "/metrics", headers=auth)).read().decode()
+        text = urllib.request.urlopen(s.url + "/metrics").read().decode()
         assert re.search(rf"^{metric} \d+", text, re.M), text
-        # The sizing rule (`ember inspect --memory`) bounds what the server really holds.
         resident = float(re.search(r"^ember_resident_memory_bytes (\S+)", text, re.M).group(1))
         sized = json.loads(subprocess.run([EMBER, "inspect", "--memory", "--json", "--ctx", "1024",
                                            "--parallel", "2", str(SMOLLM2_FILE)],

@@ -568,3 +568,23 @@ def test_root_lists_running_downloads(server, hub):
     assert d["clients"] == 1 and 0 < d["percent"] <= 100
     t.join()
     assert lines[-1]["status"] == "complete" and not downloads(server)
+
+
+def test_a_file_already_here_is_used_when_the_hub_cannot_be_reached(tmp_path):
+    """`ember pull ORG/REPO:FILE` as a pod's init step: once the file is on the volume, a hub
+    that cannot be reached does not stop the pod (the file is used, unchecked, and said so);
+    without the file, or by quantisation only (the file cannot be chosen), it is an error."""
+    env = dict(os.environ, HF_ENDPOINT="http://127.0.0.1:9", HF_HOME="/nonexistent", HF_TOKEN="")
+    (tmp_path / "one-q8_0.gguf").write_bytes(TINY_Q8)
+    ok = cli("test/one:one-q8_0.gguf", "--dir", str(tmp_path), env=env)
+    err = ok.communicate(timeout=120)[1]
+    assert ok.returncode == 0, err
+    assert "could not be reached" in err and "without checking it" in err, err
+    missing = cli("test/one:other-q8_0.gguf", "--dir", str(tmp_path), env=env)
+    err = missing.communicate(timeout=120)[1]
+    assert missing.returncode != 0 and "other-q8_0.gguf" not in os.listdir(tmp_path), err
+    by_quant = cli("test/one:Q8_0", "--dir", str(tmp_path), env=env)
+    assert by_quant.wait(timeout=120) != 0
+    (tmp_path / "broken-q8_0.gguf").write_bytes(TINY_Q8[:1000])  # cut short: never used
+    broken = cli("test/one:broken-q8_0.gguf", "--dir", str(tmp_path), env=env)
+    assert broken.wait(timeout=120) != 0
