@@ -6,6 +6,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "model/speculative.h"
+
 namespace ember::model {
 namespace {
 
@@ -145,26 +147,58 @@ GenerateResult generate(Transformer& model, const text::Tokenizer& tokenizer,
   Completion completion(tokenizer, request);
   model.reset();
   auto start = std::chrono::steady_clock::now();
-  std::vector<float> logits = model.forward(request.prompt, false);
+  // `rows` holds the logits of the last forward pass's inputs (all of them when it verified
+  // guesses): input 0 is the token chosen last, inputs 1.. the guesses of what follows it.
+  std::vector<float> rows = model.forward(request.prompt, false);
   const double prompt_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
+  const size_t n_vocab = static_cast<size_t>(model.n_vocab());
+  std::vector<text::TokenId> context = request.prompt, guesses;
+  std::vector<float> logits(n_vocab);
+  int base = model.n_past() - 1;  // the position of input 0
+  int draft_tokens = 0, accepted_tokens = 0, passes = 0;
+  Drafter drafter(request.speculative, request.drafter);
+  size_t row = 0;
   while (!completion.finished()) {
+    // The next token, chosen from the row whose context is the true one (speculative.h).
+    std::copy(rows.begin() + row * n_vocab, rows.begin() + (row + 1) * n_vocab, logits.begin());
     std::string text = completion.step(logits);
     if (!text.empty() && on_text && !on_text(text)) {
       completion.finish("stop");
       break;
     }
     if (completion.finished()) break;
+    const text::TokenId chosen = completion.last_token();
+    context.push_back(chosen);
+    ++row;
+    if (row <= guesses.size() && guesses[row - 1] == chosen) {
+      ++accepted_tokens;  // the guess was right: its row is the next token's
+      continue;
+    }
+    model.truncate(base + static_cast<int>(row));  // inputs past a wrong guess are not taken
+    drafter.outcome(guesses.size(), row - 1);
     if (model.n_past() >= model.n_ctx()) {
       std::string rest = completion.finish("length");
       if (!rest.empty() && on_text) on_text(rest);
       break;
     }
-    logits = model.forward({completion.last_token()}, false);
+    const int room = std::min(request.max_tokens - completion.result().completion_tokens - 1,
+                              model.n_ctx() - model.n_past() - 1);
+    guesses = drafter.guess(context, room);
+    std::vector<int32_t> inputs = {chosen};
+    inputs.insert(inputs.end(), guesses.begin(), guesses.end());
+    base = model.n_past();
+    rows = model.forward(inputs, !guesses.empty());
+    draft_tokens += static_cast<int>(guesses.size());
+    ++passes;
+    row = 0;
   }
   GenerateResult result = std::move(completion.result());
   result.prompt_seconds = prompt_seconds;
   result.generation_seconds = seconds_since(start);
+  result.draft_tokens = draft_tokens;
+  result.accepted_tokens = accepted_tokens;
+  result.forward_passes = passes;
   return result;
 }
 

@@ -14,6 +14,7 @@
 #include "model/grammar/grammar.h"
 #include "model/grammar/token_trie.h"
 #include "model/sampler.h"
+#include "model/speculative.h"
 #include "model/text/tokenizer.h"
 #include "model/transformer.h"
 
@@ -34,6 +35,12 @@ struct GenerateRequest {
   // Control tokens whose text is part of the output (tool-call and reasoning markers such as
   // [TOOL_CALLS] or <think> where the vocabulary makes them control tokens); others print nothing.
   std::vector<text::TokenId> shown_tokens;
+  // Speculative decoding (speculative.h): up to this many tokens guessed per step and verified
+  // together with the next one; 0: off. The output is the same either way, token for token.
+  int speculative = 0;
+  // Where the guesses come from: given the prompt and the tokens so far and a count, the tokens
+  // guessed to follow (default: lookup_draft). Tests give wrong ones on purpose.
+  DraftFn drafter;
 };
 
 // The log-probability of one generated token, and the best alternatives at its position.
@@ -52,6 +59,9 @@ struct GenerateResult {
   std::string finish_reason;  // "stop" or "length"
   std::string stop_sequence;  // the stop string that ended it, if one did
   double prompt_seconds = 0, generation_seconds = 0;
+  int draft_tokens = 0;     // speculative decoding: tokens guessed and verified
+  int accepted_tokens = 0;  // of those, the ones the model chose too (each saved a step)
+  int forward_passes = 0;   // passes of the model after the prompt's
 };
 
 class Completion {

@@ -2,6 +2,7 @@
 // An architecture is its HyperParams (hparams.cpp) plus the few `if`s below where it differs.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "gguf/model_files.h"
@@ -57,6 +58,9 @@ class Transformer {
   int n_ctx() const { return n_ctx_; }
   int n_past() const { return n_past_; }
   void reset() { n_past_ = 0; }  // start a new sequence (the cache is overwritten as it goes)
+  // Forgets sequence 0's positions from `n_past` on (speculative guesses that were not taken);
+  // attention never reads past a token's own position, and they are overwritten as it goes on.
+  void truncate(int n_past) { n_past_ = std::min(n_past_, std::max(0, n_past)); }
 
   // Runs `tokens` at positions n_past, n_past + 1, ... (together, as in prompt processing, in
   // batches of at most kForwardBatch) and appends them to the cache. Returns the logits of every

@@ -691,6 +691,16 @@ ParsedRequest parse_request_checked(Endpoint endpoint, std::string_view body_tex
   g.max_tokens = static_cast<int>(max_tokens);
   if (ollama) apply_ollama_options(body, g);  // after the top-level fields: options win
   g.ignore_eos = boolean(body, "ignore_eos", false);
+  // Speculative decoding (model/speculative.h; the output is the same either way): a number of
+  // tokens to guess per step (0: off), true (the server's --speculative), or absent (that for
+  // greedy requests, off for sampled ones). Scheduler::admit resolves the markers.
+  g.speculative = kSpeculativeDefault;
+  if (auto it = body.find("speculative"); it != body.end() && !it->is_null()) {
+    if (it->is_boolean())
+      g.speculative = it->get<bool>() ? kSpeculativeOn : 0;
+    else
+      g.speculative = static_cast<int>(number(body, "speculative", 0, 0, 64));
+  }
   // llama-server's per-request adapters: [{"id": N, "scale": S}, ...].
   if (auto lora = body.find("lora"); lora != body.end() && !lora->is_null()) {
     if (!lora->is_array())

@@ -677,6 +677,11 @@ void App::metrics(std::shared_ptr<http::Responder> responder) {
   metric("ember_time_per_token_seconds_count", "counter", "tokens after the first",
          double(s.token_count));
   metric("ember_batch_steps_total", "counter", "forward passes", double(s.steps));
+  metric("ember_speculative_draft_tokens_total", "counter",
+         "tokens guessed ahead by prompt lookup and verified", double(s.draft_tokens));
+  metric("ember_speculative_accepted_tokens_total", "counter",
+         "guessed tokens the model chose too (each saved a forward pass)",
+         double(s.accepted_tokens));
   metric("ember_batch_tokens_total", "counter", "tokens through forward passes",
          double(s.batched_tokens));
   metric("ember_resident_memory_bytes", "gauge", "resident set size", double(resident_bytes()));

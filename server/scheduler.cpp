@@ -36,6 +36,13 @@ struct Scheduler::Slot {
   std::vector<float> lora_scales;  // the adapter scales `cached` was computed with
   size_t logprobs_sent = 0;        // completion logprobs already handed out
   Clock::time_point submitted, last_token;
+  // Speculative decoding: the guesses in this step's batch after the last token, where the
+  // sequence stood before them, and how many of the step's rows were used.
+  std::unique_ptr<model::Drafter> drafter;
+  std::vector<text::TokenId> guesses;
+  int step_base = 0;
+  size_t rows_used = 0;
+  bool settled = true, rejected = false;
 };
 
 // A loaded model: its files (mapped), backend, transformer with one cache sequence per slot.
@@ -333,6 +340,12 @@ bool Scheduler::admit(Pending& p) {
   slot.n_past = static_cast<int>(reuse);
   slot.prompt_done = reuse;
   slot.active = true;
+  // Guessing: as the request says, else the server's default for greedy requests.
+  if (request.speculative == kSpeculativeOn)
+    request.speculative = options_.speculative > 0 ? options_.speculative : 4;
+  else if (request.speculative < 0)
+    request.speculative = request.sampling.temperature <= 0 ? options_.speculative : 0;
+  slot.drafter = std::make_unique<model::Drafter>(request.speculative);
   if (request.grammar) {  // the vocabulary's trie, built by the first structured request
     if (!engine->trie) engine->trie = std::make_shared<grammar::TokenTrie>(engine->tokenizer);
     request.trie = engine->trie;
@@ -608,11 +621,33 @@ void Scheduler::step(Engine& engine) {
       continue;
     }
     if (s.prompt_done < s.completion->request().prompt.size()) continue;
+    s.step_base = s.n_past;
+    s.rows_used = 0;
+    s.settled = false;
+    s.rejected = false;
     batch.add(s.completion->last_token(), s.n_past, static_cast<int32_t>(i), true);
     logits_owner.push_back(static_cast<int>(i));
     s.cached.push_back(s.completion->last_token());
     s.n_past++;
     --budget;
+    // Guesses of what follows, verified in the same pass (model/speculative.h).
+    const model::GenerateRequest& r = s.completion->request();
+    const int room = std::min({r.max_tokens - s.completion->result().completion_tokens - 1,
+                               engine.transformer.n_ctx() - s.n_past, budget});
+    s.guesses.clear();
+    if (room > 0 && r.speculative > 0) {
+      std::vector<text::TokenId> context = r.prompt;
+      const auto& out = s.completion->result().tokens;
+      context.insert(context.end(), out.begin(), out.end());
+      s.guesses = s.drafter->guess(context, room);
+    }
+    for (text::TokenId g : s.guesses) {
+      batch.add(g, s.n_past, static_cast<int32_t>(i), true);
+      logits_owner.push_back(static_cast<int>(i));
+      s.cached.push_back(g);
+      s.n_past++;
+      --budget;
+    }
   }
   for (size_t i = 0; i < engine.slots.size() && budget > 0; ++i) {
     Slot& s = engine.slots[i];
@@ -649,14 +684,41 @@ void Scheduler::step(Engine& engine) {
   double ttft = 0, token_time = 0;
   uint64_t ttft_n = 0, token_n = 0;
   std::vector<float> row(n_vocab);
+  uint64_t drafted = 0, accepted = 0;
+  // A generating slot's rows are its last token's, then one per guess. The sequence keeps what
+  // was used: a guess's row is used only while every guess before it was the token chosen
+  // (model/speculative.h); the cache positions past that are dropped before anything else
+  // (a released slot's `cached` is reused by the next request).
+  auto settle = [&](Slot& s) {
+    if (s.settled) return;
+    s.settled = true;
+    const size_t unused = s.guesses.size() + 1 - s.rows_used;
+    s.n_past -= static_cast<int>(unused);
+    s.cached.resize(s.cached.size() - unused);
+    s.drafter->outcome(s.guesses.size(), s.rows_used - 1);
+    drafted += s.guesses.size();
+    accepted += s.rows_used - 1;
+  };
   for (size_t r = 0; r < logits_owner.size(); ++r) {
     Slot& s = engine.slots[logits_owner[r]];
+    // Released by an earlier row of this step, or past a wrong guess.
+    if (!s.active || s.rejected) continue;
+    if (!s.settled) {
+      if (s.rows_used > 0 && s.guesses[s.rows_used - 1] != s.completion->last_token()) {
+        s.rejected = true;  // a wrong guess: its row and the following ones are not used
+        settle(s);
+        continue;
+      }
+      ++s.rows_used;
+      if (s.rows_used > s.guesses.size()) settle(s);  // its last row
+    }
     std::copy(logits.begin() + r * n_vocab, logits.begin() + (r + 1) * n_vocab, row.begin());
     const size_t before = s.completion->result().tokens.size();
     std::string text;
     try {
       text = s.completion->step(row);
     } catch (const std::exception& err) {  // the request's grammar cannot be followed
+      settle(s);
       s.sink->on_error(400, err.what(), "invalid_grammar");
       release(engine, s);
       continue;
@@ -672,7 +734,8 @@ void Scheduler::step(Engine& engine) {
       }
       s.last_token = now;
     }
-    if (!s.completion->finished() && s.n_past >= engine.transformer.n_ctx()) {
+    const int n_past = s.settled ? s.n_past : s.step_base + static_cast<int>(s.rows_used);
+    if (!s.completion->finished() && n_past >= engine.transformer.n_ctx()) {
       text += s.completion->finish("length");  // the context is full
     }
     std::vector<TokenInfo> infos;
@@ -687,14 +750,19 @@ void Scheduler::step(Engine& engine) {
     }
     if (!text.empty() || !infos.empty()) s.sink->on_text(text, std::move(infos));
     if (s.completion->finished()) {
+      settle(s);
       s.sink->on_done(s.completion->result());
       release(engine, s);
     }
   }
+  for (Slot& s : engine.slots)
+    if (s.active) settle(s);
   engine.last_used = now;
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.steps++;
   stats_.batched_tokens += batch.size();
+  stats_.draft_tokens += drafted;
+  stats_.accepted_tokens += accepted;
   stats_.completion_tokens += generated;
   stats_.ttft_seconds_sum += ttft;
   stats_.ttft_count += ttft_n;

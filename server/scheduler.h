@@ -29,7 +29,10 @@
 namespace ember::server {
 
 struct SchedulerOptions {
-  int parallel = 4;                // requests generating at once per model
+  int parallel = 4;  // requests generating at once per model
+  // Speculative decoding (model/speculative.h): tokens guessed per step for greedy requests that
+  // do not say (`speculative` in the body); sampled requests guess only when they ask.
+  int speculative = 4;
   int n_ctx = 4096;                // context per request (clipped to the model's training context)
   int threads = 2;                 // compute threads per loaded model (CPU backend)
   std::string backend = "cpu";     // "cpu" or "vulkan" (backend_choice.h decides)
@@ -56,6 +59,10 @@ struct TokenInfo {
 
 // What the API side asks for: a raw `prompt`, or (chat) messages rendered through the model's
 // template with tools and their options.
+// GenerateRequest::speculative as a request leaves it for the scheduler: absent (the server's
+// default for greedy requests, off for sampled ones), or `true` (the server's default).
+inline constexpr int kSpeculativeDefault = -1, kSpeculativeOn = -2;
+
 struct Job {
   std::string model;
   bool chat = false;
@@ -128,6 +135,7 @@ struct SchedulerStats {
   double token_seconds_sum = 0;  // time per generated token after the first, summed
   uint64_t token_count = 0;
   uint64_t steps = 0, batched_tokens = 0;
+  uint64_t draft_tokens = 0, accepted_tokens = 0;  // speculative decoding: guessed, guessed right
 };
 
 class Scheduler {

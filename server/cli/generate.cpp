@@ -16,7 +16,8 @@ namespace ember::cli {
 int run_generate(const std::vector<std::string>& argv) {
   Args args(argv,
             with_backend_options({"model", "prompt", "system", "max-tokens", "temperature", "top-k",
-                                  "top-p", "min-p", "repeat-penalty", "seed", "ctx", "lora"}),
+                                  "top-p", "min-p", "repeat-penalty", "seed", "ctx", "lora",
+                                  "speculative"}),
             with_backend_flags({"chat", "stats"}));
   auto path = args.get("model");
   auto prompt = args.get("prompt");
@@ -51,6 +52,9 @@ int run_generate(const std::vector<std::string>& argv) {
   request.prompt = encode_prompt(tokenizer, text, args.has("chat"));
   request.sampling = sampling;
   request.max_tokens = num("max-tokens", 256);
+  request.speculative = num("speculative", 0);
+  if (request.speculative < 0 || request.speculative > 64)
+    throw UsageError("--speculative: tokens guessed per step, from 0 (off) to 64");
   int n_ctx = num("ctx", 0);
   if (n_ctx <= 0)
     n_ctx = std::min<int>(4096, static_cast<int>(request.prompt.size()) + request.max_tokens);
@@ -69,6 +73,13 @@ int run_generate(const std::vector<std::string>& argv) {
         result.completion_tokens,
         result.completion_tokens / std::max(result.generation_seconds, 1e-9),
         result.finish_reason.c_str());
+  if (args.has("stats") && request.speculative > 0)
+    std::fprintf(stderr,
+                 "speculative: %d tokens guessed, %d taken (%.0f%%); %d forward passes for %d "
+                 "tokens\n",
+                 result.draft_tokens, result.accepted_tokens,
+                 100.0 * result.accepted_tokens / std::max(result.draft_tokens, 1),
+                 result.forward_passes, result.completion_tokens);
   return 0;
 }
 

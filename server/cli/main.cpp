@@ -60,6 +60,7 @@ const Command kCommands[] = {
      "generate --model FILE --prompt TEXT [--chat] [--system T] [--max-tokens N] [--temperature "
      "T]\n"
      "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]\n"
+     "           [--speculative N (guess N tokens ahead from the text so far; same output)]\n"
      "           [--lora FILE[:SCALE]]... [--backend auto|cpu|vulkan|opencl] [--device N]",
      ember::cli::run_generate},
     {"chat",

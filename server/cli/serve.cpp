@@ -5,7 +5,7 @@
 //               [--max-loaded-models N] [--cors-origins O1,O2] [--max-body-mb N]
 //               [--request-timeout S] [--idle-timeout S] [--max-downloads N]
 //               [--memory-budget-mb N] [--drain-timeout S] [--rescan-interval S] [--no-watch]
-//               [--public-metrics]
+//               [--public-metrics] [--speculative N]
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -116,6 +116,7 @@ int run_serve(const std::vector<std::string>& argv) {
              "chat-template",
              "chat-template-file",
              "drain-timeout",
+             "speculative",
              "rescan-interval"},
             {"cpu-moe", "no-watch", "public-metrics"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
@@ -175,6 +176,7 @@ int run_serve(const std::vector<std::string>& argv) {
       uint64_t(to_int(args.get("memory-budget-mb").value_or("0"), "--memory-budget-mb", 0, 1 << 30))
       << 20;
   sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
+  sched.speculative = to_int(args.get("speculative").value_or("4"), "--speculative", 0, 64);
   // A template for every model instead of their own: a built-in one by name, or a Jinja file
   // (as llama-server's --chat-template / --chat-template-file), checked now.
   try {

@@ -4,12 +4,15 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <random>
 #include <set>
 
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
 #include "model/generate.h"
 #include "model/sampler.h"
+#include "model/speculative.h"
 
 namespace fs = std::filesystem;
 using namespace ember::model;
@@ -147,4 +150,111 @@ TEST(Generate, StreamedTextEqualsTheResultAndTheLimitHolds) {
   EXPECT_EQ(r.finish_reason, "length");
   GenerateResult again = generate(m.transformer, m.tokenizer, request);
   EXPECT_EQ(again.tokens, r.tokens);  // same seed, same output
+}
+
+// Speculative decoding (speculative.h): the output never changes, whatever the guesses.
+
+TEST(Speculative, LookupDraftTakesTheMostRecentLongestMatch) {
+  //                         0  1  2  3  4  5  6  7  8  9
+  std::vector<TokenId> ctx = {5, 6, 7, 8, 9, 5, 6, 1, 2, 5, 6};
+  // "5 6" last occurs at 5..6 (followed by 1 2 5 6) before the end.
+  EXPECT_EQ(lookup_draft(ctx, 3), (std::vector<TokenId>{1, 2, 5}));
+  EXPECT_EQ(lookup_draft(ctx, 10), (std::vector<TokenId>{1, 2, 5, 6}));  // up to the end
+  // A longer match wins over a more recent shorter one: "9 5 6"? not at the end; "7 5 6" no.
+  std::vector<TokenId> ctx2 = {1, 2, 3, 4, 9, 3, 4, 7, 1, 2, 3, 4};
+  EXPECT_EQ(lookup_draft(ctx2, 2), (std::vector<TokenId>{9, 3}));  // "1 2 3 4" → 9 3
+  EXPECT_TRUE(lookup_draft({1, 2, 3}, 4).empty());                 // nothing repeats
+  EXPECT_TRUE(lookup_draft({}, 4).empty());
+  EXPECT_TRUE(lookup_draft(ctx, 0).empty());
+}
+
+namespace {
+
+// Generation with and without guesses must agree token for token (and in text and reason).
+void expect_same(const GenerateResult& plain, const GenerateResult& spec) {
+  EXPECT_EQ(spec.tokens, plain.tokens);
+  EXPECT_EQ(spec.text, plain.text);
+  EXPECT_EQ(spec.finish_reason, plain.finish_reason);
+  EXPECT_EQ(spec.completion_tokens, plain.completion_tokens);
+}
+
+}  // namespace
+
+TEST(Speculative, EverySyntheticModelGivesTheSameOutputGreedyAndSampled) {
+  const char* v = std::getenv("EMBER_TESTDATA");
+  const fs::path dir = (v && *v ? fs::path(v) : fs::path(EMBER_DEFAULT_TESTDATA)) / "synthetic";
+  int models = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".gguf" || name.find("-of-") != std::string::npos) continue;
+    SCOPED_TRACE(name);
+    std::unique_ptr<TinyModel> m;
+    try {
+      m = std::make_unique<TinyModel>(name);
+    } catch (const std::exception&) {
+      continue;  // not a model this test can run (test_logits covers why)
+    }
+    ++models;
+    GenerateRequest request;
+    // A prompt that repeats itself, so prompt lookup has something to guess from.
+    request.prompt = {1, 334, 973, 157, 407, 334, 973, 157, 407, 334, 973};
+    request.max_tokens = 40;
+    for (float temperature : {0.0f, 0.9f}) {
+      request.sampling.temperature = temperature;
+      request.sampling.seed = 11;
+      request.speculative = 0;
+      const GenerateResult plain = generate(m->transformer, m->tokenizer, request);
+      request.speculative = 6;
+      const GenerateResult spec = generate(m->transformer, m->tokenizer, request);
+      expect_same(plain, spec);
+      EXPECT_LE(spec.forward_passes + spec.accepted_tokens, plain.completion_tokens);
+    }
+  }
+  EXPECT_GE(models, 5);
+}
+
+TEST(Speculative, WrongGuessesAreNeverTaken) {
+  // Guesses that are random tokens: any slipping through would change the output.
+  TinyModel m("tiny-qwen3-q4_k_m.gguf");
+  GenerateRequest request;
+  request.prompt = {1, 334, 973, 157, 407};
+  request.max_tokens = 48;
+  request.sampling.temperature = 0.8f;
+  request.sampling.seed = 3;
+  const GenerateResult plain = generate(m.transformer, m.tokenizer, request);
+  std::mt19937 rng(5);
+  request.speculative = 8;
+  request.drafter = [&](const std::vector<TokenId>&, int n) {
+    std::vector<TokenId> out(static_cast<size_t>(n));
+    for (TokenId& t : out) t = static_cast<TokenId>(rng() % m.transformer.n_vocab());
+    return out;
+  };
+  const GenerateResult spec = generate(m.transformer, m.tokenizer, request);
+  expect_same(plain, spec);
+  EXPECT_GE(spec.draft_tokens, 15);  // fewer as they keep failing (Drafter)
+  EXPECT_LT(spec.accepted_tokens, spec.draft_tokens / 4);
+}
+
+TEST(Speculative, RightGuessesSaveForwardPasses) {
+  // An oracle that knows the output: every guess is taken, and 48 tokens take a few passes.
+  TinyModel m("tiny-qwen2-q8_0.gguf");
+  GenerateRequest request;
+  request.prompt = {1, 334, 973};
+  request.max_tokens = 48;
+  request.sampling.temperature = 0;
+  const GenerateResult plain = generate(m.transformer, m.tokenizer, request);
+  ASSERT_EQ(plain.completion_tokens, 48);
+  request.speculative = 8;
+  request.drafter = [&](const std::vector<TokenId>& context, int n) {
+    const size_t done = context.size() - request.prompt.size();
+    std::vector<TokenId> out;
+    for (size_t i = done; i < plain.tokens.size() && out.size() < size_t(n); ++i)
+      out.push_back(plain.tokens[i]);
+    return out;
+  };
+  const GenerateResult spec = generate(m.transformer, m.tokenizer, request);
+  expect_same(plain, spec);
+  EXPECT_EQ(spec.accepted_tokens, spec.draft_tokens);
+  EXPECT_LE(spec.forward_passes, 48 / 9 + 1);
+  EXPECT_EQ(plain.forward_passes, 47);
 }
