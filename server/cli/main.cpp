@@ -24,7 +24,9 @@ const Command kCommands[] = {
      "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout "
      "S]\n"
      "           [--backend auto|cpu|vulkan|opencl] [--device N] [--lora FILE[:SCALE]]...\n"
-     "           [--chat-template NAME | --chat-template-file FILE]\n"
+     "           [--chat-template NAME | --chat-template-file FILE] [--speculative N]\n"
+     "           [--batch N] [--memory-budget-mb N] [--max-downloads N] [--drain-timeout S]\n"
+     "           [--rescan-interval S] [--no-watch] [--public-metrics]\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
      ember::cli::run_serve},
     {"list", "list [--short] [--model-dirs D1:D2]   models found by discovery",
@@ -107,6 +109,10 @@ int main(int argc, char** argv) {
   }
   for (const Command& c : kCommands) {
     if (args[0] != c.name) continue;
+    if (args.size() == 2 && (args[1] == "--help" || args[1] == "-h")) {  // one command's usage
+      std::printf("usage: ember %s\n", c.synopsis);
+      return 0;
+    }
     try {
       return c.run({args.begin() + 1, args.end()});
     } catch (const ember::cli::UsageError& e) {
