@@ -33,6 +33,9 @@ struct E2eBenchOptions {
   int threads = 2;
   int repeat = 3;              // best of
   model::BackendSpec backend;  // the CPU here; the CLI passes what --backend chose (auto: as serve)
+  // Also one more generation through model::ProfilingBackend: time, calls and bytes per token
+  // for each kind of operation (matrix products by weight), and what is spent outside them.
+  bool profile = false;
 };
 int run_bench_e2e(const E2eBenchOptions& options);
 

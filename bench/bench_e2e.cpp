@@ -2,6 +2,7 @@
 // prompt processing and generation speed of one sequence, with the memory bandwidth generation
 // achieves next to the floor (measured bandwidth ÷ bytes of weights read per token: the CPU's
 // read bandwidth, or a Vulkan device's copy bandwidth), and the resident memory.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
 #include "model/backends/device_backend.h"
+#include "model/backends/profiling_backend.h"
 #include "model/transformer.h"
 
 namespace ember::bench {
@@ -28,6 +30,52 @@ long resident_kib() {
   for (std::string line; std::getline(status, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   return -1;
+}
+
+// One more generation of n_gen tokens after `prompt`, every backend call timed: per kind of
+// operation its calls, milliseconds and share of a token, and the GB/s of what it reads (weights
+// for matrix products, keys and values for attention), then what the argmax over the logits and
+// everything outside the backend's calls take.
+void print_profile(const gguf::ModelFiles& files, model::Backend& backend,
+                   const std::vector<int32_t>& prompt, int n_gen, double bandwidth) {
+  if (dynamic_cast<model::DeviceBackend*>(&backend))
+    throw std::invalid_argument("--profile times the CPU backend's calls (--backend cpu)");
+  model::ProfilingBackend profiler(backend);
+  const int n_ctx = static_cast<int>(prompt.size()) + n_gen + 1;
+  model::Transformer t(files, profiler, n_ctx, model::CacheType::kF16, 1, {});
+  std::vector<float> logits = t.forward(prompt, false);
+  profiler.clear();
+  double argmax_seconds = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n_gen; ++i) {
+    const auto pick = std::chrono::steady_clock::now();
+    const int32_t next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    argmax_seconds += seconds_since(pick);
+    logits = t.forward({next}, false);
+  }
+  const double total = seconds_since(start);
+  std::vector<std::pair<std::string, model::ProfilingBackend::Op>> ops(profiler.ops().begin(),
+                                                                       profiler.ops().end());
+  std::sort(ops.begin(), ops.end(),
+            [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  std::printf("\nprofile of %d generated tokens (%.3f ms per token; floor %.1f GB/s):\n", n_gen,
+              1e3 * total / n_gen, bandwidth);
+  std::printf("| op | calls/token | ms/token | share | GB/s |\n| --- | --- | --- | --- | --- |\n");
+  double in_ops = 0;
+  for (const auto& [name, op] : ops) {
+    in_ops += op.seconds;
+    char rate[32] = "";
+    if (op.bytes > 0) std::snprintf(rate, sizeof rate, "%.1f", op.bytes / op.seconds / 1e9);
+    std::printf("| %s | %.1f | %.3f | %.1f%% | %s |\n", name.c_str(), double(op.calls) / n_gen,
+                1e3 * op.seconds / n_gen, 100.0 * op.seconds / total, rate);
+  }
+  std::printf("| argmax over the logits | 1.0 | %.3f | %.1f%% | |\n", 1e3 * argmax_seconds / n_gen,
+              100.0 * argmax_seconds / total);
+  const double outside = total - in_ops - argmax_seconds;
+  std::printf(
+      "| outside the backend (forward-pass bookkeeping, logits copy) | | %.3f | %.1f%% | |\n",
+      1e3 * outside / n_gen, 100.0 * outside / total);
 }
 
 }  // namespace
@@ -90,6 +138,7 @@ int run_bench_e2e(const E2eBenchOptions& options) {
       "before loading)\n",
       rss_after / 1024.0, weight_bytes / (1 << 20), kv_bytes / (1 << 20),
       rss_after / 1024.0 - weight_bytes / (1 << 20) - kv_bytes / (1 << 20), rss_before / 1024.0);
+  if (options.profile) print_profile(files, *backends.main, prompt, n_gen, bandwidth);
   return 0;
 }
 

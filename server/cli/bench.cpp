@@ -48,7 +48,7 @@ int bench_e2e(const std::vector<std::string>& argv) {
   for (const std::string& a : argv)
     renamed.push_back(a == "-p" ? "--prompt" : a == "-n" ? "--gen" : a == "-t" ? "--threads" : a);
   Args args(renamed, with_backend_options({"model", "prompt", "gen", "repeat"}),
-            with_backend_flags({}));
+            with_backend_flags({"profile"}));
   bench::E2eBenchOptions o;
   auto model = args.get("model");
   if (!model) throw UsageError("--model FILE is required");
@@ -57,6 +57,7 @@ int bench_e2e(const std::vector<std::string>& argv) {
   o.n_gen = number(args, "gen", o.n_gen);
   o.threads = number(args, "threads", o.threads);
   o.repeat = number(args, "repeat", o.repeat);
+  o.profile = args.has("profile");
   o.backend = backend_spec(args);
   o.backend.threads = o.threads;
   return bench::run_bench_e2e(o);

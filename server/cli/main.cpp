@@ -82,7 +82,8 @@ const Command kCommands[] = {
      "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]\n"
      "                [--backend cpu|vulkan|opencl] [--device N]\n"
      "  bench e2e --model FILE [-p 512] [-n 128] [-t 2] [--backend B] [--device N]\n"
-     "            [--n-gpu-layers N] [--cpu-moe] [--n-cpu-moe N]   prompt/generation tokens/s, "
+     "            [--n-gpu-layers N] [--cpu-moe] [--n-cpu-moe N] [--profile]   prompt/generation "
+     "tokens/s, "
      "GB/s, memory\n"
      "  bench grammar --model FILE   the structured-output token mask per step\n"
      "  bench make-model --type Q4_0|Q8_0|Q4_K_M [--shape 1b|7b] --out FILE   random model",

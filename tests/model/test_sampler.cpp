@@ -10,6 +10,7 @@
 
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
+#include "model/backends/profiling_backend.h"
 #include "model/generate.h"
 #include "model/sampler.h"
 #include "model/speculative.h"
@@ -257,4 +258,25 @@ TEST(Speculative, RightGuessesSaveForwardPasses) {
   EXPECT_EQ(spec.accepted_tokens, spec.draft_tokens);
   EXPECT_LE(spec.forward_passes, 48 / 9 + 1);
   EXPECT_EQ(plain.forward_passes, 47);
+}
+
+TEST(ProfilingBackend, SameLogitsAndEveryProductCounted) {
+  TinyModel m("tiny-llama-q8_0.gguf");
+  const std::vector<int32_t> prompt = {1, 334, 973, 157};
+  m.transformer.reset();
+  const std::vector<float> plain = m.transformer.forward(prompt, true);
+  ProfilingBackend profiler(m.backend);
+  Transformer profiled(m.files, profiler, 128);
+  EXPECT_EQ(profiled.forward(prompt, true), plain);  // the same computation, only timed
+  const auto& ops = profiler.ops();
+  const int n_layer = profiled.hparams().n_layer;
+  ASSERT_TRUE(ops.count("matmul attn_q") && ops.count("attention") && ops.count("rms_norm"));
+  EXPECT_EQ(ops.at("matmul attn_q").calls, uint64_t(n_layer));
+  const gguf::TensorInfo* q = m.files.find_tensor("blk.0.attn_q.weight");
+  ASSERT_NE(q, nullptr);
+  EXPECT_DOUBLE_EQ(ops.at("matmul attn_q").bytes, double(q->bytes) * n_layer);
+  // Attention reads positions 0..p of K and V for each token p: 1+2+3+4 positions.
+  const auto& hp = profiled.hparams();
+  EXPECT_DOUBLE_EQ(ops.at("attention").bytes, 10.0 * 2 * hp.n_head_kv * hp.head_dim * 2 * n_layer);
+  for (const auto& [name, op] : ops) EXPECT_GE(op.seconds, 0) << name;
 }
