@@ -14,7 +14,7 @@ serve: build default-model
 test: build build-asan models
 	scripts/check-arm.sh --gtest_brief=1
 	ctest --test-dir $(RELEASE_DIR) --output-on-failure
-	ctest --test-dir $(ASAN_DIR) -L parsers --output-on-failure
+	ctest --test-dir $(ASAN_DIR) -L parsers --output-on-failure -j2  # the fuzzers run side by side
 
 deps:
 	@scripts/install-deps.sh
