@@ -673,6 +673,7 @@ void Scheduler::step(Engine& engine) {
   } catch (const std::exception& err) {
     for (Slot& s : engine.slots) s.cached.clear();  // what the caches hold is unknown now
     for (int i : logits_owner) {
+      if (!engine.slots[i].active) continue;  // a slot with guesses owns several rows
       engine.slots[i].sink->on_error(500, std::string("inference failed: ") + err.what(), "");
       release(engine, engine.slots[i]);
     }
