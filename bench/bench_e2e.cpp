@@ -123,8 +123,7 @@ int run_bench_e2e(const E2eBenchOptions& options) {
     bandwidth = measure_read_bandwidth(dynamic_cast<model::CpuBackend&>(*backends.main).pool());
     where = std::to_string(threads) + " threads, kernel level " + cpu::isa_name(cpu::best_isa());
   }
-  const double kv_bytes = 2.0 * t.hparams().n_layer * (n_prompt + n_gen + 1) *
-                          t.hparams().n_head_kv * t.hparams().head_dim * 2;
+  const double kv_bytes = double(t.hparams().kv_cache_bytes(n_prompt + n_gen + 1, 1));
   std::printf("model: %s (%.0f MiB of weights), %s\n", path->c_str(), weight_bytes / (1 << 20),
               where.c_str());
   std::printf(

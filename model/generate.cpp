@@ -153,7 +153,7 @@ GenerateResult generate(Transformer& model, const text::Tokenizer& tokenizer,
   const double prompt_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
   const size_t n_vocab = static_cast<size_t>(model.n_vocab());
-  std::vector<text::TokenId> context = request.prompt, guesses;
+  std::vector<text::TokenId> guesses;
   std::vector<float> logits(n_vocab);
   int base = model.n_past() - 1;  // the position of input 0
   int draft_tokens = 0, accepted_tokens = 0, passes = 0;
@@ -169,7 +169,6 @@ GenerateResult generate(Transformer& model, const text::Tokenizer& tokenizer,
     }
     if (completion.finished()) break;
     const text::TokenId chosen = completion.last_token();
-    context.push_back(chosen);
     ++row;
     if (row <= guesses.size() && guesses[row - 1] == chosen) {
       ++accepted_tokens;  // the guess was right: its row is the next token's
@@ -184,7 +183,7 @@ GenerateResult generate(Transformer& model, const text::Tokenizer& tokenizer,
     }
     const int room = std::min(request.max_tokens - completion.result().completion_tokens - 1,
                               model.n_ctx() - model.n_past() - 1);
-    guesses = drafter.guess(context, room);
+    guesses = drafter.guess(completion.history(), room);
     std::vector<int32_t> inputs = {chosen};
     inputs.insert(inputs.end(), guesses.begin(), guesses.end());
     base = model.n_past();

@@ -79,6 +79,8 @@ class Completion {
   bool finished() const { return finished_; }
   text::TokenId last_token() const { return result_.tokens.back(); }  // the token to feed next
   const GenerateRequest& request() const { return request_; }
+  // The prompt and the tokens chosen so far (what the penalties see; what prompt lookup reads).
+  const std::vector<text::TokenId>& history() const { return history_; }
   GenerateResult& result() { return result_; }
 
  private:

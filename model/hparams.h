@@ -69,12 +69,12 @@ struct HyperParams {
   // the key, the unsupported value or architecture, and what ember supports.
   static HyperParams from_gguf(const gguf::Metadata& metadata);
 
-  // Bytes of the f16 KV cache the transformer allocates for n_seq sequences of n_ctx positions:
-  // n_seq × n_ctx × n_layer × 2 (K and V) × n_head_kv·head_dim × 2 bytes. What a deployment
-  // sizes memory by (`ember inspect --memory`).
-  uint64_t kv_cache_bytes(int n_ctx, int n_seq) const {
+  // Bytes of the KV cache the transformer allocates for n_seq sequences of n_ctx positions:
+  // n_seq × n_ctx × n_layer × 2 (K and V) × n_head_kv·head_dim × bytes_per_value (2: f16, the
+  // server's cache). What a deployment sizes memory by (`ember inspect --memory`).
+  uint64_t kv_cache_bytes(int n_ctx, int n_seq, int bytes_per_value = 2) const {
     return uint64_t(n_seq) * uint64_t(n_ctx) * uint64_t(n_layer) * 2 * uint64_t(n_head_kv) *
-           uint64_t(head_dim) * 2;
+           uint64_t(head_dim) * uint64_t(bytes_per_value);
   }
 };
 

@@ -65,8 +65,8 @@ void Transformer::check_device_memory(CacheType cache) const {
   if (placement_.device_memory == 0) return;
   auto bytes = [](const Weight& w) -> uint64_t { return w ? w.info->bytes : 0; };
   // Per layer: every tensor (fused ones counted once) and its KV cache.
-  const uint64_t kv = uint64_t(2) * n_ctx_ * n_seq_ * hp_.n_head_kv * hp_.head_dim *
-                      (cache == CacheType::kF16 ? 2 : 4);
+  const uint64_t kv =
+      hp_.kv_cache_bytes(n_ctx_, n_seq_, cache == CacheType::kF16 ? 2 : 4) / uint64_t(hp_.n_layer);
   std::vector<uint64_t> layer(hp_.n_layer), experts(hp_.n_layer);
   for (int l = 0; l < hp_.n_layer; ++l) {
     const LayerWeights& w = w_.layers[l];

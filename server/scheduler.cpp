@@ -635,12 +635,7 @@ void Scheduler::step(Engine& engine) {
     const int room = std::min({r.max_tokens - s.completion->result().completion_tokens - 1,
                                engine.transformer.n_ctx() - s.n_past, budget});
     s.guesses.clear();
-    if (room > 0 && r.speculative > 0) {
-      std::vector<text::TokenId> context = r.prompt;
-      const auto& out = s.completion->result().tokens;
-      context.insert(context.end(), out.begin(), out.end());
-      s.guesses = s.drafter->guess(context, room);
-    }
+    if (room > 0 && r.speculative > 0) s.guesses = s.drafter->guess(s.completion->history(), room);
     for (text::TokenId g : s.guesses) {
       batch.add(g, s.n_past, static_cast<int32_t>(i), true);
       logits_owner.push_back(static_cast<int>(i));

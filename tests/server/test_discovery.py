@@ -390,6 +390,10 @@ def test_rescan_interval_zero_and_bad_values(tmp_path):
     assert out.returncode == 2 and "--rescan-interval must be a whole number" in out.stderr, out.stderr
     out = subprocess.run([EMBER, "serve", "--drain-timeout", "soon"], cwd=work, capture_output=True, text=True)
     assert out.returncode == 2 and "--drain-timeout" in out.stderr, out.stderr
+    out = subprocess.run([EMBER, "serve", "--help"], cwd=work, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("usage: ember serve"), out
+    for flag in ("--drain-timeout", "--rescan-interval", "--no-watch", "--public-metrics", "--speculative"):
+        assert flag in out.stdout, flag
     with EmberServer(work, "--no-watch", "--rescan-interval", "0", models=()) as s:
         shutil.copy(SYNTHETIC / "tiny-llama-q8_0.gguf", work / "models" / "tiny-q8_0.gguf")
         time.sleep(1.5)
