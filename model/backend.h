@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "model/hparams.h"
@@ -52,6 +53,13 @@ class Backend {
                      Tensor out) = 0;
   // out[t] = W·x[t] (+ bias). With `expert` ≥ 0, W is that expert's slice of a 3-D tensor.
   virtual void matmul(const Weight& w, const Tensor& x, Tensor out, int expert = -1) = 0;
+  // out[i] = w[i]·x for weights that share the input x (q, k and v; gate and up), with matmul's
+  // results. A backend may run them as one product (the CPU quantises x once and wakes its
+  // threads once); by default they run one after another.
+  virtual void matmul_shared(std::span<const Weight* const> w, const Tensor& x,
+                             std::span<const Tensor> out) {
+    for (size_t i = 0; i < w.size(); ++i) matmul(*w[i], x, out[i]);
+  }
   virtual void add_bias(Tensor x, const Weight& bias) = 0;
   // Each row of x divided by its RMS, times the weight vector.
   virtual void rms_norm(const Tensor& x, const Weight& weight, float eps, Tensor out) = 0;

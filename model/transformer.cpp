@@ -126,6 +126,17 @@ void Transformer::check_device_memory(CacheType cache) const {
 void Transformer::linear(Backend& b, const Weight& w, const Tensor& x, Tensor out,
                          const std::vector<int32_t>& seqs) {
   b.matmul(w, x, out);
+  add_lora(b, w, x, out, seqs);
+}
+
+void Transformer::linear_shared(Backend& b, std::span<const Weight* const> w, const Tensor& x,
+                                std::span<const Tensor> out, const std::vector<int32_t>& seqs) {
+  b.matmul_shared(w, x, out);
+  for (size_t i = 0; i < w.size(); ++i) add_lora(b, *w[i], x, out[i], seqs);
+}
+
+void Transformer::add_lora(Backend& b, const Weight& w, const Tensor& x, Tensor out,
+                           const std::vector<int32_t>& seqs) {
   for (size_t j = 0; j < loras_.size(); ++j) {
     const LoraAdapter::Pair* p = loras_[j]->find(w.info->name);
     if (!p) continue;
@@ -237,9 +248,9 @@ Tensor Transformer::attention_block(Backend& b, int layer, const Tensor& x, cons
   b.rms_norm(x, w.attn_norm, hp_.rms_eps, h);
 
   Tensor q = b.alloc(n, q_dim), k = b.alloc(n, kv_dim), v = b.alloc(n, kv_dim);
-  linear(b, w.wq, h, q, batch.seqs);
-  linear(b, w.wk, h, k, batch.seqs);
-  linear(b, w.wv, h, v, batch.seqs);
+  const Weight* qkv[] = {&w.wq, &w.wk, &w.wv};
+  const Tensor qkv_out[] = {q, k, v};
+  linear_shared(b, qkv, h, qkv_out, batch.seqs);
   if (hp_.qkv_bias) {
     b.add_bias(q, w.bq);
     b.add_bias(k, w.bk);
@@ -275,8 +286,9 @@ Tensor Transformer::ffn_block(Backend& b, int layer, const Tensor& x,
   Tensor out = b.alloc(n, hp_.n_embd);
   if (hp_.n_expert == 0) {
     Tensor gate = b.alloc(n, hp_.n_ff), up = b.alloc(n, hp_.n_ff);
-    linear(b, w.ffn_gate, h, gate, seqs);
-    linear(b, w.ffn_up, h, up, seqs);
+    const Weight* gate_up[] = {&w.ffn_gate, &w.ffn_up};
+    const Tensor gate_up_out[] = {gate, up};
+    linear_shared(b, gate_up, h, gate_up_out, seqs);
     b.glu(gate, up, hp_.activation, gate);
     linear(b, w.ffn_down, gate, out, seqs);
   } else {
@@ -297,8 +309,9 @@ Tensor Transformer::ffn_block(Backend& b, int layer, const Tensor& x,
     if (hp_.shared_expert) {  // qwen2moe: + sigmoid(gate · h) · shared FFN(h)
       const int64_t f = w.ffn_up_shexp.rows();
       Tensor gate = b.alloc(n, f), up = b.alloc(n, f), shared = b.alloc(n, hp_.n_embd);
-      linear(b, w.ffn_gate_shexp, h, gate, seqs);
-      linear(b, w.ffn_up_shexp, h, up, seqs);
+      const Weight* gate_up[] = {&w.ffn_gate_shexp, &w.ffn_up_shexp};
+      const Tensor gate_up_out[] = {gate, up};
+      linear_shared(b, gate_up, h, gate_up_out, seqs);
       b.glu(gate, up, hp_.activation, gate);
       linear(b, w.ffn_down_shexp, gate, shared, seqs);
       Tensor shared_gate = b.alloc(n, 1);

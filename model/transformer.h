@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "gguf/model_files.h"
@@ -93,6 +94,12 @@ class Transformer {
   // out = W·x, plus each attached adapter's B·(A·x) scaled per row by its sequence's scale.
   void linear(Backend& b, const Weight& w, const Tensor& x, Tensor out,
               const std::vector<int32_t>& seqs);
+  // linear() for weights that share the input x (Backend::matmul_shared).
+  void linear_shared(Backend& b, std::span<const Weight* const> w, const Tensor& x,
+                     std::span<const Tensor> out, const std::vector<int32_t>& seqs);
+  // out += each attached adapter's B·(A·x) for weight w, scaled per row by its sequence's scale.
+  void add_lora(Backend& b, const Weight& w, const Tensor& x, Tensor out,
+                const std::vector<int32_t>& seqs);
   Backend& layer_backend(int layer) const;
   // x copied from backend `from` to a new tensor of `to` (through the host).
   static Tensor cross(const Tensor& x, Backend& from, Backend& to);

@@ -54,15 +54,23 @@ struct ZQ5_1 : Q5_1Format {
     return _mm512_or_si512(nibbles_pair(a.qs, b.qs), fifth_bits_pair(a.qh, b.qh));
   }
 };
+// The signed formats as unsigned values with an offset of 128 (v + 128 = v ^ 0x80): one xor
+// replaces taking |v| and moving v's sign onto the activations (three instructions on the two
+// ports that run 512-bit integer work), and the integers are the same.
 struct ZQ8_0 : Q8_0Format {
+  static constexpr Kind kKind = Kind::kUnsignedOffset;
+  static constexpr int kOffset = 128;
   static __m512i values2(const Block& a, const Block& b) {
-    return join(load32(a.qs), load32(b.qs));
+    return _mm512_xor_si512(join(load32(a.qs), load32(b.qs)), _mm512_set1_epi8(char(0x80)));
   }
 };
 struct ZIQ4_NL : IQ4_NLFormat {
+  static constexpr Kind kKind = Kind::kUnsignedOffset;
+  static constexpr int kOffset = 128;
   static __m512i values2(const Block& a, const Block& b) {
-    const __m512i table =
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4Values)));
+    const __m512i table = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4Values))),
+        _mm512_set1_epi8(char(0x80)));
     return _mm512_shuffle_epi8(table, nibbles_pair(a.qs, b.qs));
   }
 };
@@ -129,8 +137,9 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
       act[t] = join(load32(y[t][i].qs), load32(y[t][i1].qs));
       // −offset·Σa seeds the dot product, so vpdpbusd alone yields Σ (v − offset)·a.
       if constexpr (F::kKind == Kind::kUnsignedOffset)
-        offset_sum[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                         dot512_u8s8(_mm512_set1_epi8(F::kOffset), act[t]));
+        offset_sum[t] =
+            _mm512_sub_epi32(_mm512_setzero_si512(),
+                             dot512_u8s8(_mm512_set1_epi8(static_cast<char>(F::kOffset)), act[t]));
     }
     __m512i dot[T][4] = {};
     // fp16 scales [block i: rows 0..3 | block i1: rows 0..3], gathered in registers: a round

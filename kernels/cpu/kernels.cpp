@@ -1,5 +1,7 @@
 #include "kernels/cpu/kernels.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -156,8 +158,18 @@ float scalar_dot(const float* x, const float* y, int64_t n) {
 void scalar_axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
+void scalar_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+void scalar_gelu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    out[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * up[i];
+  }
+}
 constexpr VectorOps kScalarVectorOps = {scalar_fp16_to_f32, scalar_f32_to_fp16, scalar_dot,
-                                        scalar_axpy};
+                                        scalar_axpy,        scalar_silu_mul,    scalar_gelu_mul};
 
 }  // namespace
 

@@ -66,12 +66,18 @@ inline const TypeKernels* find_kernels(gguf::TensorType type) {
 // The activation format quantised weights of `type` are multiplied with.
 gguf::TensorType activation_type(gguf::TensorType type);
 
-// Float vector primitives for attention over the KV cache, per instruction-set level.
+// Float vector primitives (attention over the KV cache, the gated FFN's activation), per
+// instruction-set level.
 struct VectorOps {
   void (*fp16_to_f32)(const uint16_t* x, float* y, int64_t n);
   void (*f32_to_fp16)(const float* x, uint16_t* y, int64_t n);
   float (*dot)(const float* x, const float* y, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a·x
+  // out[i] = act(gate[i])·up[i] (out may be gate): SiLU x/(1 + e^−x), and GELU in its tanh form
+  // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) as GPT-2 and Gemma define it. The SIMD levels use
+  // a polynomial e^x (relative error < 2e-7) and agree with the scalar level to about 1e-6.
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
+  void (*gelu_mul)(const float* gate, const float* up, float* out, int64_t n);
 };
 const VectorOps& vector_ops(Isa isa);
 inline const VectorOps& vector_ops() {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <span>
 
 namespace ember::cpu {
 namespace {
@@ -80,29 +81,79 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
 
 }  // namespace
 
+namespace {
+
+// Rows [begin, end) of one product on the calling thread: tiles of kTileRows rows × up to
+// kTileTokens tokens, then single dot products for the rows left over.
+void tile_rows(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_t rows,
+               int64_t cols, int64_t begin, int64_t end, const uint8_t* act, int64_t act_bytes,
+               int64_t tokens, float* y) {
+  int64_t r = begin;
+  for (; r + kTileRows <= end; r += kTileRows) {
+    const uint8_t* row = w + r * row_bytes;
+    for (int64_t i = 0; i < tokens; i += kTileTokens) {
+      const int n_tokens = static_cast<int>(std::min<int64_t>(kTileTokens, tokens - i));
+      k.dot_tile(cols, row, row_bytes, act + i * act_bytes, act_bytes, n_tokens, y + i * rows + r,
+                 rows);
+    }
+  }
+  for (; r < end; ++r)
+    for (int64_t i = 0; i < tokens; ++i)
+      y[i * rows + r] = k.vec_dot(cols, w + r * row_bytes, act + i * act_bytes);
+}
+
+}  // namespace
+
 void matmul(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, const float* x,
             int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch) {
+  const MatmulPart part{&k, weights, rows, y};
+  matmul_shared({&part, 1}, cols, x, tokens, pool, scratch);
+}
+
+void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float* x, int64_t tokens,
+                   ThreadPool& pool, MatmulScratch& scratch) {
+  if (parts.empty()) return;
+  const TypeKernels& first = *parts[0].k;
+  const bool packed = tokens >= kPackedMinTokens;
+  bool shared = true;  // one activation format for all, and no part takes the packed path
+  for (const MatmulPart& p : parts) {
+    shared &= p.k->act_type == first.act_type;
+    if (packed && p.k->gemm && cols % p.k->gemm->block_elems == 0) shared = false;
+  }
+  if (!shared && parts.size() > 1) {
+    for (const MatmulPart& p : parts) matmul_shared({&p, 1}, cols, x, tokens, pool, scratch);
+    return;
+  }
   int64_t act_bytes = 0;
-  const uint8_t* act = quantize_activations(k, cols, x, tokens, pool, scratch, &act_bytes);
-  const auto* w = static_cast<const uint8_t*>(weights);
-  const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(k.weight_type, cols));
-  if (k.gemm && tokens >= kPackedMinTokens && cols % k.gemm->block_elems == 0)
-    return packed_matmul(k, w, row_bytes, rows, cols, act, act_bytes, tokens, y, pool, scratch);
+  const uint8_t* act = quantize_activations(first, cols, x, tokens, pool, scratch, &act_bytes);
+  auto row_bytes = [&](const MatmulPart& p) {
+    return static_cast<int64_t>(gguf::bytes_for(p.k->weight_type, cols));
+  };
+  if (parts.size() == 1 && first.gemm && packed && cols % first.gemm->block_elems == 0) {
+    const MatmulPart& p = parts[0];
+    return packed_matmul(first, static_cast<const uint8_t*>(p.weights), row_bytes(p), p.rows, cols,
+                         act, act_bytes, tokens, p.y, pool, scratch);
+  }
+  // All parts' rows as one sequence, split over the threads by weight bytes (the parts' types
+  // may differ: Q4_K q and k beside a Q6_K v). A boundary inside a part falls on a whole tile, the
+  // same for the two threads that meet there.
+  int64_t total = 0;
+  for (const MatmulPart& p : parts) total += p.rows * row_bytes(p);
   pool.run([&](int t) {
-    auto [begin, end] = ThreadPool::share(rows, t, pool.size());
-    int64_t r = begin;
-    for (; r + kTileRows <= end; r += kTileRows) {  // tiles of 4 rows × up to 4 tokens
-      const uint8_t* row = w + r * row_bytes;
-      for (int64_t i = 0; i < tokens; i += kTileTokens) {
-        int n_tokens = static_cast<int>(std::min<int64_t>(kTileTokens, tokens - i));
-        k.dot_tile(cols, row, row_bytes, act + i * act_bytes, act_bytes, n_tokens, y + i * rows + r,
-                   rows);
-      }
-    }
-    for (; r < end; ++r) {
-      const uint8_t* row = w + r * row_bytes;
-      for (int64_t i = 0; i < tokens; ++i)
-        y[i * rows + r] = k.vec_dot(cols, row, act + i * act_bytes);
+    const int64_t lo = total * t / pool.size(), hi = total * (t + 1) / pool.size();
+    int64_t start = 0;  // bytes before this part
+    for (const MatmulPart& p : parts) {
+      const int64_t rb = row_bytes(p), bytes = p.rows * rb;
+      auto boundary = [&](int64_t b) {
+        if (b <= start) return int64_t(0);
+        if (b >= start + bytes) return p.rows;
+        return std::min(p.rows, (b - start) / rb / kTileRows * kTileRows);
+      };
+      const int64_t begin = boundary(lo), end = boundary(hi);
+      if (begin < end)
+        tile_rows(*p.k, static_cast<const uint8_t*>(p.weights), rb, p.rows, cols, begin, end, act,
+                  act_bytes, tokens, p.y);
+      start += bytes;
     }
   });
 }

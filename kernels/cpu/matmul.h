@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
@@ -31,5 +32,23 @@ void matvec(const TypeKernels& k, const void* weights, int64_t rows, int64_t col
 // from memory once and used for every token while it sits in cache.
 void matmul(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, const float* x,
             int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch);
+
+// One of several products that share their input (matmul_shared): `rows` rows of weights in
+// k->weight_type, output `tokens` rows of `rows` floats at y.
+struct MatmulPart {
+  const TypeKernels* k;
+  const void* weights;
+  int64_t rows;
+  float* y;
+};
+
+// Y_p = W_p·X for every part p, all with `cols` columns and the same activations (attention's q,
+// k and v; the FFN's gate and up). Results are bit for bit those of matmul on each part. Where
+// the parts share an activation format and no part takes the packed path, the activations are
+// quantised once and every part's rows are split over the threads in one pass: small products
+// (a few hundred KB each in a small model) then pay one wake-up and one quantisation, and each
+// thread streams one contiguous run of weights.
+void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float* x, int64_t tokens,
+                   ThreadPool& pool, MatmulScratch& scratch);
 
 }  // namespace ember::cpu

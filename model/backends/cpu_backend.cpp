@@ -22,14 +22,6 @@ const cpu::TypeKernels& kernels_for(const Weight& w) {
   return *k;
 }
 
-float silu(float x) {
-  return x / (1.0f + std::exp(-x));
-}
-float gelu_tanh(float x) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-}
-
 }  // namespace
 
 CpuBackend::CpuBackend(int n_threads)
@@ -83,6 +75,14 @@ void CpuBackend::matmul(const Weight& w, const Tensor& x, Tensor out, int expert
     data += static_cast<int64_t>(expert) * w.rows() *
             static_cast<int64_t>(gguf::bytes_for(w.type(), w.cols()));
   cpu::matmul(k, data, w.rows(), w.cols(), x.data, x.rows, out.data, pool_, matmul_scratch_);
+}
+
+void CpuBackend::matmul_shared(std::span<const Weight* const> w, const Tensor& x,
+                               std::span<const Tensor> out) {
+  std::vector<cpu::MatmulPart> parts;
+  for (size_t i = 0; i < w.size(); ++i)
+    parts.push_back({&kernels_for(*w[i]), w[i]->data(), w[i]->rows(), out[i].data});
+  cpu::matmul_shared(parts, x.cols, x.data, x.rows, pool_, matmul_scratch_);
 }
 
 void CpuBackend::add_bias(Tensor x, const Weight& bias) {
@@ -141,10 +141,14 @@ void CpuBackend::add_scaled_rows(Tensor x, const Tensor& y, const std::vector<fl
 }
 
 void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) {
-  for (int64_t i = 0; i < gate.rows * gate.cols; ++i) {
-    float g = act == Activation::kSilu ? silu(gate.data[i]) : gelu_tanh(gate.data[i]);
-    out.data[i] = g * up.data[i];
-  }
+  const auto fn = act == Activation::kSilu ? vector_ops_.silu_mul : vector_ops_.gelu_mul;
+  const int64_t n = gate.rows * gate.cols;
+  if (n < (int64_t(1) << 16)) return fn(gate.data, up.data, out.data, n);  // not worth a wake-up
+  pool_.run([&](int t) {
+    auto [begin, end] = cpu::ThreadPool::share(gate.rows, t, pool_.size());
+    fn(gate.data + begin * gate.cols, up.data + begin * gate.cols, out.data + begin * gate.cols,
+       (end - begin) * gate.cols);
+  });
 }
 
 void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) {

@@ -33,6 +33,17 @@ void ProfilingBackend::matmul(const Weight& w, const Tensor& x, Tensor out, int 
   timed("matmul " + weight_kind(w), weight_bytes(w), [&] { inner_.matmul(w, x, out, expert); });
 }
 
+void ProfilingBackend::matmul_shared(std::span<const Weight* const> w, const Tensor& x,
+                                     std::span<const Tensor> out) {
+  std::string name = "matmul ";
+  double bytes = 0;
+  for (const Weight* weight : w) {
+    name += (weight == w.front() ? "" : "+") + weight_kind(*weight);
+    bytes += weight_bytes(*weight);
+  }
+  timed(name, bytes, [&] { inner_.matmul_shared(w, x, out); });
+}
+
 void ProfilingBackend::add_bias(Tensor x, const Weight& bias) {
   timed("add_bias", 0, [&] { inner_.add_bias(x, bias); });
 }

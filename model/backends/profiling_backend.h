@@ -34,6 +34,8 @@ class ProfilingBackend final : public Backend {
   void embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
              Tensor out) override;
   void matmul(const Weight& w, const Tensor& x, Tensor out, int expert = -1) override;
+  void matmul_shared(std::span<const Weight* const> w, const Tensor& x,
+                     std::span<const Tensor> out) override;
   void add_bias(Tensor x, const Weight& bias) override;
   void rms_norm(const Tensor& x, const Weight& weight, float eps, Tensor out) override;
   void rope(Tensor x, const std::vector<int32_t>& positions, int n_heads, const RopeTable& table,

@@ -147,6 +147,45 @@ TEST(Matmul, ThreadedProductsEqualSingleDots) {
   }
 }
 
+// Products that share their input, run as one (q, k and v; gate and up), give each part's own
+// product bit for bit: parts of different types and awkward row counts, whether they share an
+// activation format (one pass) or not (one after another), below and above the packed path.
+TEST(Matmul, SharedInputProductsEqualSeparateOnes) {
+  const int64_t cols = 512;
+  for (auto types :
+       std::vector<std::vector<TensorType>>{{TensorType::Q4_K, TensorType::Q4_K, TensorType::Q6_K},
+                                            {TensorType::Q4_1, TensorType::Q8_0},
+                                            {TensorType::Q4_0, TensorType::Q4_K},
+                                            {TensorType::F16, TensorType::F32}}) {
+    const std::vector<int64_t> rows = {37, 5, 64};
+    std::vector<std::vector<uint8_t>> w;
+    for (size_t p = 0; p < types.size(); ++p)
+      w.push_back(test::random_row(types[p], rows[p] * cols, 11 + int(p)));
+    for (int64_t tokens : {1, 3, 5, 9}) {
+      SCOPED_TRACE(std::string(gguf::type_name(types[0])) + "+... tokens " +
+                   std::to_string(tokens));
+      const std::vector<float> x = test::random_floats(tokens * cols, 7);
+      for (int threads : {1, 2, 3}) {
+        cpu::ThreadPool pool(threads);
+        cpu::MatmulScratch scratch;
+        std::vector<std::vector<float>> separate, shared;
+        std::vector<cpu::MatmulPart> parts;
+        for (size_t p = 0; p < types.size(); ++p) {
+          const cpu::TypeKernels* k = cpu::find_kernels(types[p]);
+          separate.emplace_back(tokens * rows[p], NAN);
+          shared.emplace_back(tokens * rows[p], NAN);
+          cpu::matmul(*k, w[p].data(), rows[p], cols, x.data(), tokens, separate[p].data(), pool,
+                      scratch);
+          parts.push_back({k, w[p].data(), rows[p], shared[p].data()});
+        }
+        cpu::matmul_shared(parts, cols, x.data(), tokens, pool, scratch);
+        for (size_t p = 0; p < types.size(); ++p)
+          EXPECT_EQ(shared[p], separate[p]) << "part " << p << ", " << threads << " threads";
+      }
+    }
+  }
+}
+
 TEST(ThreadPool, RunsEveryIndexOnceManyTimes) {
   cpu::ThreadPool pool(3);
   std::vector<int> counts(3, 0);
@@ -177,4 +216,38 @@ TEST(VecDot, KFamilyZmmTilesEqualTheYmmOnes) {
     ymm->dot_tile(cols, w.data(), row_bytes, a.data(), act_bytes, 4, out_y.data(), 4);
     EXPECT_EQ(out_z, out_y) << gguf::type_name(type);
   }
+}
+
+// The gated FFN's activations at every level against the formulas in double, over the range
+// activations take (and far beyond, where e^x saturates), on lengths that leave SIMD tails.
+TEST(VectorOps, GatedActivationsMatchTheFormulas) {
+  std::vector<float> gate, up;
+  for (int i = 0; i < 1003; ++i) {
+    gate.push_back(-40.0f + 80.0f * float(i) / 1002.0f);
+    up.push_back(i % 7 == 0 ? -1.5f : 0.75f);
+  }
+  gate.insert(gate.end(), {0.0f, -0.0f, 1e-8f, -1e-8f, 1000.0f, -1000.0f, 3e38f, -3e38f});
+  up.resize(gate.size(), 1.0f);
+  for (cpu::Isa isa : available_levels()) {
+    const cpu::VectorOps& ops = cpu::vector_ops(isa);
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(9), static_cast<int64_t>(gate.size())}) {
+      std::vector<float> silu(n), gelu(n);
+      ops.silu_mul(gate.data(), up.data(), silu.data(), n);
+      ops.gelu_mul(gate.data(), up.data(), gelu.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double x = gate[i];
+        const double want_silu = x / (1.0 + std::exp(-x)) * up[i];
+        const double want_gelu =
+            0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) * up[i];
+        const double tol = 2e-6 * std::max(1.0, std::abs(x * up[i]));
+        EXPECT_NEAR(silu[i], want_silu, tol) << cpu::isa_name(isa) << " silu(" << x << ")";
+        EXPECT_NEAR(gelu[i], want_gelu, tol) << cpu::isa_name(isa) << " gelu(" << x << ")";
+      }
+    }
+  }
+  // In place, as the forward pass calls it (out = gate).
+  std::vector<float> g = gate, want(gate.size());
+  cpu::vector_ops().gelu_mul(gate.data(), up.data(), want.data(), int64_t(gate.size()));
+  cpu::vector_ops().gelu_mul(g.data(), up.data(), g.data(), int64_t(g.size()));
+  EXPECT_EQ(g, want);
 }

@@ -270,11 +270,18 @@ TEST(ProfilingBackend, SameLogitsAndEveryProductCounted) {
   EXPECT_EQ(profiled.forward(prompt, true), plain);  // the same computation, only timed
   const auto& ops = profiler.ops();
   const int n_layer = profiled.hparams().n_layer;
-  ASSERT_TRUE(ops.count("matmul attn_q") && ops.count("attention") && ops.count("rms_norm"));
-  EXPECT_EQ(ops.at("matmul attn_q").calls, uint64_t(n_layer));
-  const gguf::TensorInfo* q = m.files.find_tensor("blk.0.attn_q.weight");
-  ASSERT_NE(q, nullptr);
-  EXPECT_DOUBLE_EQ(ops.at("matmul attn_q").bytes, double(q->bytes) * n_layer);
+  // q, k and v share their input: one product of the three (Backend::matmul_shared).
+  const std::string qkv = "matmul attn_q+attn_k+attn_v";
+  ASSERT_TRUE(ops.count(qkv) && ops.count("attention") && ops.count("rms_norm"));
+  EXPECT_EQ(ops.at(qkv).calls, uint64_t(n_layer));
+  EXPECT_EQ(ops.count("matmul attn_q"), 0u);
+  double qkv_bytes = 0;
+  for (const char* name : {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight"}) {
+    const gguf::TensorInfo* t = m.files.find_tensor(name);
+    ASSERT_NE(t, nullptr);
+    qkv_bytes += double(t->bytes);
+  }
+  EXPECT_DOUBLE_EQ(ops.at(qkv).bytes, qkv_bytes * n_layer);
   // Attention reads positions 0..p of K and V for each token p: 1+2+3+4 positions.
   const auto& hp = profiled.hparams();
   EXPECT_DOUBLE_EQ(ops.at("attention").bytes, 10.0 * 2 * hp.n_head_kv * hp.head_dim * 2 * n_layer);
