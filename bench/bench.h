@@ -33,6 +33,7 @@ struct E2eBenchOptions {
   int threads = 2;
   int repeat = 3;              // best of
   model::BackendSpec backend;  // the CPU here; the CLI passes what --backend chose (auto: as serve)
+  model::CacheType cache = model::CacheType::kF16;  // --cache-type
   // Also one more generation through model::ProfilingBackend: time, calls and bytes per token
   // for each kind of operation (matrix products by weight), and what is spent outside them.
   bool profile = false;

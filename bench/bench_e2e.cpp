@@ -37,12 +37,13 @@ long resident_kib() {
 // for matrix products, keys and values for attention), then what the argmax over the logits and
 // everything outside the backend's calls take.
 void print_profile(const gguf::ModelFiles& files, model::Backend& backend,
-                   const std::vector<int32_t>& prompt, int n_gen, double bandwidth) {
+                   const std::vector<int32_t>& prompt, int n_gen, double bandwidth,
+                   model::CacheType cache) {
   if (dynamic_cast<model::DeviceBackend*>(&backend))
     throw std::invalid_argument("--profile times the CPU backend's calls (--backend cpu)");
   model::ProfilingBackend profiler(backend);
   const int n_ctx = static_cast<int>(prompt.size()) + n_gen + 1;
-  model::Transformer t(files, profiler, n_ctx, model::CacheType::kF16, 1, {});
+  model::Transformer t(files, profiler, n_ctx, cache, 1, {});
   std::vector<float> logits = t.forward(prompt, false);
   profiler.clear();
   double argmax_seconds = 0;
@@ -90,7 +91,7 @@ int run_bench_e2e(const E2eBenchOptions& options) {
   long rss_before = resident_kib();
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);
   model::Backends backends = model::make_backends(options.backend);
-  model::Transformer t(files, *backends.main, n_prompt + n_gen + 1, model::CacheType::kF16, 1,
+  model::Transformer t(files, *backends.main, n_prompt + n_gen + 1, options.cache, 1,
                        backends.placement);
   const double weight_bytes = static_cast<double>(files.total_tensor_bytes());
   std::mt19937 rng(1);
@@ -137,7 +138,8 @@ int run_bench_e2e(const E2eBenchOptions& options) {
       "before loading)\n",
       rss_after / 1024.0, weight_bytes / (1 << 20), kv_bytes / (1 << 20),
       rss_after / 1024.0 - weight_bytes / (1 << 20) - kv_bytes / (1 << 20), rss_before / 1024.0);
-  if (options.profile) print_profile(files, *backends.main, prompt, n_gen, bandwidth);
+  if (options.profile)
+    print_profile(files, *backends.main, prompt, n_gen, bandwidth, options.cache);
   return 0;
 }
 

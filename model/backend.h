@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "model/cache_type.h"
 #include "model/hparams.h"
 #include "model/rope.h"
 #include "model/weights.h"
@@ -32,8 +33,6 @@ struct Tensor {
     return t;
   }
 };
-
-enum class CacheType { kF16, kF32 };
 
 class Backend {
  public:

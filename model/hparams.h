@@ -10,6 +10,7 @@
 
 #include "gguf/reader.h"
 #include "model/architectures.h"
+#include "model/cache_type.h"
 
 namespace ember::model {
 
@@ -70,11 +71,11 @@ struct HyperParams {
   static HyperParams from_gguf(const gguf::Metadata& metadata);
 
   // Bytes of the KV cache the transformer allocates for n_seq sequences of n_ctx positions:
-  // n_seq × n_ctx × n_layer × 2 (K and V) × n_head_kv·head_dim × bytes_per_value (2: f16, the
-  // server's cache). What a deployment sizes memory by (`ember inspect --memory`).
-  uint64_t kv_cache_bytes(int n_ctx, int n_seq, int bytes_per_value = 2) const {
-    return uint64_t(n_seq) * uint64_t(n_ctx) * uint64_t(n_layer) * 2 * uint64_t(n_head_kv) *
-           uint64_t(head_dim) * uint64_t(bytes_per_value);
+  // n_seq × n_ctx × n_layer × 2 (K and V) × n_head_kv·head_dim values of `cache` (f16 is the
+  // server's default). What a deployment sizes memory by (`ember inspect --memory`).
+  uint64_t kv_cache_bytes(int n_ctx, int n_seq, CacheType cache = CacheType::kF16) const {
+    return uint64_t(n_seq) * uint64_t(n_ctx) * uint64_t(n_layer) * 2 *
+           kv_bytes(cache, int64_t(n_head_kv) * head_dim);
   }
 };
 

@@ -23,6 +23,11 @@ Transformer::Transformer(const gguf::ModelFiles& files, Backend& backend, int n_
     placement_.device_layers = hp_.n_layer;
   placement_.host_expert_layers =
       hp_.n_expert ? std::min(placement_.host_expert_layers, hp_.n_layer) : 0;
+  if (cache == CacheType::kQ8_0 && hp_.head_dim % 32 != 0)
+    throw std::runtime_error(
+        "--cache-type q8_0 needs attention heads of a multiple of 32 values; "
+        "this model's have " +
+        std::to_string(hp_.head_dim) + ": use --cache-type f16");
   check_device_memory(cache);
   // Frequency divisors: Llama 3's, or LongRoPE's long factors once the context in use exceeds
   // the original context (short ones otherwise).
@@ -65,8 +70,7 @@ void Transformer::check_device_memory(CacheType cache) const {
   if (placement_.device_memory == 0) return;
   auto bytes = [](const Weight& w) -> uint64_t { return w ? w.info->bytes : 0; };
   // Per layer: every tensor (fused ones counted once) and its KV cache.
-  const uint64_t kv =
-      hp_.kv_cache_bytes(n_ctx_, n_seq_, cache == CacheType::kF16 ? 2 : 4) / uint64_t(hp_.n_layer);
+  const uint64_t kv = hp_.kv_cache_bytes(n_ctx_, n_seq_, cache) / uint64_t(hp_.n_layer);
   std::vector<uint64_t> layer(hp_.n_layer), experts(hp_.n_layer);
   for (int l = 0; l < hp_.n_layer; ++l) {
     const LayerWeights& w = w_.layers[l];

@@ -68,8 +68,8 @@ struct Scheduler::Engine {
         tokenizer(text::Vocab::from_gguf(files.metadata())),
         backends(model::make_backends(
             {o.backend, o.device, o.threads, o.gpu_layers, o.cpu_moe_layers, o.backend_automatic})),
-        transformer(files, *backends.main, context_for(files, o.n_ctx), model::CacheType::kF16,
-                    o.parallel, backends.placement),
+        transformer(files, *backends.main, context_for(files, o.n_ctx), o.cache_type, o.parallel,
+                    backends.placement),
         slots(static_cast<size_t>(o.parallel)) {
     std::error_code ec;
     if (!o.loras.empty() && std::filesystem::equivalent(e.path, o.lora_model_path, ec))

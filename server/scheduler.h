@@ -33,7 +33,8 @@ struct SchedulerOptions {
   // Speculative decoding (model/speculative.h): tokens guessed per step for greedy requests that
   // do not say (`speculative` in the body); sampled requests guess only when they ask.
   int speculative = 4;
-  int n_ctx = 4096;                // context per request (clipped to the model's training context)
+  int n_ctx = 4096;  // context per request (clipped to the model's training context)
+  model::CacheType cache_type = model::CacheType::kF16;  // --cache-type: the KV cache's values
   int threads = 2;                 // compute threads per loaded model (CPU backend)
   std::string backend = "cpu";     // "cpu" or "vulkan" (backend_choice.h decides)
   int device = -1;                 // the Vulkan device, as gpu-info numbers them

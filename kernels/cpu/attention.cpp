@@ -6,6 +6,7 @@
 #include <limits>
 #include <new>
 
+#include "kernels/cpu/block_formats.h"
 #include "kernels/cpu/fp16.h"
 
 namespace ember::cpu {
@@ -32,9 +33,17 @@ float* AttentionScratch::reserve(int64_t floats) {
 
 namespace {
 
-float cached(const void* base, bool f16, int64_t index) {
-  return f16 ? fp16_to_f32(static_cast<const uint16_t*>(base)[index])
-             : static_cast<const float*>(base)[index];
+float cached(const void* base, gguf::TensorType type, int64_t index) {
+  switch (type) {
+    case gguf::TensorType::F16:
+      return fp16_to_f32(static_cast<const uint16_t*>(base)[index]);
+    case gguf::TensorType::Q8_0: {
+      const BlockQ8_0& b = static_cast<const BlockQ8_0*>(base)[index / kQK];
+      return fp16_to_f32(b.d) * float(b.qs[index % kQK]);
+    }
+    default:
+      return static_cast<const float*>(base)[index];
+  }
 }
 
 }  // namespace
@@ -61,7 +70,7 @@ void attention_reference(const AttentionBlock& a, AttentionScratch& scratch) {
             continue;
           }
           float s = 0;
-          for (int i = 0; i < d; ++i) s += q[i] * cached(a.k, a.f16, key * a.row_stride + i);
+          for (int i = 0; i < d; ++i) s += q[i] * cached(a.k, a.kv_type, key * a.row_stride + i);
           p[j] = s * a.scale;
           if (a.softcap > 0) p[j] = a.softcap * std::tanh(p[j] / a.softcap);
           chunk_max = std::max(chunk_max, p[j]);
@@ -75,7 +84,7 @@ void attention_reference(const AttentionBlock& a, AttentionScratch& scratch) {
           if (key < lo || key > pos) continue;
           const float w = std::exp(p[j] - m_new);
           l += w;
-          for (int i = 0; i < d; ++i) o[i] += w * cached(a.v, a.f16, key * a.row_stride + i);
+          for (int i = 0; i < d; ++i) o[i] += w * cached(a.v, a.kv_type, key * a.row_stride + i);
         }
         m = m_new;
       }

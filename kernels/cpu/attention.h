@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "gguf/types.h"
 #include "kernels/cpu/cpu_features.h"
 
 namespace ember::cpu {
@@ -21,12 +22,13 @@ struct AttentionBlock {
   int64_t q_stride;
   const int32_t* positions;  // of each token; keys 0..positions[b] (within `window`) are seen
   int n_tokens, group, head_dim;
-  // This KV head's cached rows: key/value of position j at k/v + j·row_stride elements, in F16
-  // (uint16_t bits) or F32.
+  // This KV head's cached rows: key/value of position j at k/v + j·row_stride elements, in F32,
+  // F16 or Q8_0 (kv_type; for Q8_0 row_stride and head_dim are multiples of its 32-value
+  // blocks, and an element offset e is the byte offset e / 32 · 34).
   const void* k;
   const void* v;
   int64_t row_stride;
-  bool f16;
+  gguf::TensorType kv_type = gguf::TensorType::F16;
   int window;  // > 0: only the last `window` positions
   float scale;
   float softcap = 0;  // > 0: scores s·scale → softcap·tanh(s·scale / softcap) (gemma2)

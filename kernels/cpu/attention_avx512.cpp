@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/block_formats.h"
 #include "kernels/cpu/fp16.h"
 
 namespace ember::cpu {
@@ -36,13 +37,24 @@ inline float exp_scalar(float x) {
   return _mm512_cvtss_f32(exp_nonpositive(_mm512_set1_ps(x)));
 }
 
-// Row `key` of the cache, values [0, d), as floats into `dst`.
-inline void load_row(const void* base, bool f16, int64_t offset, int d, float* dst) {
-  if (f16) {
+// `d` values of a cached row from element `offset` (a multiple of 32 for Q8_0), as floats into
+// `dst`: the same float for every value as the reference's conversion.
+inline void load_row(const void* base, gguf::TensorType type, int64_t offset, int d, float* dst) {
+  if (type == gguf::TensorType::F16) {
     const auto* src = static_cast<const uint16_t*>(base) + offset;
     for (int i = 0; i < d; i += 16)
       _mm512_storeu_ps(
           dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+  } else if (type == gguf::TensorType::Q8_0) {
+    const BlockQ8_0* b = static_cast<const BlockQ8_0*>(base) + offset / kQK;
+    for (int i = 0; i < d; i += kQK, ++b) {
+      const __m512 scale = _mm512_set1_ps(fp16_to_f32(b->d));
+      for (int h = 0; h < kQK; h += 16) {
+        const __m512i q =
+            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + h)));
+        _mm512_storeu_ps(dst + i + h, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(q)));
+      }
+    }
   } else {
     std::copy_n(static_cast<const float*>(base) + offset, d, dst);
   }
@@ -52,7 +64,8 @@ inline void load_row(const void* base, bool f16, int64_t offset, int d, float* d
 
 void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
   const int d = a.head_dim;
-  if (d % 16 != 0) return attention_reference(a, scratch);
+  if (d % 16 != 0 || (a.kv_type == gguf::TensorType::Q8_0 && d % kQK != 0))
+    return attention_reference(a, scratch);
   constexpr int C = kAttentionChunk;
   const int rows = a.n_tokens * a.group;
   float* kt = scratch.reserve(int64_t(2) * C * d + int64_t(rows) * d + 2 * rows + d + 2 * C);
@@ -84,9 +97,9 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
         std::fill(vc + j * d, vc + (j + 1) * d, 0.0f);
         continue;
       }
-      load_row(a.k, a.f16, key * a.row_stride, d, row);
+      load_row(a.k, a.kv_type, key * a.row_stride, d, row);
       for (int i = 0; i < d; ++i) kt[i * C + j] = row[i];
-      load_row(a.v, a.f16, key * a.row_stride, d, vc + j * d);
+      load_row(a.v, a.kv_type, key * a.row_stride, d, vc + j * d);
     }
     for (int b = 0; b < a.n_tokens; ++b) {
       const int pos = a.positions[b];

@@ -27,6 +27,7 @@ const cpu::TypeKernels& kernels_for(const Weight& w) {
 CpuBackend::CpuBackend(int n_threads)
     : pool_(n_threads),
       vector_ops_(cpu::vector_ops()),
+      q8_0_(*cpu::find_kernels(gguf::TensorType::Q8_0)),
       attention_kernel_(cpu::attention_kernel()) {}
 
 Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
@@ -152,11 +153,14 @@ void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tenso
 }
 
 void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) {
+  if (type == CacheType::kQ8_0 && kv_dim % 32 != 0)
+    throw std::runtime_error("a q8_0 KV cache needs rows of a multiple of 32 values, not " +
+                             std::to_string(kv_dim) + ": use --cache-type f16");
   cache_type_ = type;
   n_ctx_ = n_ctx;
   kv_dim_ = kv_dim;
   n_seq_ = n_seq;
-  const size_t bytes = size_t(n_seq) * n_ctx * kv_dim * (type == CacheType::kF16 ? 2 : 4);
+  const size_t bytes = size_t(n_seq) * n_ctx * kv_bytes(type, kv_dim);
   k_cache_.clear();
   v_cache_.clear();
   for (int l = 0; l < n_layer; ++l) {
@@ -167,8 +171,7 @@ void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, 
 
 uint8_t* CpuBackend::cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq,
                                int pos) const {
-  const size_t row_bytes = size_t(kv_dim_) * (cache_type_ == CacheType::kF16 ? 2 : 4);
-  return layer_cache.get() + (size_t(seq) * n_ctx_ + pos) * row_bytes;
+  return layer_cache.get() + (size_t(seq) * n_ctx_ + pos) * kv_bytes(cache_type_, kv_dim_);
 }
 
 void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
@@ -184,10 +187,17 @@ void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
     for (auto [src, cache] : {std::pair{&k, &k_cache_[layer]}, std::pair{&v, &v_cache_[layer]}}) {
       const float* row = src->data + t * src->cols;
       uint8_t* dst = cache_row(*cache, seq, pos);
-      if (cache_type_ == CacheType::kF32)
-        std::memcpy(dst, row, kv_dim_ * sizeof(float));
-      else
-        vector_ops_.f32_to_fp16(row, reinterpret_cast<uint16_t*>(dst), kv_dim_);
+      switch (cache_type_) {
+        case CacheType::kF32:
+          std::memcpy(dst, row, kv_dim_ * sizeof(float));
+          break;
+        case CacheType::kF16:
+          vector_ops_.f32_to_fp16(row, reinterpret_cast<uint16_t*>(dst), kv_dim_);
+          break;
+        case CacheType::kQ8_0:  // GGUF's Q8_0 rounding: the activation quantiser's
+          q8_0_.quantize_act(row, dst, kv_dim_);
+          break;
+      }
     }
   }
 }
@@ -196,6 +206,9 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
                            const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
                            int head_dim, float scale, float softcap, int window, Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
+  if (cache_type_ == CacheType::kQ8_0 && head_dim % 32 != 0)
+    throw std::runtime_error("a q8_0 KV cache needs head sizes of a multiple of 32, not " +
+                             std::to_string(head_dim) + ": use --cache-type f16");
   const int group = n_head / n_head_kv;  // query heads sharing one kv head
   // Blocks: runs of consecutive batch entries of one sequence, at most kAttentionBlock long
   // (a prompt chunk is one run; a generation step has one token per sequence).
@@ -223,11 +236,13 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
       block.n_tokens = static_cast<int>(end - first);
       block.group = group;
       block.head_dim = head_dim;
-      const size_t elem = cache_type_ == CacheType::kF16 ? 2 : 4;
-      block.k = cache_row(k_cache_[layer], seq, 0) + size_t(g) * head_dim * elem;
-      block.v = cache_row(v_cache_[layer], seq, 0) + size_t(g) * head_dim * elem;
+      const size_t head = kv_bytes(cache_type_, int64_t(g) * head_dim);
+      block.k = cache_row(k_cache_[layer], seq, 0) + head;
+      block.v = cache_row(v_cache_[layer], seq, 0) + head;
       block.row_stride = row_elems;
-      block.f16 = cache_type_ == CacheType::kF16;
+      block.kv_type = cache_type_ == CacheType::kF16   ? gguf::TensorType::F16
+                      : cache_type_ == CacheType::kF32 ? gguf::TensorType::F32
+                                                       : gguf::TensorType::Q8_0;
       block.window = window;
       block.scale = scale;
       block.softcap = softcap;

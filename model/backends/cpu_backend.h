@@ -55,12 +55,14 @@ class CpuBackend : public Backend {
 
   cpu::ThreadPool pool_;
   const cpu::VectorOps& vector_ops_;
+  const cpu::TypeKernels& q8_0_;  // quantises rows of a q8_0 KV cache
   cpu::AttentionFn attention_kernel_;
   std::vector<cpu::AttentionScratch> attention_scratch_;  // one per thread
   cpu::MatmulScratch matmul_scratch_;
   ScratchArena scratch_;  // activations, in chunks_
   std::vector<std::unique_ptr<float[]>> chunks_;
-  // KV cache: per layer, n_seq × n_ctx rows of kv_dim values (F16 bits or floats), allocated
+  // KV cache: per layer, n_seq × n_ctx rows of kv_dim values (F16 bits, floats or Q8_0 blocks),
+  // allocated
   // without being written so that the pages of unused positions stay untouched.
   CacheType cache_type_ = CacheType::kF16;
   int n_ctx_ = 0, kv_dim_ = 0, n_seq_ = 0;

@@ -349,11 +349,15 @@ void DeviceBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType typ
   if (kv_dim % 2 != 0)
     throw std::runtime_error("the device backend needs an even KV width, not " +
                              std::to_string(kv_dim));
+  if (type == CacheType::kQ8_0)
+    throw std::runtime_error(
+        "the q8_0 KV cache runs on the CPU backend only for now: use --cache-type f16 with "
+        "this device, or --backend cpu");
   cache_type_ = type;
   n_ctx_ = n_ctx;
   kv_dim_ = kv_dim;
   n_seq_ = n_seq;
-  const size_t bytes = size_t(n_ctx) * kv_dim * (type == CacheType::kF16 ? 2 : 4);
+  const size_t bytes = size_t(n_ctx) * kv_bytes(type, kv_dim);
   if (bytes > max_range_)
     throw std::runtime_error(
         "one sequence's KV cache for one layer needs " + std::to_string(bytes >> 20) +

@@ -86,10 +86,10 @@ void ProfilingBackend::attention(int layer, const Tensor& q, const std::vector<i
                                  int head_dim, float scale, float softcap, int window, Tensor out) {
   // The keys and values each token reads: its visible positions × K and V × kv heads × head_dim.
   double bytes = 0;
-  const double element = cache_ == CacheType::kF16 ? 2 : 4;
+  const double row = double(kv_bytes(cache_, int64_t(n_head_kv) * head_dim));
   for (int32_t p : positions) {
     const double visible = window > 0 ? std::min<double>(p + 1, window) : p + 1;
-    bytes += visible * 2 * n_head_kv * head_dim * element;
+    bytes += visible * 2 * row;
   }
   timed("attention", bytes, [&] {
     inner_.attention(layer, q, positions, seqs, n_head, n_head_kv, head_dim, scale, softcap, window,

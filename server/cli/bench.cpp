@@ -60,6 +60,7 @@ int bench_e2e(const std::vector<std::string>& argv) {
   o.profile = args.has("profile");
   o.backend = backend_spec(args);
   o.backend.threads = o.threads;
+  o.cache = cache_type_option(args);
   return bench::run_bench_e2e(o);
 }
 

@@ -25,7 +25,7 @@ int run_chat(const std::vector<std::string>& argv) {
   chat::ChatTemplate chat = chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
   const int n_ctx = std::stoi(args.get("ctx").value_or("4096"));
   model::Backends backends = model::make_backends(backend_spec(args));
-  model::Transformer transformer(files, *backends.main, n_ctx, model::CacheType::kF16, 1,
+  model::Transformer transformer(files, *backends.main, n_ctx, cache_type_option(args), 1,
                                  backends.placement);
 
   model::SamplingParams sampling;

@@ -49,6 +49,9 @@ std::vector<std::pair<std::string, float>> parse_lora_specs(const std::vector<st
 // choice; on the CPU backend the placement flags change nothing (a note on stderr says so).
 model::BackendSpec backend_spec(const Args& args);
 std::set<std::string> with_backend_options(std::set<std::string> valued);
+// The KV cache's element type: --cache-type f16|q8_0|f32 (one of the backend options), else
+// EMBER_CACHE_TYPE, else f16. UsageError for another name.
+model::CacheType cache_type_option(const Args& args);
 std::set<std::string> with_backend_flags(std::set<std::string> flags);
 // Attaches the adapters of --lora FILE[:SCALE] options (model/lora.h) to `transformer`;
 // UsageError for a malformed scale, std::runtime_error for an adapter that does not fit.

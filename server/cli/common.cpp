@@ -30,13 +30,22 @@ int default_threads() {
 }
 
 std::set<std::string> with_backend_options(std::set<std::string> valued) {
-  valued.insert({"backend", "device", "threads", "n-gpu-layers", "n-cpu-moe"});
+  valued.insert({"backend", "device", "threads", "n-gpu-layers", "n-cpu-moe", "cache-type"});
   return valued;
 }
 
 std::set<std::string> with_backend_flags(std::set<std::string> flags) {
   flags.insert("cpu-moe");
   return flags;
+}
+
+model::CacheType cache_type_option(const Args& args) {
+  const char* env = std::getenv("EMBER_CACHE_TYPE");
+  try {
+    return model::parse_cache_type(args.get("cache-type").value_or(env && *env ? env : "f16"));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--cache-type: ") + e.what());
+  }
 }
 
 model::BackendSpec backend_spec(const Args& args) {

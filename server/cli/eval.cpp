@@ -25,14 +25,19 @@ int run_eval(const std::vector<std::string>& argv) {
   std::vector<int32_t> tokens = parse_ids(*tokens_arg);
   if (tokens.empty()) throw UsageError("--tokens is empty");
   int batch = std::stoi(args.get("batch").value_or("0"));
-  std::string cache = args.get("cache").value_or("f16");
-  if (cache != "f16" && cache != "f32") throw UsageError("--cache must be f16 or f32");
+  model::CacheType cache = cache_type_option(args);
+  if (auto old = args.get("cache")) {  // the name before --cache-type
+    try {
+      cache = model::parse_cache_type(*old);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--cache: ") + e.what());
+    }
+  }
 
   gguf::ModelFiles files = gguf::ModelFiles::open(*model);
   model::Backends backends = model::make_backends(backend_spec(args));
-  model::Transformer transformer(files, *backends.main, static_cast<int>(tokens.size()),
-                                 cache == "f16" ? model::CacheType::kF16 : model::CacheType::kF32,
-                                 1, backends.placement);
+  model::Transformer transformer(files, *backends.main, static_cast<int>(tokens.size()), cache, 1,
+                                 backends.placement);
   attach_loras(transformer, files, args.get_all("lora"));
   std::vector<float> logits;
   const size_t step = batch > 0 ? static_cast<size_t>(batch) : tokens.size();

@@ -60,7 +60,7 @@ int run_generate(const std::vector<std::string>& argv) {
     n_ctx = std::min<int>(4096, static_cast<int>(request.prompt.size()) + request.max_tokens);
 
   model::Backends backends = model::make_backends(backend_spec(args));
-  model::Transformer transformer(files, *backends.main, n_ctx, model::CacheType::kF16, 1,
+  model::Transformer transformer(files, *backends.main, n_ctx, cache_type_option(args), 1,
                                  backends.placement);
   attach_loras(transformer, files, args.get_all("lora"));
   model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);

@@ -150,18 +150,20 @@ void print_text(const gguf::ModelFiles& model) {
 // Weights (mapped: resident once touched, which generation does to all of them) + the KV cache of
 // `parallel` slots of `ctx` positions (capped at the training context, as the server does) +
 // ember's own 64 MiB (HTTP buffers, tokenizer, activations and scratch of a small model).
-void print_memory(const gguf::ModelFiles& model, int ctx, int parallel, bool as_json) {
+void print_memory(const gguf::ModelFiles& model, int ctx, int parallel, model::CacheType cache,
+                  bool as_json) {
   constexpr uint64_t kOwn = 64ull << 20;
   const model::HyperParams hp = model::HyperParams::from_gguf(model.metadata());
   const int n_ctx = hp.n_ctx_train > 0 ? std::min(ctx, hp.n_ctx_train) : ctx;
   uint64_t weights = 0;
   for (const gguf::File& f : model.parts()) weights += f.size();
-  const uint64_t kv = hp.kv_cache_bytes(n_ctx, parallel);
+  const uint64_t kv = hp.kv_cache_bytes(n_ctx, parallel, cache);
   const uint64_t total = weights + kv + kOwn;
   const auto mib = [](uint64_t b) { return double(b) / double(1 << 20); };
   if (as_json) {
     std::printf("%s\n", json{{"ctx", n_ctx},
                              {"parallel", parallel},
+                             {"cache_type", model::cache_type_name(cache)},
                              {"weights_bytes", weights},
                              {"kv_cache_bytes", kv},
                              {"overhead_bytes", kOwn},
@@ -171,13 +173,15 @@ void print_memory(const gguf::ModelFiles& model, int ctx, int parallel, bool as_
                             .c_str());
     return;
   }
-  std::printf("memory for `ember serve --ctx %d --parallel %d`%s:\n", n_ctx, parallel,
+  std::printf("memory for `ember serve --ctx %d --parallel %d --cache-type %s`%s:\n", n_ctx,
+              parallel, model::cache_type_name(cache),
               n_ctx < ctx ? " (the context capped at the model's training length)" : "");
   std::printf("  weights   %10.1f MiB  (the file, mapped)\n", mib(weights));
   std::printf(
-      "  KV cache  %10.1f MiB  (2 × 2 B × %d layers × %d kv heads × %d head_dim × %d positions × "
+      "  KV cache  %10.1f MiB  (2 × %g B × %d layers × %d kv heads × %d head_dim × %d positions × "
       "%d slots)\n",
-      mib(kv), hp.n_layer, hp.n_head_kv, hp.head_dim, n_ctx, parallel);
+      mib(kv), double(model::kv_bytes(cache, 32)) / 32, hp.n_layer, hp.n_head_kv, hp.head_dim,
+      n_ctx, parallel);
   std::printf("  ember     %10.1f MiB\n", mib(kOwn));
   std::printf("  total     %10.1f MiB  → resources.requests.memory and limits.memory: %.0fMi\n",
               mib(total), std::ceil(mib(total)));
@@ -196,14 +200,15 @@ int to_positive(const std::string& value, const char* what) {
 }  // namespace
 
 int run_inspect(const std::vector<std::string>& argv) {
-  Args args(argv, {"ctx", "parallel"}, {"json", "full-arrays", "memory"});
+  Args args(argv, {"ctx", "parallel", "cache-type"}, {"json", "full-arrays", "memory"});
   if (args.positional().size() != 1) throw UsageError("expected one FILE.gguf");
-  if ((args.has("ctx") || args.has("parallel")) && !args.has("memory"))
-    throw UsageError("--ctx and --parallel go with --memory");
+  if ((args.has("ctx") || args.has("parallel") || args.has("cache-type")) && !args.has("memory"))
+    throw UsageError("--ctx, --parallel and --cache-type go with --memory");
   gguf::ModelFiles model = gguf::ModelFiles::open(args.positional()[0]);
   if (args.has("memory"))
     print_memory(model, to_positive(args.get("ctx").value_or("4096"), "--ctx"),
-                 to_positive(args.get("parallel").value_or("4"), "--parallel"), args.has("json"));
+                 to_positive(args.get("parallel").value_or("4"), "--parallel"),
+                 cache_type_option(args), args.has("json"));
   else if (args.has("json"))
     print_json(model, args.has("full-arrays"));
   else

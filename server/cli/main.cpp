@@ -20,7 +20,8 @@ struct Command {
 const Command kCommands[] = {
     {"serve",
      "serve [--bind HOST:PORT] [--model-dirs D1:D2] [--model FILE] [--api-key K] [--threads N]\n"
-     "           [--ctx N] [--parallel N] [--max-queue N] [--max-loaded-models N]\n"
+     "           [--ctx N] [--cache-type f16|q8_0|f32] [--parallel N] [--max-queue N]\n"
+     "           [--max-loaded-models N]\n"
      "           [--cors-origins O1,O2] [--max-body-mb N] [--request-timeout S] [--idle-timeout "
      "S]\n"
      "           [--backend auto|cpu|vulkan|opencl] [--device N] [--lora FILE[:SCALE]]...\n"
@@ -48,7 +49,8 @@ const Command kCommands[] = {
      ember::cli::run_gpu_info},
     {"inspect",
      "inspect FILE.gguf [--json] [--full-arrays]   metadata and tensor table\n"
-     "  inspect --memory FILE.gguf [--ctx N] [--parallel N]   memory ember serve needs for it",
+     "  inspect --memory FILE.gguf [--ctx N] [--parallel N] [--cache-type T]   memory ember serve\n"
+     "           needs for it",
      ember::cli::run_inspect},
     {"tokenize", "tokenize --model FILE (--text TEXT | --file F) [--no-bos] [--special]",
      ember::cli::run_tokenize},
@@ -63,7 +65,8 @@ const Command kCommands[] = {
      "T]\n"
      "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]\n"
      "           [--speculative N (guess N tokens ahead from the text so far; same output)]\n"
-     "           [--lora FILE[:SCALE]]... [--backend auto|cpu|vulkan|opencl] [--device N]",
+     "           [--lora FILE[:SCALE]]... [--backend auto|cpu|vulkan|opencl] [--device N]\n"
+     "           [--cache-type f16|q8_0|f32 (the KV cache's values; q8_0 halves its memory)]",
      ember::cli::run_generate},
     {"chat",
      "chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]\n"
@@ -74,7 +77,8 @@ const Command kCommands[] = {
      "[--device N]",
      ember::cli::run_perplexity},
     {"eval",
-     "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache f16|f32] "
+     "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache-type "
+     "f16|q8_0|f32] "
      "[--lora FILE[:SCALE]]...\n"
      "           [--backend auto|cpu|vulkan|opencl] [--device N]",
      ember::cli::run_eval},
@@ -82,7 +86,8 @@ const Command kCommands[] = {
      "bench kernels [--types Q4_0,Q4_K,...|all] [--threads N] [--tokens N] [--isa L]\n"
      "                [--backend cpu|vulkan|opencl] [--device N]\n"
      "  bench e2e --model FILE [-p 512] [-n 128] [-t 2] [--backend B] [--device N]\n"
-     "            [--n-gpu-layers N] [--cpu-moe] [--n-cpu-moe N] [--profile]   prompt/generation "
+     "            [--n-gpu-layers N] [--cpu-moe] [--n-cpu-moe N] [--cache-type T] [--profile]\n"
+     "            prompt/generation "
      "tokens/s, "
      "GB/s, memory\n"
      "  bench grammar --model FILE   the structured-output token mask per step\n"

@@ -32,7 +32,7 @@ int run_perplexity(const std::vector<std::string>& argv) {
   const text::Vocab& v = tokenizer.vocab();
   const bool bos = v.add_bos && v.bos >= 0;
   model::Backends backends = model::make_backends(backend_spec(args));
-  model::Transformer transformer(files, *backends.main, ctx, model::CacheType::kF16, 1,
+  model::Transformer transformer(files, *backends.main, ctx, cache_type_option(args), 1,
                                  backends.placement);
 
   double nll = 0;

@@ -117,7 +117,8 @@ int run_serve(const std::vector<std::string>& argv) {
              "chat-template-file",
              "drain-timeout",
              "speculative",
-             "rescan-interval"},
+             "rescan-interval",
+             "cache-type"},
             {"cpu-moe", "no-watch", "public-metrics"});
   auto pick = [&](const char* flag, std::initializer_list<const char*> vars) {
     if (auto v = args.get(flag)) return v;
@@ -177,6 +178,12 @@ int run_serve(const std::vector<std::string>& argv) {
       << 20;
   sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
   sched.speculative = to_int(args.get("speculative").value_or("4"), "--speculative", 0, 64);
+  try {
+    sched.cache_type =
+        model::parse_cache_type(pick("cache-type", {"EMBER_CACHE_TYPE"}).value_or("f16"));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--cache-type: ") + e.what());
+  }
   // A template for every model instead of their own: a built-in one by name, or a Jinja file
   // (as llama-server's --chat-template / --chat-template-file), checked now.
   try {

@@ -319,6 +319,21 @@ TEST_P(DeviceBackends, AttentionMatchesTheCpu) {
 
 // The mixture-of-experts FFN (routing, per-expert products, weighted sum) with the expert
 // tensors split over buffers of two experts, renormalised or not.
+// The q8_0 KV cache is the CPU's for now: a device refuses it with what to use instead, and the
+// CPU refuses rows that are not whole Q8_0 blocks.
+TEST_P(DeviceBackends, Q8_0CacheIsAClearErrorOnTheDevice) {
+  Both b(GetParam());
+  EXPECT_THROW(b.cpu.init_cache(1, 16, 48, model::CacheType::kQ8_0, 1), std::runtime_error);
+  b.cpu.init_cache(1, 16, 64, model::CacheType::kQ8_0, 1);
+  if (!b.vk) GTEST_SKIP() << "no " << GetParam() << " device";
+  try {
+    b.vk->init_cache(1, 16, 64, model::CacheType::kQ8_0, 1);
+    ADD_FAILURE() << "the device took a q8_0 cache";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("--cache-type f16"), std::string::npos) << e.what();
+  }
+}
+
 TEST_P(DeviceBackends, MoeFfnMatchesTheCpu) {
   const int n_expert = 5, n_embd = 96, n_ff = 64, tokens = 7;
   for (bool norm : {true, false}) {

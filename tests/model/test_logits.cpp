@@ -202,6 +202,48 @@ TEST_P(SyntheticModels, BatchEqualsTokenByToken) {
   }
 }
 
+// --cache-type q8_0 halves the cache's memory; its logits gate against the F16 cache's (the
+// server's default) on every synthetic model whose head size it supports, and a model it does
+// not support is a clear load error.
+TEST_P(SyntheticModels, Q8_0CacheStaysCloseToF16) {
+  const std::string path = (testdata() / GetParam()).string();
+  gguf::ModelFiles files = gguf::ModelFiles::open(path);
+  const model::HyperParams hp = model::HyperParams::from_gguf(files.metadata());
+  const char* device = std::getenv("EMBER_TEST_BACKEND");
+  if (device && *device && std::string(device) != "cpu")  // test_device_backends checks the error
+    GTEST_SKIP() << "the q8_0 cache is the CPU backend's for now";
+  if (hp.head_dim % 32 != 0) {
+    std::unique_ptr<model::Backend> backend = test_backend();
+    try {
+      model::Transformer t(files, *backend, 64, model::CacheType::kQ8_0);
+      ADD_FAILURE() << "head size " << hp.head_dim << " loaded with a q8_0 cache";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("--cache-type f16"), std::string::npos) << e.what();
+    }
+    return;
+  }
+  // Near-ties are judged by the noise between the two references, as in MatchReferenceLogits.
+  const std::string set = GetParam().substr(0, GetParam().find('/'));
+  const std::string file = GetParam().substr(set.size() + 1);
+  nlohmann::json entry;
+  for (const auto& m : manifest(set)["models"])
+    if (m["file"] == file) entry = m;
+  ASSERT_FALSE(entry.is_null());
+  const fs::path dir = testdata() / set;
+  const Logits ref64 = read_logits(dir / entry["ref64_logits"].get<std::string>());
+  const Logits llamacpp = read_logits(dir / entry["llamacpp_logits"].get<std::string>());
+  const Logits f16 = run(path, prompt(), model::CacheType::kF16);
+  const Logits q8 = run(path, prompt(), model::CacheType::kQ8_0);
+  const double rms = relative_rms(q8, f16), agree = argmax_agreement(q8, f16);
+  std::printf("  %-28s q8_0 cache vs f16: rms %.2e, argmax agreement %.2f\n", GetParam().c_str(),
+              rms, agree);
+  // Measured on this set: 1.1-4.2e-2 (8-bit keys and values on random-weight networks, whose
+  // logits swing more than a trained model's), argmax 0.84-1.00 plain.
+  EXPECT_LE(rms, 6e-2);  // the quantised-weight models' own gate against ref64
+  EXPECT_GE(argmax_agreement_within_noise(q8, f16, llamacpp, ref64), 0.9) << "plain: " << agree;
+  EXPECT_GT(rms, 0);  // the cache really is q8_0
+}
+
 // forward() splits prompts longer than kForwardBatch into several decodes: the positions and
 // logits must come out as if the tokens were fed in smaller pieces.
 TEST(Transformer, LongPromptsSplitIntoBatchesKeepTheirPositions) {

@@ -14,7 +14,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ember_server import GEMMA3, SMOLLM2, SMOLLM2_FILE, EmberServer, wait_until  # noqa: E402
+from ember_server import EMBER, GEMMA3, SMOLLM2, SMOLLM2_FILE, EmberServer, wait_until  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -355,6 +355,29 @@ def read_rest(sock, first):
     sock.close()
     assert rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")  # the stream was ended properly
     return rest
+
+
+def test_q8_0_kv_cache(tmp_path):
+    """`--cache-type q8_0` (EMBER_CACHE_TYPE): the server answers both models with a cache of
+    GGUF Q8_0 rows, `inspect --memory` sizes it at 34/64 of F16's, and a name ember does not know
+    stops the server at start with one that names the choices."""
+    with EmberServer(tmp_path, "--cache-type", "q8_0", "--ctx", "2048") as s:
+        for model in (SMOLLM2, GEMMA3):
+            status, _, out = curl(s, "/v1/chat/completions", body={
+                "model": model, "max_tokens": 40, "temperature": 0,
+                "messages": [{"role": "user", "content": "Name three colours."}]})
+            assert status == 200, out
+            assert json.loads(out)["choices"][0]["message"]["content"].strip(), out
+    sizes = {}
+    for cache in ("f16", "q8_0"):
+        sizes[cache] = json.loads(subprocess.run(
+            [EMBER, "inspect", "--memory", "--json", "--ctx", "2048", "--cache-type", cache,
+             str(SMOLLM2_FILE)], capture_output=True, text=True, check=True).stdout)
+        assert sizes[cache]["cache_type"] == cache
+    assert sizes["q8_0"]["kv_cache_bytes"] * 64 == sizes["f16"]["kv_cache_bytes"] * 34
+    bad = subprocess.run([EMBER, "serve", "--bind", "127.0.0.1:0", "--cache-type", "q4"],
+                         capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert bad.returncode == 2 and "use f16, q8_0 or f32" in bad.stderr, bad.stderr
 
 
 def test_sigterm_drains_then_exits_zero(tmp_path):

@@ -1,0 +1,46 @@
+// The element type of the KV cache (`--cache-type`): what each cached key and value row is
+// stored as, and the bytes it takes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace ember::model {
+
+// kQ8_0 stores each row as GGUF's Q8_0 blocks (32 int8 values and one fp16 scale, 34 bytes),
+// about half of F16's memory; it needs head sizes that are multiples of 32.
+enum class CacheType { kF16, kF32, kQ8_0 };
+
+// Bytes of `values` cached values (a whole number of blocks for kQ8_0).
+inline size_t kv_bytes(CacheType type, int64_t values) {
+  switch (type) {
+    case CacheType::kF32:
+      return size_t(values) * 4;
+    case CacheType::kQ8_0:
+      return size_t(values) / 32 * 34;
+    case CacheType::kF16:
+      break;
+  }
+  return size_t(values) * 2;
+}
+
+inline const char* cache_type_name(CacheType type) {
+  return type == CacheType::kF32 ? "f32" : type == CacheType::kQ8_0 ? "q8_0" : "f16";
+}
+
+// "f16", "f32" or "q8_0" (llama.cpp's --cache-type-k names, any case); throws
+// std::invalid_argument naming the choices.
+inline CacheType parse_cache_type(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lower == "f16") return CacheType::kF16;
+  if (lower == "f32") return CacheType::kF32;
+  if (lower == "q8_0") return CacheType::kQ8_0;
+  throw std::invalid_argument("unknown KV cache type '" + std::string(name) +
+                              "': use f16, q8_0 or f32");
+}
+
+}  // namespace ember::model
