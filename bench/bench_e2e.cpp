@@ -124,15 +124,22 @@ int run_bench_e2e(const E2eBenchOptions& options) {
     bandwidth = measure_read_bandwidth(dynamic_cast<model::CpuBackend&>(*backends.main).pool());
     where = std::to_string(threads) + " threads, kernel level " + cpu::isa_name(cpu::best_isa());
   }
-  const double kv_bytes = double(t.hparams().kv_cache_bytes(n_prompt + n_gen + 1, 1));
+  const double kv_bytes =
+      double(t.hparams().kv_cache_bytes(n_prompt + n_gen + 1, 1, options.cache));
+  // What a generated token reads: every weight, and the keys and values of the positions before
+  // it (on average the prompt and half the generation; a long context makes this count).
+  const double kv_read =
+      double(t.hparams().kv_cache_bytes(1, 1, options.cache)) * (n_prompt + n_gen / 2.0);
+  const double token_bytes = weight_bytes + kv_read;
   std::printf("model: %s (%.0f MiB of weights), %s\n", path->c_str(), weight_bytes / (1 << 20),
               where.c_str());
   std::printf(
-      "| prompt %d | generation %d | generation GB/s | floor tokens/s (%.1f GB/s) | of floor |\n",
-      n_prompt, n_gen, bandwidth);
+      "| prompt %d | generation %d | generation GB/s (weights + %.0f MiB KV read) | floor "
+      "tokens/s (%.1f GB/s) | of floor |\n",
+      n_prompt, n_gen, kv_read / (1 << 20), bandwidth);
   std::printf("| %.1f tokens/s | %.1f tokens/s | %.1f | %.1f | %.0f%% |\n", best_pp, best_tg,
-              best_tg * weight_bytes / 1e9, bandwidth * 1e9 / weight_bytes,
-              100.0 * best_tg * weight_bytes / (bandwidth * 1e9));
+              best_tg * token_bytes / 1e9, bandwidth * 1e9 / token_bytes,
+              100.0 * best_tg * token_bytes / (bandwidth * 1e9));
   std::printf(
       "resident memory: %.0f MiB (weights %.0f MiB + KV cache %.1f MiB + other %.0f MiB; %.0f MiB "
       "before loading)\n",
