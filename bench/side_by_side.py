@@ -33,14 +33,18 @@ def ember_e2e(model, prompt, gen, repeat, threads, cache):
 
 
 def llama_bench(binary, model, prompt, gen, repeat, threads, depth, cache):
-    cmd = [binary, "-m", model, "-t", str(threads), "-p", str(prompt), "-n", str(gen),
-           "-r", str(repeat), "-d", str(depth), "-ctk", cache, "-ctv", cache, "-o", "json"]
-    if cache != "f16":
-        cmd += ["-fa", "1"]  # llama.cpp quantises the V cache only with flash attention
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    result = {"cmd": " ".join(cmd)}
-    for r in json.loads(out):
-        result["pp" if r["n_gen"] == 0 else "tg"] = r["avg_ts"]
+    """pp (from an empty cache) and tg (after `depth` tokens) tokens/s, as ember measures them."""
+    result = {"cmd": []}
+    for p, n, d in ([(prompt, gen, 0)] if depth == 0 else [(prompt, 0, 0), (0, gen, depth)]):
+        cmd = [binary, "-m", model, "-t", str(threads), "-p", str(p), "-n", str(n),
+               "-r", str(repeat), "-d", str(d), "-ctk", cache, "-ctv", cache, "-o", "json"]
+        if cache != "f16":
+            cmd += ["-fa", "1"]  # llama.cpp quantises the V cache only with flash attention
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        result["cmd"].append(" ".join(cmd))
+        for r in json.loads(out):
+            result["pp" if r["n_gen"] == 0 else "tg"] = r["avg_ts"]
+    result["cmd"] = "\n".join(result["cmd"])
     return result
 
 

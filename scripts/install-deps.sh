@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs what ember needs to build and test: Debian packages (SPEC.md's list plus the test tools)
-# and the Python packages the tests use. Idempotent and quick when everything is already there.
+# Installs what ember needs to build and test: Debian packages (SPEC.md's list, less OpenBLAS:
+# docs/ARCHITECTURE.md says why, plus the test tools) and the Python packages the tests use. Idempotent and quick when everything is already there.
 set -euo pipefail
 
 debian_packages=(
   build-essential cmake ninja-build pkg-config clang
-  libopenblas-dev libvulkan-dev glslang-tools ocl-icd-opencl-dev opencl-headers
+  libvulkan-dev glslang-tools ocl-icd-opencl-dev opencl-headers
   libcurl4-openssl-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev mesa-vulkan-drivers vulkan-validationlayers pocl-opencl-icd curl unzip
   g++-aarch64-linux-gnu qemu-user  # scripts/check-arm.sh: NEON kernels built and tested under qemu
