@@ -142,23 +142,36 @@ bool is_float_type(const std::string& type) {
   return type == "F32" || type == "F16" || type == "BF16";
 }
 
+// A synthetic model's manifest entry (null when the manifest lacks it), its folder and file,
+// from the test parameter "SET/FILE.gguf".
+struct ModelEntry {
+  nlohmann::json entry;
+  fs::path dir;
+  std::string path;
+};
+ModelEntry model_entry(const std::string& param) {
+  const std::string set = param.substr(0, param.find('/'));
+  const std::string file = param.substr(set.size() + 1);
+  ModelEntry out;
+  for (const auto& m : manifest(set)["models"])
+    if (m["file"] == file) out.entry = m;
+  out.dir = testdata() / set;
+  out.path = (out.dir / file).string();
+  return out;
+}
+
 class SyntheticModels : public ::testing::TestWithParam<std::string> {};
 
 }  // namespace
 
 // The parameter is "SET/FILE.gguf".
 TEST_P(SyntheticModels, MatchReferenceLogits) {
-  const std::string set = GetParam().substr(0, GetParam().find('/'));
-  const std::string file = GetParam().substr(set.size() + 1);
-  nlohmann::json entry;
-  for (const auto& m : manifest(set)["models"])
-    if (m["file"] == file) entry = m;
-  ASSERT_FALSE(entry.is_null());
-  const fs::path dir = testdata() / set;
-  const Logits ref64 = read_logits(dir / entry["ref64_logits"].get<std::string>());
-  const Logits llamacpp = read_logits(dir / entry["llamacpp_logits"].get<std::string>());
-  const std::string type = entry["tensor_type_of_blk0_attn_q"];
-  const std::string path = (dir / file).string();
+  const ModelEntry m = model_entry(GetParam());
+  ASSERT_FALSE(m.entry.is_null());
+  const Logits ref64 = read_logits(m.dir / m.entry["ref64_logits"].get<std::string>());
+  const Logits llamacpp = read_logits(m.dir / m.entry["llamacpp_logits"].get<std::string>());
+  const std::string type = m.entry["tensor_type_of_blk0_attn_q"];
+  const std::string& path = m.path;
 
   for (model::CacheType cache : {model::CacheType::kF32, model::CacheType::kF16}) {
     SCOPED_TRACE(cache == model::CacheType::kF32 ? "F32 cache" : "F16 cache");
@@ -223,15 +236,10 @@ TEST_P(SyntheticModels, Q8_0CacheStaysCloseToF16) {
     return;
   }
   // Near-ties are judged by the noise between the two references, as in MatchReferenceLogits.
-  const std::string set = GetParam().substr(0, GetParam().find('/'));
-  const std::string file = GetParam().substr(set.size() + 1);
-  nlohmann::json entry;
-  for (const auto& m : manifest(set)["models"])
-    if (m["file"] == file) entry = m;
-  ASSERT_FALSE(entry.is_null());
-  const fs::path dir = testdata() / set;
-  const Logits ref64 = read_logits(dir / entry["ref64_logits"].get<std::string>());
-  const Logits llamacpp = read_logits(dir / entry["llamacpp_logits"].get<std::string>());
+  const ModelEntry m = model_entry(GetParam());
+  ASSERT_FALSE(m.entry.is_null());
+  const Logits ref64 = read_logits(m.dir / m.entry["ref64_logits"].get<std::string>());
+  const Logits llamacpp = read_logits(m.dir / m.entry["llamacpp_logits"].get<std::string>());
   const Logits f16 = run(path, prompt(), model::CacheType::kF16);
   const Logits q8 = run(path, prompt(), model::CacheType::kQ8_0);
   const double rms = relative_rms(q8, f16), agree = argmax_agreement(q8, f16);
