@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -60,6 +61,7 @@ double measure_read_bandwidth(cpu::ThreadPool& pool, size_t bytes, int repeats) 
   const size_t lines = bytes / 64;
   std::unique_ptr<uint64_t[], void (*)(void*)> buffer(
       static_cast<uint64_t*>(std::aligned_alloc(64, lines * 64)), std::free);
+  if (!buffer) throw std::bad_alloc();
   auto share = [&](int t) {
     auto [begin, end] = cpu::ThreadPool::share(static_cast<int64_t>(lines), t, pool.size());
     return std::pair<size_t, size_t>(size_t(begin) * 8, size_t(end) * 8);

@@ -53,8 +53,8 @@ class Backend {
   // out[t] = W·x[t] (+ bias). With `expert` ≥ 0, W is that expert's slice of a 3-D tensor.
   virtual void matmul(const Weight& w, const Tensor& x, Tensor out, int expert = -1) = 0;
   // out[i] = w[i]·x for weights that share the input x (q, k and v; gate and up), with matmul's
-  // results. A backend may run them as one product (the CPU quantises x once and wakes its
-  // threads once); by default they run one after another.
+  // results; w and out have the same length. A backend may run them as one product (the CPU
+  // quantises x once and wakes its threads once); by default they run one after another.
   virtual void matmul_shared(std::span<const Weight* const> w, const Tensor& x,
                              std::span<const Tensor> out) {
     for (size_t i = 0; i < w.size(); ++i) matmul(*w[i], x, out[i]);

@@ -14,7 +14,8 @@ namespace ember::model {
 // about half of F16's memory; it needs head sizes that are multiples of 32.
 enum class CacheType { kF16, kF32, kQ8_0 };
 
-// Bytes of `values` cached values (a whole number of blocks for kQ8_0).
+// Bytes of `values` cached values; for kQ8_0 `values` must be a whole number of 32-value blocks
+// (check_cache_type keeps it so: rows and heads are).
 inline size_t kv_bytes(CacheType type, int64_t values) {
   switch (type) {
     case CacheType::kF32:
@@ -27,6 +28,7 @@ inline size_t kv_bytes(CacheType type, int64_t values) {
   return size_t(values) * 2;
 }
 
+// The name --cache-type takes for `type`: "f16", "f32" or "q8_0".
 inline const char* cache_type_name(CacheType type) {
   return type == CacheType::kF32 ? "f32" : type == CacheType::kQ8_0 ? "q8_0" : "f16";
 }
@@ -41,6 +43,16 @@ inline CacheType parse_cache_type(std::string_view name) {
   if (lower == "q8_0") return CacheType::kQ8_0;
   throw std::invalid_argument("unknown KV cache type '" + std::string(name) +
                               "': use f16, q8_0 or f32");
+}
+
+// Throws std::runtime_error, saying what to use instead, when `type` cannot cache attention
+// heads of `head_dim` values (q8_0: whole 32-value blocks per head).
+inline void check_cache_type(CacheType type, int64_t head_dim) {
+  if (type == CacheType::kQ8_0 && head_dim % 32 != 0)
+    throw std::runtime_error(
+        "--cache-type q8_0 needs attention heads of a multiple of 32 values; "
+        "this model's have " +
+        std::to_string(head_dim) + ": use --cache-type f16");
 }
 
 }  // namespace ember::model

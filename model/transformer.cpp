@@ -23,11 +23,7 @@ Transformer::Transformer(const gguf::ModelFiles& files, Backend& backend, int n_
     placement_.device_layers = hp_.n_layer;
   placement_.host_expert_layers =
       hp_.n_expert ? std::min(placement_.host_expert_layers, hp_.n_layer) : 0;
-  if (cache == CacheType::kQ8_0 && hp_.head_dim % 32 != 0)
-    throw std::runtime_error(
-        "--cache-type q8_0 needs attention heads of a multiple of 32 values; "
-        "this model's have " +
-        std::to_string(hp_.head_dim) + ": use --cache-type f16");
+  check_cache_type(cache, hp_.head_dim);
   check_device_memory(cache);
   // Frequency divisors: Llama 3's, or LongRoPE's long factors once the context in use exceeds
   // the original context (short ones otherwise).

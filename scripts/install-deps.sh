@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what ember needs to build and test: Debian packages (SPEC.md's list, less OpenBLAS:
-# docs/ARCHITECTURE.md says why, plus the test tools) and the Python packages the tests use. Idempotent and quick when everything is already there.
+# Installs what ember needs to build and test: Debian packages (SPEC.md's list less OpenBLAS,
+# which docs/ARCHITECTURE.md says why; and the test tools) and the Python packages the tests
+# use. Idempotent and quick when everything is already there.
 set -euo pipefail
 
 debian_packages=(

@@ -154,13 +154,8 @@ void tile_32_zmm(int64_t n, const void* w, size_t row_bytes, const void* a, size
       dw[r] = b0.d, dw[4 + r] = b1.d;
       if constexpr (kAffine) dm[r] = b0.m, dm[4 + r] = b1.m;
       for (int t = 0; t < T; ++t) {
-        if constexpr (F::kKind == Kind::kSigned) {
-          // |v| · (a with v's sign): negate a where v < 0.
-          const __mmask64 negative = _mm512_movepi8_mask(v);
-          dot[t][r] =
-              dot512_u8s8(_mm512_abs_epi8(v),
-                          _mm512_mask_sub_epi8(act[t], negative, _mm512_setzero_si512(), act[t]));
-        } else if constexpr (F::kKind == Kind::kUnsignedOffset) {
+        static_assert(F::kKind != Kind::kSigned, "signed formats take an offset here (ZQ8_0)");
+        if constexpr (F::kKind == Kind::kUnsignedOffset) {
           dot[t][r] = _mm512_dpbusd_epi32(offset_sum[t], v, act[t]);
         } else {
           dot[t][r] = dot512_u8s8(v, act[t]);

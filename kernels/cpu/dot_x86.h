@@ -130,7 +130,8 @@ struct TileOut {
 // How a format's 32 values relate to its integer codes.
 enum class Kind {
   kSigned,          // x = d·v, v signed (Q8_0, IQ4_NL through its grid)
-  kUnsignedOffset,  // x = d·(v − offset), v unsigned (Q4_0, Q5_0)
+  kUnsignedOffset,  // x = d·(v − offset), v unsigned (Q4_0, Q5_0; Q8_0 and IQ4_NL as v + 128
+                    // in the 512-bit tiles)
   kAffine,          // x = d·v + m, v unsigned (Q4_1, Q5_1)
 };
 
@@ -720,10 +721,11 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
 
 // e^x for eight lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its Taylor series to r⁶
 // (relative error below 2e-7 there), times 2^n built in the exponent bits. x is clamped to
-// [−87, 88], where 2^n stays a normal float: below, e^x is under 1.7e-38, far under any
-// activation's resolution.
+// [−87, 89]: below −87, e^x is under 1.7e-38, far under any activation's resolution (2^n stays
+// a normal float); from 88.8 up 2^n is +∞, as e^x is in float, so x / (1 + e^x) is −0 for a very
+// negative activation.
 inline __m256 exp_ps(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(89.0f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // ln 2 in two parts (Cody and Waite), so n·ln 2 is subtracted without losing r's bits.

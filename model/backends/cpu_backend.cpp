@@ -145,17 +145,16 @@ void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tenso
   const auto fn = act == Activation::kSilu ? vector_ops_.silu_mul : vector_ops_.gelu_mul;
   const int64_t n = gate.rows * gate.cols;
   if (n < (int64_t(1) << 16)) return fn(gate.data, up.data, out.data, n);  // not worth a wake-up
-  pool_.run([&](int t) {
-    auto [begin, end] = cpu::ThreadPool::share(gate.rows, t, pool_.size());
-    fn(gate.data + begin * gate.cols, up.data + begin * gate.cols, out.data + begin * gate.cols,
-       (end - begin) * gate.cols);
+  pool_.run([&](int t) {  // shares of whole 8-float vectors
+    auto [begin, end] = cpu::ThreadPool::share((n + 7) / 8, t, pool_.size());
+    begin *= 8;
+    end = std::min(n, end * 8);
+    if (begin < end) fn(gate.data + begin, up.data + begin, out.data + begin, end - begin);
   });
 }
 
 void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) {
-  if (type == CacheType::kQ8_0 && kv_dim % 32 != 0)
-    throw std::runtime_error("a q8_0 KV cache needs rows of a multiple of 32 values, not " +
-                             std::to_string(kv_dim) + ": use --cache-type f16");
+  check_cache_type(type, kv_dim);  // rows of whole blocks (heads are checked at attention)
   cache_type_ = type;
   n_ctx_ = n_ctx;
   kv_dim_ = kv_dim;
@@ -206,9 +205,7 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
                            const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
                            int head_dim, float scale, float softcap, int window, Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
-  if (cache_type_ == CacheType::kQ8_0 && head_dim % 32 != 0)
-    throw std::runtime_error("a q8_0 KV cache needs head sizes of a multiple of 32, not " +
-                             std::to_string(head_dim) + ": use --cache-type f16");
+  check_cache_type(cache_type_, head_dim);
   const int group = n_head / n_head_kv;  // query heads sharing one kv head
   // Blocks: runs of consecutive batch entries of one sequence, at most kAttentionBlock long
   // (a prompt chunk is one run; a generation step has one token per sequence).
@@ -222,31 +219,44 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
   const int64_t row_elems = kv_dim_;
   attention_scratch_.resize(static_cast<size_t>(pool_.size()));
   // One job per (block, kv head), dealt out in turn: later blocks see more positions, and
-  // contiguous shares would give the last thread most of the work.
-  const int64_t jobs = static_cast<int64_t>(blocks.size()) * n_head_kv;
+  // contiguous shares would give the last thread most of the work. With fewer of those than
+  // threads (a generated token of a model with one or two kv heads: Gemma 3 270M has one), each
+  // is split further by query heads, which share the kv head's rows but not their arithmetic, so
+  // a head's result does not depend on the split.
+  const int64_t units = static_cast<int64_t>(blocks.size()) * n_head_kv;
+  const int split =
+      units >= pool_.size()
+          ? 1
+          : static_cast<int>(std::min<int64_t>(group, (pool_.size() + units - 1) / units));
+  const int64_t jobs = units * split;
+  const gguf::TensorType kv_type = cache_type_ == CacheType::kF16   ? gguf::TensorType::F16
+                                   : cache_type_ == CacheType::kF32 ? gguf::TensorType::F32
+                                                                    : gguf::TensorType::Q8_0;
   pool_.run([&](int thread) {
     for (int64_t job = thread; job < jobs; job += pool_.size()) {
-      const auto [first, end] = blocks[job / n_head_kv];
-      const int g = static_cast<int>(job % n_head_kv);
+      const int64_t unit = job / split;
+      const int part = static_cast<int>(job % split);
+      const auto [first, end] = blocks[unit / n_head_kv];
+      const int g = static_cast<int>(unit % n_head_kv);
+      const int h0 = group * part / split, h1 = group * (part + 1) / split;  // query heads
       const int seq = seqs[first];
+      const int64_t head_offset = (int64_t(g) * group + h0) * head_dim;
       cpu::AttentionBlock block;
-      block.q = q.data + first * q.cols + int64_t(g) * group * head_dim;
+      block.q = q.data + first * q.cols + head_offset;
       block.q_stride = q.cols;
       block.positions = positions.data() + first;
       block.n_tokens = static_cast<int>(end - first);
-      block.group = group;
+      block.group = h1 - h0;
       block.head_dim = head_dim;
       const size_t head = kv_bytes(cache_type_, int64_t(g) * head_dim);
       block.k = cache_row(k_cache_[layer], seq, 0) + head;
       block.v = cache_row(v_cache_[layer], seq, 0) + head;
       block.row_stride = row_elems;
-      block.kv_type = cache_type_ == CacheType::kF16   ? gguf::TensorType::F16
-                      : cache_type_ == CacheType::kF32 ? gguf::TensorType::F32
-                                                       : gguf::TensorType::Q8_0;
+      block.kv_type = kv_type;
       block.window = window;
       block.scale = scale;
       block.softcap = softcap;
-      block.out = out.data + first * out.cols + int64_t(g) * group * head_dim;
+      block.out = out.data + first * out.cols + head_offset;
       block.out_stride = out.cols;
       attention_kernel_(block, attention_scratch_[thread]);
     }

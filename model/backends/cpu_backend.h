@@ -62,8 +62,7 @@ class CpuBackend : public Backend {
   ScratchArena scratch_;  // activations, in chunks_
   std::vector<std::unique_ptr<float[]>> chunks_;
   // KV cache: per layer, n_seq × n_ctx rows of kv_dim values (F16 bits, floats or Q8_0 blocks),
-  // allocated
-  // without being written so that the pages of unused positions stay untouched.
+  // allocated without being written so that the pages of unused positions stay untouched.
   CacheType cache_type_ = CacheType::kF16;
   int n_ctx_ = 0, kv_dim_ = 0, n_seq_ = 0;
   std::vector<std::unique_ptr<uint8_t[]>> k_cache_, v_cache_;

@@ -382,7 +382,7 @@ void DeviceBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
   }
   const Staged pos = stage(positions.data(), positions.size() * sizeof(int32_t));
   const uint32_t f16 = cache_type_ == CacheType::kF16 ? 1 : 0;
-  const size_t bytes = size_t(n_ctx_) * kv_dim_ * (f16 ? 2 : 4);
+  const size_t bytes = size_t(n_ctx_) * kv_bytes(cache_type_, kv_dim_);
   for (auto [first, end] : sequence_runs(seqs)) {
     const size_t cache = size_t(layer) * n_seq_ + seqs[first];
     if (!k_cache_[cache]) {

@@ -41,10 +41,11 @@ std::set<std::string> with_backend_flags(std::set<std::string> flags) {
 
 model::CacheType cache_type_option(const Args& args) {
   const char* env = std::getenv("EMBER_CACHE_TYPE");
+  const bool from_env = !args.has("cache-type") && env && *env;
   try {
-    return model::parse_cache_type(args.get("cache-type").value_or(env && *env ? env : "f16"));
+    return model::parse_cache_type(args.get("cache-type").value_or(from_env ? env : "f16"));
   } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--cache-type: ") + e.what());
+    throw UsageError(std::string(from_env ? "EMBER_CACHE_TYPE" : "--cache-type") + ": " + e.what());
   }
 }
 

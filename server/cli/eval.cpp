@@ -26,6 +26,8 @@ int run_eval(const std::vector<std::string>& argv) {
   if (tokens.empty()) throw UsageError("--tokens is empty");
   int batch = std::stoi(args.get("batch").value_or("0"));
   model::CacheType cache = cache_type_option(args);
+  if (args.has("cache") && args.has("cache-type"))
+    throw UsageError("give --cache-type (or its old name --cache), not both");
   if (auto old = args.get("cache")) {  // the name before --cache-type
     try {
       cache = model::parse_cache_type(*old);

@@ -157,6 +157,7 @@ void print_memory(const gguf::ModelFiles& model, int ctx, int parallel, model::C
   const int n_ctx = hp.n_ctx_train > 0 ? std::min(ctx, hp.n_ctx_train) : ctx;
   uint64_t weights = 0;
   for (const gguf::File& f : model.parts()) weights += f.size();
+  model::check_cache_type(cache, hp.head_dim);  // the load error serve would give
   const uint64_t kv = hp.kv_cache_bytes(n_ctx, parallel, cache);
   const uint64_t total = weights + kv + kOwn;
   const auto mib = [](uint64_t b) { return double(b) / double(1 << 20); };

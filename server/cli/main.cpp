@@ -70,11 +70,12 @@ const Command kCommands[] = {
      ember::cli::run_generate},
     {"chat",
      "chat --model FILE [--system TEXT] [--temperature T] [--max-tokens N] [--seed S]\n"
-     "           [--backend auto|cpu|vulkan|opencl] [--device N]",
+     "           [--backend auto|cpu|vulkan|opencl] [--device N] [--cache-type f16|q8_0|f32]",
      ember::cli::run_chat},
     {"perplexity",
      "perplexity --model FILE --file TEXT.txt [--ctx N] [--backend auto|cpu|vulkan|opencl] "
-     "[--device N]",
+     "[--device N]\n"
+     "           [--cache-type f16|q8_0|f32]",
      ember::cli::run_perplexity},
     {"eval",
      "eval --model FILE --tokens 1,2,3 --logits-out OUT.bin [--batch N] [--cache-type "

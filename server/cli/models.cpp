@@ -85,7 +85,7 @@ int run_probe(const std::vector<std::string>& argv) {
   const auto start = Clock::now();
   gguf::ModelFiles files = gguf::ModelFiles::open(entry->path);
   model::Backends backends = model::make_backends(backend_spec(args));
-  model::Transformer transformer(files, *backends.main, 64, model::CacheType::kF16, 1,
+  model::Transformer transformer(files, *backends.main, 64, cache_type_option(args), 1,
                                  backends.placement);
   const auto loaded = Clock::now();
   std::vector<float> logits = transformer.forward({0}, false);

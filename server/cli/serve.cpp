@@ -178,12 +178,11 @@ int run_serve(const std::vector<std::string>& argv) {
       << 20;
   sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
   sched.speculative = to_int(args.get("speculative").value_or("4"), "--speculative", 0, 64);
-  try {
-    sched.cache_type =
-        model::parse_cache_type(pick("cache-type", {"EMBER_CACHE_TYPE"}).value_or("f16"));
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--cache-type: ") + e.what());
-  }
+  sched.cache_type = cache_type_option(args);
+  if (sched.cache_type == model::CacheType::kQ8_0 && backend.backend != "cpu")
+    throw UsageError(std::string("the q8_0 KV cache runs on the CPU backend only for now, and the "
+                                 "backend is ") +
+                     backend.backend + ": add --backend cpu, or use --cache-type f16 on the GPU");
   // A template for every model instead of their own: a built-in one by name, or a Jinja file
   // (as llama-server's --chat-template / --chat-template-file), checked now.
   try {

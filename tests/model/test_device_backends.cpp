@@ -317,8 +317,6 @@ TEST_P(DeviceBackends, AttentionMatchesTheCpu) {
   }
 }
 
-// The mixture-of-experts FFN (routing, per-expert products, weighted sum) with the expert
-// tensors split over buffers of two experts, renormalised or not.
 // The q8_0 KV cache is the CPU's for now: a device refuses it with what to use instead, and the
 // CPU refuses rows that are not whole Q8_0 blocks.
 TEST_P(DeviceBackends, Q8_0CacheIsAClearErrorOnTheDevice) {
@@ -334,6 +332,8 @@ TEST_P(DeviceBackends, Q8_0CacheIsAClearErrorOnTheDevice) {
   }
 }
 
+// The mixture-of-experts FFN (routing, per-expert products, weighted sum) with the expert
+// tensors split over buffers of two experts, renormalised or not.
 TEST_P(DeviceBackends, MoeFfnMatchesTheCpu) {
   const int n_expert = 5, n_embd = 96, n_ff = 64, tokens = 7;
   for (bool norm : {true, false}) {

@@ -361,7 +361,7 @@ def test_q8_0_kv_cache(tmp_path):
     """`--cache-type q8_0` (EMBER_CACHE_TYPE): the server answers both models with a cache of
     GGUF Q8_0 rows, `inspect --memory` sizes it at 34/64 of F16's, and a name ember does not know
     stops the server at start with one that names the choices."""
-    with EmberServer(tmp_path, "--cache-type", "q8_0", "--ctx", "2048") as s:
+    with EmberServer(tmp_path, "--ctx", "2048", env={"EMBER_CACHE_TYPE": "q8_0"}) as s:
         for model in (SMOLLM2, GEMMA3):
             status, _, out = curl(s, "/v1/chat/completions", body={
                 "model": model, "max_tokens": 40, "temperature": 0,
@@ -377,7 +377,16 @@ def test_q8_0_kv_cache(tmp_path):
     assert sizes["q8_0"]["kv_cache_bytes"] * 64 == sizes["f16"]["kv_cache_bytes"] * 34
     bad = subprocess.run([EMBER, "serve", "--bind", "127.0.0.1:0", "--cache-type", "q4"],
                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
-    assert bad.returncode == 2 and "use f16, q8_0 or f32" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "--cache-type: unknown KV cache type 'q4'" in bad.stderr, bad.stderr
+    bad = subprocess.run([EMBER, "serve", "--bind", "127.0.0.1:0"], capture_output=True, text=True,
+                         timeout=30, cwd=tmp_path, env=dict(os.environ, EMBER_CACHE_TYPE="q5"))
+    assert bad.returncode == 2 and "EMBER_CACHE_TYPE: unknown" in bad.stderr, bad.stderr
+    # A GPU backend cannot hold it yet: said at start, not as a 500 on every request.
+    bad = subprocess.run([EMBER, "serve", "--bind", "127.0.0.1:0", "--backend", "vulkan",
+                          "--cache-type", "q8_0"], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)
+    assert bad.returncode == 2, bad.stderr
+    assert "CPU backend only" in bad.stderr or "vulkan" in bad.stderr.lower(), bad.stderr
 
 
 def test_sigterm_drains_then_exits_zero(tmp_path):
