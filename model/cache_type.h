@@ -28,19 +28,27 @@ inline size_t kv_bytes(CacheType type, int64_t values) {
   return size_t(values) * 2;
 }
 
-// The name --cache-type takes for `type`: "f16", "f32" or "q8_0".
+// Each type with the name --cache-type takes for it (llama.cpp's --cache-type-k names).
+struct CacheTypeName {
+  CacheType type;
+  const char* name;
+};
+inline constexpr CacheTypeName kCacheTypeNames[] = {
+    {CacheType::kF16, "f16"}, {CacheType::kQ8_0, "q8_0"}, {CacheType::kF32, "f32"}};
+
+// The name --cache-type takes for `type`: "f16", "q8_0" or "f32".
 inline const char* cache_type_name(CacheType type) {
-  return type == CacheType::kF32 ? "f32" : type == CacheType::kQ8_0 ? "q8_0" : "f16";
+  for (const CacheTypeName& c : kCacheTypeNames)
+    if (c.type == type) return c.name;
+  return "f16";
 }
 
-// "f16", "f32" or "q8_0" (llama.cpp's --cache-type-k names, any case); throws
-// std::invalid_argument naming the choices.
+// One of kCacheTypeNames' names, in any case; throws std::invalid_argument naming the choices.
 inline CacheType parse_cache_type(std::string_view name) {
   std::string lower(name);
   for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  if (lower == "f16") return CacheType::kF16;
-  if (lower == "f32") return CacheType::kF32;
-  if (lower == "q8_0") return CacheType::kQ8_0;
+  for (const CacheTypeName& c : kCacheTypeNames)
+    if (lower == c.name) return c.type;
   throw std::invalid_argument("unknown KV cache type '" + std::string(name) +
                               "': use f16, q8_0 or f32");
 }

@@ -37,31 +37,8 @@ inline float exp_scalar(float x) {
   return _mm512_cvtss_f32(exp_nonpositive(_mm512_set1_ps(x)));
 }
 
-// `d` values of a cached row from element `offset` (a multiple of 32 for Q8_0), as floats into
-// `dst`: the same float for every value as the reference's conversion.
-inline void load_row(const void* base, gguf::TensorType type, int64_t offset, int d, float* dst) {
-  if (type == gguf::TensorType::F16) {
-    const auto* src = static_cast<const uint16_t*>(base) + offset;
-    for (int i = 0; i < d; i += 16)
-      _mm512_storeu_ps(
-          dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
-  } else if (type == gguf::TensorType::Q8_0) {
-    const BlockQ8_0* b = static_cast<const BlockQ8_0*>(base) + offset / kQK;
-    for (int i = 0; i < d; i += kQK, ++b) {
-      const __m512 scale = _mm512_set1_ps(fp16_to_f32(b->d));
-      for (int h = 0; h < kQK; h += 16) {
-        const __m512i q =
-            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + h)));
-        _mm512_storeu_ps(dst + i + h, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(q)));
-      }
-    }
-  } else {
-    std::copy_n(static_cast<const float*>(base) + offset, d, dst);
-  }
-}
-
 // 16 values of a cached row from element `offset` (16-aligned within a Q8_0 block), as floats:
-// load_row's conversion, 16 at a time.
+// the same float for every value as the reference's conversion.
 inline __m512 load16(const void* base, gguf::TensorType type, int64_t offset) {
   if (type == gguf::TensorType::F16)
     return _mm512_cvtph_ps(_mm256_loadu_si256(
@@ -73,6 +50,11 @@ inline __m512 load16(const void* base, gguf::TensorType type, int64_t offset) {
     return _mm512_mul_ps(_mm512_set1_ps(fp16_to_f32(b.d)), _mm512_cvtepi32_ps(q));
   }
   return _mm512_loadu_ps(static_cast<const float*>(base) + offset);
+}
+
+// `d` values (a multiple of 16) of a cached row from element `offset`, as floats into `dst`.
+inline void load_row(const void* base, gguf::TensorType type, int64_t offset, int d, float* dst) {
+  for (int i = 0; i < d; i += 16) _mm512_storeu_ps(dst + i, load16(base, type, offset + i));
 }
 
 // Transposes 16 rows of 16 floats in registers: r[i] lane j becomes r[j] lane i. Within each

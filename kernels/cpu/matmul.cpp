@@ -79,10 +79,6 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
   });
 }
 
-}  // namespace
-
-namespace {
-
 // Rows [begin, end) of one product on the calling thread: tiles of kTileRows rows × up to
 // kTileTokens tokens, then single dot products for the rows left over.
 void tile_rows(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_t rows,
@@ -114,12 +110,11 @@ void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float*
                    ThreadPool& pool, MatmulScratch& scratch) {
   if (parts.empty()) return;
   const TypeKernels& first = *parts[0].k;
-  const bool packed = tokens >= kPackedMinTokens;
+  auto packed = [&](const TypeKernels& k) {  // whether a product with k takes packed_matmul
+    return tokens >= kPackedMinTokens && k.gemm && cols % k.gemm->block_elems == 0;
+  };
   bool shared = true;  // one activation format for all, and no part takes the packed path
-  for (const MatmulPart& p : parts) {
-    shared &= p.k->act_type == first.act_type;
-    if (packed && p.k->gemm && cols % p.k->gemm->block_elems == 0) shared = false;
-  }
+  for (const MatmulPart& p : parts) shared &= p.k->act_type == first.act_type && !packed(*p.k);
   if (!shared && parts.size() > 1) {
     for (const MatmulPart& p : parts) matmul_shared({&p, 1}, cols, x, tokens, pool, scratch);
     return;
@@ -129,7 +124,7 @@ void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float*
   auto row_bytes = [&](const MatmulPart& p) {
     return static_cast<int64_t>(gguf::bytes_for(p.k->weight_type, cols));
   };
-  if (parts.size() == 1 && first.gemm && packed && cols % first.gemm->block_elems == 0) {
+  if (parts.size() == 1 && packed(first)) {
     const MatmulPart& p = parts[0];
     return packed_matmul(first, static_cast<const uint8_t*>(p.weights), row_bytes(p), p.rows, cols,
                          act, act_bytes, tokens, p.y, pool, scratch);

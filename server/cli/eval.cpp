@@ -25,15 +25,14 @@ int run_eval(const std::vector<std::string>& argv) {
   std::vector<int32_t> tokens = parse_ids(*tokens_arg);
   if (tokens.empty()) throw UsageError("--tokens is empty");
   int batch = std::stoi(args.get("batch").value_or("0"));
-  model::CacheType cache = cache_type_option(args);
   if (args.has("cache") && args.has("cache-type"))
     throw UsageError("give --cache-type (or its old name --cache), not both");
-  if (auto old = args.get("cache")) {  // the name before --cache-type
-    try {
-      cache = model::parse_cache_type(*old);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(std::string("--cache: ") + e.what());
-    }
+  model::CacheType cache;
+  try {  // --cache: the name before --cache-type, and so ahead of EMBER_CACHE_TYPE too
+    cache =
+        args.has("cache") ? model::parse_cache_type(*args.get("cache")) : cache_type_option(args);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--cache: ") + e.what());
   }
 
   gguf::ModelFiles files = gguf::ModelFiles::open(*model);
