@@ -44,6 +44,20 @@ int run_bench_e2e(const E2eBenchOptions& options);
 // mask per step, and generation's tokens/s with and without a JSON schema.
 int run_bench_grammar(const std::string& model, int threads, int n_gen);
 
+// `ember bench speculative`: greedy generation with speculative decoding off and at each guess
+// count, on prompts whose answers repeat them and one whose answer does not.
+struct SpeculativeBenchOptions {
+  std::string model;              // GGUF file
+  std::string draft_model;        // guesses from this model (draft_model.h); empty: prompt lookup
+  std::vector<int> counts{4, 8};  // --speculative: guesses per step to measure
+  int n_gen = 128;
+  int repeat = 3;     // best of
+  bool chat = false;  // the prompts through the model's chat template
+  model::BackendSpec backend;
+  model::CacheType cache = model::CacheType::kF16;  // --cache-type, for both models
+};
+int run_bench_speculative(const SpeculativeBenchOptions& options);
+
 // `ember bench make-model`: a TinyLlama-1.1B- or Llama-2-7B-shaped model with random weights.
 struct MakeModelOptions {
   std::string type = "Q4_0";  // Q4_0, Q8_0 or Q4_K_M

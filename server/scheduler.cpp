@@ -10,6 +10,7 @@
 #include "gguf/model_files.h"
 #include "model/backends/make_backend.h"
 #include "model/chat/chat_template.h"
+#include "model/draft_model.h"
 #include "model/text/tokenizer.h"
 #include "model/transformer.h"
 
@@ -61,13 +62,32 @@ struct Scheduler::Engine {
   // keep_alive: seconds it stays loaded once idle (negative: for ever), as the last request
   // that named one asked.
   double keep_alive_seconds = -1;
+  // The draft model (--draft-model) with one cache sequence per slot, when it can guess for this
+  // model; null otherwise (prompt lookup guesses).
+  struct Draft {
+    gguf::ModelFiles files;
+    text::Vocab vocab;
+    model::Backends backends;  // its own KV cache, on the target's threads or device
+    model::Transformer transformer;
+    std::vector<model::DraftModel> seqs;  // one per slot
+    Draft(gguf::ModelFiles f, const Engine& target, const SchedulerOptions& o)
+        : files(std::move(f)),
+          vocab(text::Vocab::from_gguf(files.metadata())),
+          backends(model::make_draft_backends(spec(o), target.backends)),
+          transformer(files, *backends.main, target.transformer.n_ctx(), o.cache_type, o.parallel,
+                      backends.placement) {
+      model::check_draft_vocabulary(target.tokenizer.vocab(), vocab);
+      for (int i = 0; i < o.parallel; ++i)
+        seqs.emplace_back(transformer, vocab, i, target.transformer.n_vocab());
+    }
+  };
+  std::unique_ptr<Draft> draft;
 
   Engine(const ModelEntry& e, gguf::ModelFiles f, const SchedulerOptions& o)
       : entry(e),
         files(std::move(f)),
         tokenizer(text::Vocab::from_gguf(files.metadata())),
-        backends(model::make_backends(
-            {o.backend, o.device, o.threads, o.gpu_layers, o.cpu_moe_layers, o.backend_automatic})),
+        backends(model::make_backends(spec(o))),
         transformer(files, *backends.main, context_for(files, o.n_ctx), o.cache_type, o.parallel,
                     backends.placement),
         slots(static_cast<size_t>(o.parallel)) {
@@ -75,6 +95,12 @@ struct Scheduler::Engine {
     if (!o.loras.empty() && std::filesystem::equivalent(e.path, o.lora_model_path, ec))
       for (const auto& [path, scale] : o.loras)
         transformer.add_lora(model::LoraAdapter::open(path, files, transformer.hparams()), scale);
+    if (!o.draft_model_path.empty()) try {
+        draft = std::make_unique<Draft>(gguf::ModelFiles::open(o.draft_model_path), *this, o);
+      } catch (const std::exception& err) {
+        std::fprintf(stderr, "%s: no draft model, prompt lookup guesses instead (%s)\n",
+                     e.id.c_str(), err.what());
+      }
     try {
       chat = std::make_unique<chat::ChatTemplate>(
           chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab(), o.chat_template));
@@ -84,6 +110,9 @@ struct Scheduler::Engine {
     }
   }
 
+  static model::BackendSpec spec(const SchedulerOptions& o) {
+    return {o.backend, o.device, o.threads, o.gpu_layers, o.cpu_moe_layers, o.backend_automatic};
+  }
   static int context_for(const gguf::ModelFiles& f, int wanted) {
     const int train = model::HyperParams::from_gguf(f.metadata()).n_ctx_train;
     return train > 0 ? std::min(wanted, train) : wanted;
@@ -163,9 +192,9 @@ Scheduler::Engine* Scheduler::engine_for(const ModelEntry& entry) {
   }
   const auto start = Clock::now();
   auto engine = std::make_unique<Engine>(entry, gguf::ModelFiles::open(entry.path), options_);
-  std::fprintf(stderr, "loaded %s in %.0f ms (context %d × %d slots)\n", entry.id.c_str(),
+  std::fprintf(stderr, "loaded %s in %.0f ms (context %d × %d slots%s)\n", entry.id.c_str(),
                seconds_between(start, Clock::now()) * 1000, engine->transformer.n_ctx(),
-               options_.parallel);
+               options_.parallel, engine->draft ? ", with the draft model" : "");
   Engine* raw = engine.get();
   engines_[entry.id] = std::move(engine);
   return raw;
@@ -245,10 +274,7 @@ bool Scheduler::admit(Pending& p) {
         start.output_prefix = std::move(prepared.output_prefix);
         special = true;
       }
-      // Chat templates often write the BOS token themselves; add it only when the text lacks it.
-      const text::Vocab& v = engine->tokenizer.vocab();
-      const bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
-      request.prompt = engine->tokenizer.encode(text, !has_bos, special);
+      request.prompt = engine->tokenizer.encode_prompt(text, special);
     } catch (const chat::jinja::Error& err) {
       fail(400, std::string("the chat template failed: ") + err.what());
       return false;
@@ -345,7 +371,9 @@ bool Scheduler::admit(Pending& p) {
     request.speculative = options_.speculative > 0 ? options_.speculative : 4;
   else if (request.speculative < 0)
     request.speculative = request.sampling.temperature <= 0 ? options_.speculative : 0;
-  slot.drafter = std::make_unique<model::Drafter>(request.speculative);
+  slot.drafter = std::make_unique<model::Drafter>(
+      request.speculative,
+      engine->draft ? engine->draft->seqs[&slot - engine->slots.data()].fn() : model::DraftFn{});
   if (request.grammar) {  // the vocabulary's trie, built by the first structured request
     if (!engine->trie) engine->trie = std::make_shared<grammar::TokenTrie>(engine->tokenizer);
     request.trie = engine->trie;
@@ -635,7 +663,11 @@ void Scheduler::step(Engine& engine) {
     const int room = std::min({r.max_tokens - s.completion->result().completion_tokens - 1,
                                engine.transformer.n_ctx() - s.n_past, budget});
     s.guesses.clear();
-    if (room > 0 && r.speculative > 0) s.guesses = s.drafter->guess(s.completion->history(), room);
+    if (room > 0 && r.speculative > 0) try {
+        s.guesses = s.drafter->guess(s.completion->history(), room);
+      } catch (const std::exception& err) {  // the draft model failed: this step goes unguessed
+        std::fprintf(stderr, "the draft model failed: %s\n", err.what());
+      }
     for (text::TokenId g : s.guesses) {
       batch.add(g, s.n_past, static_cast<int32_t>(i), true);
       logits_owner.push_back(static_cast<int>(i));

@@ -33,6 +33,9 @@ struct SchedulerOptions {
   // Speculative decoding (model/speculative.h): tokens guessed per step for greedy requests that
   // do not say (`speculative` in the body); sampled requests guess only when they ask.
   int speculative = 4;
+  // --draft-model: a small model that guesses instead of prompt lookup (model/draft_model.h), for
+  // every model whose vocabulary it shares; empty: none.
+  std::string draft_model_path;
   int n_ctx = 4096;  // context per request (clipped to the model's training context)
   model::CacheType cache_type = model::CacheType::kF16;  // --cache-type: the KV cache's values
   int threads = 2;                 // compute threads per loaded model (CPU backend)

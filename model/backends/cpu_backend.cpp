@@ -24,8 +24,10 @@ const cpu::TypeKernels& kernels_for(const Weight& w) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads)
-    : pool_(n_threads),
+CpuBackend::CpuBackend(int n_threads) : CpuBackend(std::make_shared<cpu::ThreadPool>(n_threads)) {}
+
+CpuBackend::CpuBackend(std::shared_ptr<cpu::ThreadPool> pool)
+    : pool_(std::move(pool)),
       vector_ops_(cpu::vector_ops()),
       q8_0_(*cpu::find_kernels(gguf::TensorType::Q8_0)),
       attention_kernel_(cpu::attention_kernel()) {}
@@ -75,7 +77,7 @@ void CpuBackend::matmul(const Weight& w, const Tensor& x, Tensor out, int expert
   if (expert >= 0)
     data += static_cast<int64_t>(expert) * w.rows() *
             static_cast<int64_t>(gguf::bytes_for(w.type(), w.cols()));
-  cpu::matmul(k, data, w.rows(), w.cols(), x.data, x.rows, out.data, pool_, matmul_scratch_);
+  cpu::matmul(k, data, w.rows(), w.cols(), x.data, x.rows, out.data, *pool_, matmul_scratch_);
 }
 
 void CpuBackend::matmul_shared(std::span<const Weight* const> w, const Tensor& x,
@@ -83,7 +85,7 @@ void CpuBackend::matmul_shared(std::span<const Weight* const> w, const Tensor& x
   std::vector<cpu::MatmulPart> parts;
   for (size_t i = 0; i < w.size(); ++i)
     parts.push_back({&kernels_for(*w[i]), w[i]->data(), w[i]->rows(), out[i].data});
-  cpu::matmul_shared(parts, x.cols, x.data, x.rows, pool_, matmul_scratch_);
+  cpu::matmul_shared(parts, x.cols, x.data, x.rows, *pool_, matmul_scratch_);
 }
 
 void CpuBackend::add_bias(Tensor x, const Weight& bias) {
@@ -145,8 +147,8 @@ void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tenso
   const auto fn = act == Activation::kSilu ? vector_ops_.silu_mul : vector_ops_.gelu_mul;
   const int64_t n = gate.rows * gate.cols;
   if (n < (int64_t(1) << 16)) return fn(gate.data, up.data, out.data, n);  // not worth a wake-up
-  pool_.run([&](int t) {  // shares of whole 8-float vectors
-    auto [begin, end] = cpu::ThreadPool::share((n + 7) / 8, t, pool_.size());
+  pool_->run([&](int t) {  // shares of whole 8-float vectors
+    auto [begin, end] = cpu::ThreadPool::share((n + 7) / 8, t, pool_->size());
     begin *= 8;
     end = std::min(n, end * 8);
     if (begin < end) fn(gate.data + begin, up.data + begin, out.data + begin, end - begin);
@@ -217,7 +219,7 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
     t = e;
   }
   const int64_t row_elems = kv_dim_;
-  attention_scratch_.resize(static_cast<size_t>(pool_.size()));
+  attention_scratch_.resize(static_cast<size_t>(pool_->size()));
   // One job per (block, kv head), dealt out in turn: later blocks see more positions, and
   // contiguous shares would give the last thread most of the work. With fewer of those than
   // threads (a generated token of a model with one or two kv heads: Gemma 3 270M has one), each
@@ -225,15 +227,15 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
   // a head's result does not depend on the split.
   const int64_t units = static_cast<int64_t>(blocks.size()) * n_head_kv;
   const int split =
-      units >= pool_.size()
+      units >= pool_->size()
           ? 1
-          : static_cast<int>(std::min<int64_t>(group, (pool_.size() + units - 1) / units));
+          : static_cast<int>(std::min<int64_t>(group, (pool_->size() + units - 1) / units));
   const int64_t jobs = units * split;
   const gguf::TensorType kv_type = cache_type_ == CacheType::kF16   ? gguf::TensorType::F16
                                    : cache_type_ == CacheType::kF32 ? gguf::TensorType::F32
                                                                     : gguf::TensorType::Q8_0;
-  pool_.run([&](int thread) {
-    for (int64_t job = thread; job < jobs; job += pool_.size()) {
+  pool_->run([&](int thread) {
+    for (int64_t job = thread; job < jobs; job += pool_->size()) {
       const int64_t unit = job / split;
       const int part = static_cast<int>(job % split);
       const auto [first, end] = blocks[unit / n_head_kv];

@@ -17,6 +17,9 @@ namespace ember::model {
 class CpuBackend : public Backend {
  public:
   explicit CpuBackend(int n_threads);
+  // A backend on another's threads (a draft model run in turn with its target's: a second pool
+  // would spin against the first), with its own KV cache and scratch.
+  explicit CpuBackend(std::shared_ptr<cpu::ThreadPool> pool);
 
   Tensor alloc(int64_t rows, int64_t cols) override;
   void reset_scratch() override;
@@ -47,13 +50,14 @@ class CpuBackend : public Backend {
   void read_rows(const Tensor& t, int64_t first, int64_t count, float* host) override;
   void write_rows(Tensor t, const float* host) override;
 
-  cpu::ThreadPool& pool() { return pool_; }
+  cpu::ThreadPool& pool() { return *pool_; }
+  const std::shared_ptr<cpu::ThreadPool>& shared_pool() const { return pool_; }
 
  private:
   // Where row `pos` of sequence `seq` lives in one layer's cache.
   uint8_t* cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos) const;
 
-  cpu::ThreadPool pool_;
+  std::shared_ptr<cpu::ThreadPool> pool_;
   const cpu::VectorOps& vector_ops_;
   const cpu::TypeKernels& q8_0_;  // quantises rows of a q8_0 KV cache
   cpu::AttentionFn attention_kernel_;

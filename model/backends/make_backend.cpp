@@ -41,4 +41,21 @@ Backends make_backends(const BackendSpec& spec) {
   return b;
 }
 
+Backends make_draft_backends(const BackendSpec& spec, const Backends& target) {
+  // A CPU backend beside the target's shares its thread pool.
+  auto beside = [&](Backend* other) -> std::unique_ptr<Backend> {
+    if (auto* cpu = dynamic_cast<CpuBackend*>(other))
+      return std::make_unique<CpuBackend>(cpu->shared_pool());
+    return nullptr;
+  };
+  Backends b;
+  if ((b.main = beside(target.main.get()))) return b;  // the target runs on the CPU
+  b = make_backends(spec);
+  if (b.host) {
+    b.host = beside(target.host.get());
+    b.placement.host = b.host.get();
+  }
+  return b;
+}
+
 }  // namespace ember::model

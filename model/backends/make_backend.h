@@ -31,4 +31,10 @@ struct Backends {
 // opened (saying why) and the spec is not automatic.
 Backends make_backends(const BackendSpec& spec);
 
+// Backends for a draft model (draft_model.h) run in turn with `target`'s, made from the same
+// spec: each backend holds one KV cache, so the draft needs its own. A CPU backend shares the
+// target's thread pool (two pools would spin against each other); a device is opened again.
+// Throws as make_backends does.
+Backends make_draft_backends(const BackendSpec& spec, const Backends& target);
+
 }  // namespace ember::model

@@ -305,4 +305,11 @@ std::string StreamDecoder::finish() {
   return rest;
 }
 
+std::vector<TokenId> Tokenizer::encode_prompt(std::string_view text, bool special) const {
+  const bool has_bos = special && vocab_.bos >= 0 &&
+                       text.substr(0, vocab_.pieces[vocab_.bos].size()) ==
+                           std::string_view(vocab_.pieces[vocab_.bos]);
+  return encode(text, !has_bos, special);
+}
+
 }  // namespace ember::text

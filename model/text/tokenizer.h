@@ -27,6 +27,10 @@ class Tokenizer {
   // tokens written in the text (<|im_start|>) become their ids; otherwise they are plain text.
   // User-defined tokens are always matched.
   std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const;
+  // A prompt: with `special` (a rendered chat template) control tokens are parsed and BOS is
+  // added only when the text does not begin with it (templates often write it themselves);
+  // without, plain text with the vocabulary's BOS/EOS.
+  std::vector<TokenId> encode_prompt(std::string_view text, bool special) const;
 
   // The bytes one token stands for (possibly part of a UTF-8 character). Control and unknown
   // tokens give "" unless `special`, then their text.

@@ -1,4 +1,5 @@
-// `ember bench kernels | e2e | make-model`: parses the options into bench/'s option structs.
+// `ember bench kernels | e2e | grammar | speculative | make-model`: parses the options into
+// bench/'s option structs.
 #include <stdexcept>
 
 #include "bench/bench.h"
@@ -64,6 +65,37 @@ int bench_e2e(const std::vector<std::string>& argv) {
   return bench::run_bench_e2e(o);
 }
 
+int bench_speculative(const std::vector<std::string>& argv) {
+  std::vector<std::string> renamed;
+  for (const std::string& a : argv)
+    renamed.push_back(a == "-n" ? "--gen" : a == "-t" ? "--threads" : a);
+  Args args(renamed, with_backend_options({"model", "draft-model", "speculative", "gen", "repeat"}),
+            with_backend_flags({"chat"}));
+  bench::SpeculativeBenchOptions o;
+  auto model = args.get("model");
+  if (!model) throw UsageError("--model FILE is required");
+  o.model = *model;
+  o.draft_model = args.get("draft-model").value_or("");
+  if (auto counts = args.get("speculative")) {
+    o.counts.clear();
+    for (const std::string& c : split_commas(*counts)) {
+      try {
+        o.counts.push_back(std::stoi(c));
+      } catch (const std::exception&) {
+        o.counts.push_back(-1);
+      }
+      if (o.counts.back() < 1 || o.counts.back() > 64)
+        throw UsageError("--speculative: guess counts from 1 to 64, separated by commas");
+    }
+  }
+  o.n_gen = number(args, "gen", o.n_gen);
+  o.repeat = number(args, "repeat", o.repeat);
+  o.chat = args.has("chat");
+  o.backend = backend_spec(args);
+  o.cache = cache_type_option(args);
+  return bench::run_bench_speculative(o);
+}
+
 int make_model(const std::vector<std::string>& argv) {
   Args args(argv, {"type", "out", "threads", "shape"}, {});
   bench::MakeModelOptions o;
@@ -80,12 +112,14 @@ int make_model(const std::vector<std::string>& argv) {
 
 int run_bench(const std::vector<std::string>& args) {
   if (args.empty())
-    throw UsageError("expected what to benchmark: kernels, e2e, grammar or make-model");
+    throw UsageError(
+        "expected what to benchmark: kernels, e2e, grammar, speculative or make-model");
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     if (args[0] == "kernels") return bench_kernels(rest);
     if (args[0] == "e2e") return bench_e2e(rest);
     if (args[0] == "make-model") return make_model(rest);
+    if (args[0] == "speculative") return bench_speculative(rest);
     if (args[0] == "grammar") {
       std::vector<std::string> renamed;  // -n and -t as bench e2e takes them
       for (const std::string& arg : rest)
@@ -98,7 +132,8 @@ int run_bench(const std::vector<std::string>& args) {
   } catch (const std::invalid_argument& e) {  // an option the benchmark cannot honour
     throw UsageError(e.what());
   }
-  throw UsageError("unknown benchmark '" + args[0] + "' (kernels, e2e, make-model)");
+  throw UsageError("unknown benchmark '" + args[0] +
+                   "' (kernels, e2e, grammar, speculative, make-model)");
 }
 
 }  // namespace ember::cli

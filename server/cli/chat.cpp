@@ -51,7 +51,7 @@ int run_chat(const std::vector<std::string>& argv) {
     if (line.empty()) continue;
     history.push_back(chat_message("user", line));
     model::GenerateRequest request;
-    request.prompt = encode_prompt(tokenizer, chat.render(chat::jinja::Value(history), true), true);
+    request.prompt = tokenizer.encode_prompt(chat.render(chat::jinja::Value(history), true), true);
     if (static_cast<int>(request.prompt.size()) >= n_ctx) {
       std::fprintf(
           stderr,

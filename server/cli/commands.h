@@ -34,10 +34,6 @@ int run_gpu_info(const std::vector<std::string>& args);
 // Shared by the commands (common.cpp).
 std::vector<int32_t> parse_ids(const std::string& list);  // "1,2,3" → ids; UsageError on junk
 int default_threads();  // the CPUs this process may use (affinity, cgroup quota)
-// Token ids of a prompt; `special` parses control tokens (chat prompts) and then adds BOS only
-// when the text does not already start with it.
-std::vector<text::TokenId> encode_prompt(const text::Tokenizer& tokenizer, const std::string& text,
-                                         bool special);
 chat::jinja::Value chat_message(const std::string& role, const std::string& content);
 bool print_piece(const std::string& piece);  // streams generated text to stdout
 // The (file, scale) of each --lora FILE[:SCALE] option; UsageError for a malformed scale.

@@ -91,14 +91,6 @@ model::BackendSpec backend_spec(const Args& args) {
   return spec;
 }
 
-std::vector<text::TokenId> encode_prompt(const text::Tokenizer& tokenizer, const std::string& text,
-                                         bool special) {
-  // Chat templates often write the BOS token themselves; add it only when the text lacks it.
-  const text::Vocab& v = tokenizer.vocab();
-  bool has_bos = special && v.bos >= 0 && text.rfind(v.pieces[v.bos], 0) == 0;
-  return tokenizer.encode(text, !has_bos, special);
-}
-
 chat::jinja::Value chat_message(const std::string& role, const std::string& content) {
   chat::jinja::Value m = chat::jinja::Value::object();
   m.obj().set("role", chat::jinja::Value(role));

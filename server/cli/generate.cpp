@@ -2,11 +2,14 @@
 //   ember generate --model FILE --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
 //                  [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
 //                  [--seed S] [--threads N] [--ctx N] [--lora FILE[:SCALE]]... [--stats]
+//                  [--speculative N] [--draft-model FILE]
 //                  [--backend auto|cpu|vulkan|opencl] [--device N]
 #include <cstdio>
+#include <optional>
 
 #include "gguf/model_files.h"
 #include "model/chat/chat_template.h"
+#include "model/draft_model.h"
 #include "model/generate.h"
 #include "server/cli/args.h"
 #include "server/cli/commands.h"
@@ -17,7 +20,7 @@ int run_generate(const std::vector<std::string>& argv) {
   Args args(argv,
             with_backend_options({"model", "prompt", "system", "max-tokens", "temperature", "top-k",
                                   "top-p", "min-p", "repeat-penalty", "seed", "ctx", "lora",
-                                  "speculative"}),
+                                  "speculative", "draft-model"}),
             with_backend_flags({"chat", "stats"}));
   auto path = args.get("model");
   auto prompt = args.get("prompt");
@@ -49,20 +52,39 @@ int run_generate(const std::vector<std::string>& argv) {
     text = chat.render(chat::jinja::Value(messages), true);
   }
   model::GenerateRequest request;
-  request.prompt = encode_prompt(tokenizer, text, args.has("chat"));
+  request.prompt = tokenizer.encode_prompt(text, args.has("chat"));
   request.sampling = sampling;
   request.max_tokens = num("max-tokens", 256);
-  request.speculative = num("speculative", 0);
+  // A draft model guesses 8 tokens ahead unless --speculative says otherwise.
+  const auto draft_path = args.get("draft-model");
+  request.speculative = num("speculative", draft_path ? 8 : 0);
   if (request.speculative < 0 || request.speculative > 64)
     throw UsageError("--speculative: tokens guessed per step, from 0 (off) to 64");
   int n_ctx = num("ctx", 0);
   if (n_ctx <= 0)
     n_ctx = std::min<int>(4096, static_cast<int>(request.prompt.size()) + request.max_tokens);
 
-  model::Backends backends = model::make_backends(backend_spec(args));
+  const model::BackendSpec spec = backend_spec(args);
+  model::Backends backends = model::make_backends(spec);
   model::Transformer transformer(files, *backends.main, n_ctx, cache_type_option(args), 1,
                                  backends.placement);
   attach_loras(transformer, files, args.get_all("lora"));
+  // The draft model (draft_model.h): its own cache over the same backend and context.
+  std::optional<gguf::ModelFiles> draft_files;
+  std::optional<text::Vocab> draft_vocab;
+  model::Backends draft_backends;
+  std::optional<model::Transformer> draft;
+  std::optional<model::DraftModel> drafter;
+  if (draft_path) {
+    draft_files.emplace(gguf::ModelFiles::open(*draft_path));
+    draft_vocab.emplace(text::Vocab::from_gguf(draft_files->metadata()));
+    model::check_draft_vocabulary(tokenizer.vocab(), *draft_vocab);
+    draft_backends = model::make_draft_backends(spec, backends);
+    draft.emplace(*draft_files, *draft_backends.main, n_ctx, cache_type_option(args), 1,
+                  draft_backends.placement);
+    drafter.emplace(*draft, *draft_vocab, 0, transformer.n_vocab());
+    request.drafter = drafter->fn();
+  }
   model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);
   std::fputc('\n', stdout);
   if (args.has("stats"))

@@ -26,6 +26,7 @@ const Command kCommands[] = {
      "S]\n"
      "           [--backend auto|cpu|vulkan|opencl] [--device N] [--lora FILE[:SCALE]]...\n"
      "           [--chat-template NAME | --chat-template-file FILE] [--speculative N]\n"
+     "           [--draft-model FILE]\n"
      "           [--batch N] [--memory-budget-mb N] [--max-downloads N] [--drain-timeout S]\n"
      "           [--rescan-interval S] [--no-watch] [--public-metrics]\n"
      "           OpenAI-compatible HTTP server (default bind 127.0.0.1:11435)",
@@ -65,6 +66,8 @@ const Command kCommands[] = {
      "T]\n"
      "           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stats]\n"
      "           [--speculative N (guess N tokens ahead from the text so far; same output)]\n"
+     "           [--draft-model FILE (a small model with the same vocabulary guesses instead;\n"
+     "           8 ahead unless --speculative says)]\n"
      "           [--lora FILE[:SCALE]]... [--backend auto|cpu|vulkan|opencl] [--device N]\n"
      "           [--cache-type f16|q8_0|f32 (the KV cache's values; q8_0 halves its memory)]",
      ember::cli::run_generate},
@@ -92,6 +95,8 @@ const Command kCommands[] = {
      "tokens/s, "
      "GB/s, memory\n"
      "  bench grammar --model FILE   the structured-output token mask per step\n"
+     "  bench speculative --model FILE [--draft-model FILE] [--speculative 4,8] [-n 128] [--chat]\n"
+     "            greedy generation with and without guessing ahead\n"
      "  bench make-model --type Q4_0|Q8_0|Q4_K_M [--shape 1b|7b] --out FILE   random model",
      ember::cli::run_bench},
 };

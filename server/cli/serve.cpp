@@ -5,7 +5,7 @@
 //               [--max-loaded-models N] [--cors-origins O1,O2] [--max-body-mb N]
 //               [--request-timeout S] [--idle-timeout S] [--max-downloads N]
 //               [--memory-budget-mb N] [--drain-timeout S] [--rescan-interval S] [--no-watch]
-//               [--public-metrics] [--speculative N]
+//               [--public-metrics] [--speculative N] [--draft-model FILE]
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -19,6 +19,7 @@
 
 #include "gguf/model_files.h"
 #include "model/chat/chat_template.h"
+#include "model/draft_model.h"
 #include "model/lora.h"
 #include "server/app.h"
 #include "server/backend_choice.h"
@@ -117,6 +118,7 @@ int run_serve(const std::vector<std::string>& argv) {
              "chat-template-file",
              "drain-timeout",
              "speculative",
+             "draft-model",
              "rescan-interval",
              "cache-type"},
             {"cpu-moe", "no-watch", "public-metrics"});
@@ -177,7 +179,11 @@ int run_serve(const std::vector<std::string>& argv) {
       uint64_t(to_int(args.get("memory-budget-mb").value_or("0"), "--memory-budget-mb", 0, 1 << 30))
       << 20;
   sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
-  sched.speculative = to_int(args.get("speculative").value_or("4"), "--speculative", 0, 64);
+  // With a draft model, greedy requests guess 8 tokens ahead by default (prompt lookup: 4).
+  if (auto f = pick("draft-model", {"EMBER_DRAFT_MODEL"})) sched.draft_model_path = *f;
+  sched.speculative =
+      to_int(args.get("speculative").value_or(sched.draft_model_path.empty() ? "4" : "8"),
+             "--speculative", 0, 64);
   sched.cache_type = cache_type_option(args);
   if (sched.cache_type == model::CacheType::kQ8_0 && backend.backend != "cpu")
     throw UsageError(std::string("the q8_0 KV cache runs on the CPU backend only for now, and the "
@@ -250,6 +256,21 @@ int run_serve(const std::vector<std::string>& argv) {
     const model::HyperParams hp = model::HyperParams::from_gguf(base.metadata());
     sched.loras = parse_lora_specs(lora_specs);
     for (const auto& [file, scale] : sched.loras) model::LoraAdapter::open(file, base, hp);
+  }
+
+  // The draft model guesses for every model whose vocabulary it shares (the others fall back to
+  // prompt lookup); checked now against --model's, so a mismatch stops the start with its reason.
+  if (!sched.draft_model_path.empty()) {
+    const gguf::ModelFiles draft = gguf::ModelFiles::open(sched.draft_model_path);
+    if (!app_options.default_model_file.empty()) {
+      const gguf::ModelFiles target = gguf::ModelFiles::open(app_options.default_model_file);
+      try {
+        model::check_draft_vocabulary(text::Vocab::from_gguf(target.metadata()),
+                                      text::Vocab::from_gguf(draft.metadata()));
+      } catch (const std::runtime_error& e) {
+        throw UsageError(std::string("--draft-model: ") + e.what());
+      }
+    }
   }
 
   server::ModelRegistry registry(sources);

@@ -11,6 +11,7 @@
 #include "gguf/model_files.h"
 #include "model/backends/cpu_backend.h"
 #include "model/backends/profiling_backend.h"
+#include "model/draft_model.h"
 #include "model/generate.h"
 #include "model/sampler.h"
 #include "model/speculative.h"
@@ -258,6 +259,108 @@ TEST(Speculative, RightGuessesSaveForwardPasses) {
   EXPECT_EQ(spec.accepted_tokens, spec.draft_tokens);
   EXPECT_LE(spec.forward_passes, 48 / 9 + 1);
   EXPECT_EQ(plain.forward_passes, 47);
+}
+
+// Speculative decoding with a draft model (draft_model.h): the draft runs on the target's
+// threads with its own cache.
+struct DraftOf {
+  gguf::ModelFiles files;
+  Vocab vocab;
+  CpuBackend backend;
+  Transformer transformer;
+  DraftModel draft;
+  DraftOf(const std::string& name, TinyModel& target)
+      : files(gguf::ModelFiles::open(TinyModel::path(name))),
+        vocab(Vocab::from_gguf(files.metadata())),
+        backend(target.backend.shared_pool()),
+        transformer(files, backend, 128),
+        draft(transformer, vocab, 0, target.transformer.n_vocab()) {
+    check_draft_vocabulary(target.tokenizer.vocab(), vocab);
+  }
+};
+
+TEST(DraftModel, EveryQuantisationDraftsForItsF16ModelWithTheSameOutput) {
+  // Each family's F16 model as the target, each other quantisation of it as the draft: they
+  // agree often (guesses taken) but not always (guesses rejected), and the output never changes.
+  const char* v = std::getenv("EMBER_TESTDATA");
+  const fs::path dir = (v && *v ? fs::path(v) : fs::path(EMBER_DEFAULT_TESTDATA)) / "synthetic";
+  std::set<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().extension() == ".gguf") names.insert(entry.path().filename().string());
+  int pairs = 0, drafted = 0, taken = 0;
+  for (const std::string& target_name : names) {
+    const size_t dash = target_name.rfind('-');
+    if (target_name.substr(dash) != "-f16.gguf") continue;
+    const std::string family = target_name.substr(0, dash + 1);
+    TinyModel target(target_name);
+    GenerateRequest request;
+    request.prompt = {1, 334, 973, 157, 407};
+    request.max_tokens = 32;
+    for (const std::string& draft_name : names) {
+      if (draft_name == target_name || draft_name.rfind(family, 0) != 0) continue;
+      SCOPED_TRACE(target_name + " drafted by " + draft_name);
+      DraftOf draft(draft_name, target);
+      ++pairs;
+      for (float temperature : {0.0f, 0.9f}) {
+        request.sampling.temperature = temperature;
+        request.sampling.seed = 7;
+        request.speculative = 0;
+        request.drafter = {};
+        const GenerateResult plain = generate(target.transformer, target.tokenizer, request);
+        request.speculative = 6;
+        request.drafter = draft.draft.fn();
+        const GenerateResult spec = generate(target.transformer, target.tokenizer, request);
+        expect_same(plain, spec);
+        EXPECT_GT(spec.draft_tokens, 0);
+        drafted += spec.draft_tokens;
+        taken += spec.accepted_tokens;
+      }
+    }
+  }
+  EXPECT_GE(pairs, 20);
+  EXPECT_GT(taken, drafted / 4);        // the drafts are good guessers...
+  EXPECT_LT(taken, drafted * 19 / 20);  // ...but not perfect ones: rejections are exercised
+}
+
+TEST(DraftModel, ReReadsOnlyWhatChangedAndGuessesAsAFreshOne) {
+  TinyModel target("tiny-qwen3-f16.gguf");
+  DraftOf draft("tiny-qwen3-q8_0.gguf", target);
+  const std::vector<TokenId> a = {1, 334, 973, 157, 407, 12, 99};
+  std::vector<TokenId> b = {1, 334, 973, 157, 88};  // leaves `a` after four tokens
+  (void)draft.draft.guess(a, 5);
+  const std::vector<TokenId> resumed = draft.draft.guess(b, 5);
+  DraftOf fresh("tiny-qwen3-q8_0.gguf", target);
+  EXPECT_EQ(resumed, fresh.draft.guess(b, 5));
+  EXPECT_EQ(resumed.size(), 5u);
+  EXPECT_TRUE(draft.draft.guess(b, 0).empty());
+  // No room left in the draft's context (128 positions): no guesses, no error.
+  EXPECT_TRUE(draft.draft.guess(std::vector<TokenId>(128, 334), 4).empty());
+}
+
+TEST(DraftModel, AnotherVocabularyIsAClearError) {
+  TinyModel target("tiny-llama-q8_0.gguf");
+  const Vocab& vocab = target.tokenizer.vocab();
+  EXPECT_NO_THROW(check_draft_vocabulary(vocab, vocab));
+  auto message = [&](const Vocab& other) {
+    try {
+      check_draft_vocabulary(vocab, other);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  Vocab other = vocab;
+  other.pieces[300] = "something else";
+  EXPECT_NE(message(other).find("token 300 is"), std::string::npos) << message(other);
+  other = vocab;
+  other.eos = vocab.eos + 1;
+  EXPECT_NE(message(other).find("begin or end tokens"), std::string::npos) << message(other);
+  other = vocab;
+  other.pieces.resize(vocab.size() - 129);
+  EXPECT_NE(message(other).find("tokens"), std::string::npos) << message(other);
+  other.pieces.resize(vocab.size() - 100);  // padding a family's sizes differ by is allowed
+  for (size_t i = 0; i < other.pieces.size(); ++i) other.pieces[i] = vocab.pieces[i];
+  EXPECT_NO_THROW(check_draft_vocabulary(vocab, other));
 }
 
 TEST(ProfilingBackend, SameLogitsAndEveryProductCounted) {
