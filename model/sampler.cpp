@@ -7,6 +7,48 @@
 
 namespace ember::model {
 
+std::vector<text::TokenId> top_ids(const std::vector<float>& logits, size_t k) {
+  const size_t n = logits.size();
+  k = std::min(k, n);
+  // `a` before `b`: the larger logit, or of equal ones the lower id.
+  auto before = [&](text::TokenId a, text::TokenId b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  std::vector<text::TokenId> ids;
+  if (k * 4 >= n) {  // most of them: sorting is as cheap
+    ids.resize(n);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), before);
+    ids.resize(k);
+    return ids;
+  }
+  // A heap of the best k so far with the worst on top; a later logit equal to the worst loses
+  // (its id is larger), so only a larger one enters. Most logits fall below the threshold, and
+  // a block of 16 costs one vectorised comparison.
+  ids.resize(k);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::make_heap(ids.begin(), ids.end(), before);
+  float threshold = logits[ids.front()];
+  auto offer = [&](size_t i) {
+    if (!(logits[i] > threshold)) return;
+    std::pop_heap(ids.begin(), ids.end(), before);
+    ids.back() = static_cast<text::TokenId>(i);
+    std::push_heap(ids.begin(), ids.end(), before);
+    threshold = logits[ids.front()];
+  };
+  constexpr size_t kBlock = 16;
+  size_t i = k;
+  for (; i + kBlock <= n; i += kBlock) {
+    bool any = false;
+    for (size_t j = 0; j < kBlock; ++j) any |= logits[i + j] > threshold;
+    if (any)
+      for (size_t j = 0; j < kBlock; ++j) offer(i + j);
+  }
+  for (; i < n; ++i) offer(i);
+  std::sort(ids.begin(), ids.end(), before);
+  return ids;
+}
+
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
 
 text::TokenId Sampler::sample(std::vector<float>& logits,
@@ -29,12 +71,8 @@ text::TokenId Sampler::sample(std::vector<float>& logits,
                                       logits.begin());
 
   // Candidates sorted by logit; top-k keeps the first k.
-  std::vector<text::TokenId> ids(logits.size());
-  std::iota(ids.begin(), ids.end(), 0);
-  size_t keep = p.top_k > 0 ? std::min<size_t>(p.top_k, ids.size()) : ids.size();
-  std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(),
-                    [&](text::TokenId a, text::TokenId b) { return logits[a] > logits[b]; });
-  ids.resize(keep);
+  size_t keep = p.top_k > 0 ? std::min<size_t>(p.top_k, logits.size()) : logits.size();
+  const std::vector<text::TokenId> ids = top_ids(logits, keep);
   // Softmax with temperature.
   std::vector<double> probs(keep);
   const double max_logit = logits[ids[0]];

@@ -23,6 +23,10 @@ struct SamplingParams {
   uint64_t seed = 0xe3be7ull;
 };
 
+// The ids of the k largest logits, largest first; of equal logits the lower id first. O(n) for
+// k much smaller than n (one comparison per logit against the k-th largest so far).
+std::vector<text::TokenId> top_ids(const std::vector<float>& logits, size_t k);
+
 class Sampler {
  public:
   explicit Sampler(SamplingParams params);

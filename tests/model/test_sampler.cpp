@@ -2,9 +2,11 @@
 // stop strings (text cut before them, never streamed) and the token limit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <set>
 
@@ -29,6 +31,26 @@ std::vector<float> ramp(int n) {  // logits 0, 0.1, 0.2, ...: the last token is 
 }
 
 }  // namespace
+
+TEST(Sampler, TopIdsAreTheLargestLogitsInOrderWithTiesByLowerId) {
+  // Against a full sort, on sizes around the 16-logit blocks, with many equal logits and -inf
+  // (what a grammar masks), for k from 1 to all of them.
+  std::mt19937 rng(9);
+  for (size_t n : {1, 15, 16, 17, 100, 1000, 49157}) {
+    std::vector<float> logits(n);
+    for (float& l : logits)
+      l = rng() % 7 == 0 ? -INFINITY : static_cast<float>(static_cast<int>(rng() % 50)) / 4;
+    std::vector<TokenId> all(n);
+    std::iota(all.begin(), all.end(), 0);
+    std::stable_sort(all.begin(), all.end(),
+                     [&](TokenId a, TokenId b) { return logits[a] > logits[b]; });
+    for (size_t k : {size_t(1), size_t(5), size_t(40), n / 4 + 1, n}) {
+      SCOPED_TRACE(testing::Message() << "n " << n << " k " << k);
+      const std::vector<TokenId> expected(all.begin(), all.begin() + std::min(k, n));
+      EXPECT_EQ(top_ids(logits, k), expected);
+    }
+  }
+}
 
 TEST(Sampler, TemperatureZeroIsGreedy) {
   SamplingParams p;
