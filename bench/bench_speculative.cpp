@@ -48,18 +48,11 @@ int run_bench_speculative(const SpeculativeBenchOptions& o) {
   model::Backends backends = model::make_backends(o.backend);
   const int n_ctx = 1024;
   model::Transformer t(files, *backends.main, n_ctx, o.cache, 1, backends.placement);
-  std::optional<gguf::ModelFiles> draft_files;
-  std::optional<text::Vocab> draft_vocab;
-  model::Backends draft_backends;
-  std::optional<model::Transformer> draft;
+  std::optional<model::LoadedDraft> draft;
   std::optional<model::DraftModel> drafter;
   if (!o.draft_model.empty()) {
-    draft_files.emplace(gguf::ModelFiles::open(o.draft_model));
-    draft_vocab.emplace(text::Vocab::from_gguf(draft_files->metadata()));
-    model::check_draft_vocabulary(tokenizer.vocab(), *draft_vocab);
-    draft_backends = model::make_draft_backends(o.backend, backends);
-    draft.emplace(*draft_files, *draft_backends.main, n_ctx, o.cache, 1, draft_backends.placement);
-    drafter.emplace(*draft, *draft_vocab, 0, t.n_vocab());
+    draft.emplace(o.draft_model, tokenizer.vocab(), o.backend, backends, t, o.cache, 1);
+    drafter.emplace(draft->transformer, draft->vocab, 0, t.n_vocab());
   }
   std::printf("model: %s; guesses from %s; greedy, %d tokens at most, %d threads, best of %d\n",
               o.model.c_str(), drafter ? o.draft_model.c_str() : "prompt lookup", o.n_gen,

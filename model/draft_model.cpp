@@ -25,11 +25,13 @@ void check_draft_vocabulary(const text::Vocab& target, const text::Vocab& draft)
            draft.pieces[i] + "\" in the other");
 }
 
-DraftModel::DraftModel(Transformer& model, const text::Vocab& vocab, int seq, int vocab_limit)
+DraftModel::DraftModel(Transformer& model, const text::Vocab& vocab, int seq, int vocab_limit,
+                       int max_read)
     : model_(model),
       vocab_(vocab),
       seq_(seq),
-      vocab_limit_(std::min(vocab_limit, model.n_vocab())) {}
+      vocab_limit_(std::min(vocab_limit, model.n_vocab())),
+      max_read_(max_read) {}
 
 text::TokenId DraftModel::run(const std::vector<text::TokenId>& tokens) {
   std::vector<float> logits;
@@ -42,6 +44,7 @@ text::TokenId DraftModel::run(const std::vector<text::TokenId>& tokens) {
     // `cached_` grows only once a pass succeeded: after a failure the next call re-reads.
     logits = model_.decode(batch);
     cached_.insert(cached_.end(), tokens.begin() + first, tokens.begin() + last);
+    tokens_read_ += last - first;
   }
   return static_cast<text::TokenId>(
       std::max_element(logits.begin(), logits.begin() + vocab_limit_) - logits.begin());
@@ -57,8 +60,15 @@ std::vector<text::TokenId> DraftModel::guess(const std::vector<text::TokenId>& c
       cached_.begin();
   keep = std::min(keep, context.size() - 1);
   cached_.resize(keep);
+  const auto from = context.begin() + static_cast<std::ptrdiff_t>(keep);
+  if (std::any_of(from, context.end(), [&](text::TokenId t) { return t >= model_.n_vocab(); }))
+    return {};
+  if (max_read_ > 0 && context.end() - from > max_read_) {  // catch up, guess later
+    (void)run({from, from + max_read_});
+    return {};
+  }
   std::vector<text::TokenId> out;
-  text::TokenId next = run({context.begin() + static_cast<std::ptrdiff_t>(keep), context.end()});
+  text::TokenId next = run({from, context.end()});
   while (!vocab_.is_end_of_generation(next)) {
     out.push_back(next);
     if (static_cast<int>(out.size()) == n) break;
@@ -66,5 +76,28 @@ std::vector<text::TokenId> DraftModel::guess(const std::vector<text::TokenId>& c
   }
   return out;
 }
+
+namespace {
+
+text::Vocab checked(text::Vocab draft, const text::Vocab& target) {
+  check_draft_vocabulary(target, draft);
+  return draft;
+}
+
+int draft_context(const gguf::ModelFiles& files, int target_ctx) {
+  const int train = HyperParams::from_gguf(files.metadata()).n_ctx_train;
+  return train > 0 ? std::min(train, target_ctx) : target_ctx;
+}
+
+}  // namespace
+
+LoadedDraft::LoadedDraft(const std::string& path, const text::Vocab& target_vocab,
+                         const BackendSpec& spec, const Backends& target_backends,
+                         const Transformer& target, CacheType cache, int n_seq)
+    : files(gguf::ModelFiles::open(path)),
+      vocab(checked(text::Vocab::from_gguf(files.metadata()), target_vocab)),
+      backends(make_draft_backends(spec, target_backends, target.device_bytes())),
+      transformer(files, *backends.main, draft_context(files, target.n_ctx()), cache, n_seq,
+                  backends.placement) {}
 
 }  // namespace ember::model

@@ -13,6 +13,8 @@
 
 #include <vector>
 
+#include "gguf/model_files.h"
+#include "model/backends/make_backend.h"
 #include "model/speculative.h"
 #include "model/text/vocab.h"
 #include "model/transformer.h"
@@ -32,10 +34,16 @@ void check_draft_vocabulary(const text::Vocab& target, const text::Vocab& draft)
 // an end-of-generation token.
 class DraftModel {
  public:
-  DraftModel(Transformer& model, const text::Vocab& vocab, int seq, int vocab_limit);
-  // Up to `n` greedy guesses of what follows `context` (fewer where the draft's context ends).
-  // Throws what the draft's forward pass throws.
+  // `max_read`: at most this many tokens of new context are read per call (0: all), so that a
+  // long prompt is caught up with over several calls (the server's steps) instead of in one.
+  DraftModel(Transformer& model, const text::Vocab& vocab, int seq, int vocab_limit,
+             int max_read = 0);
+  // Up to `n` greedy guesses of what follows `context`: none while the draft is still catching
+  // up (max_read), where its context ends, or when the context holds a token the draft's
+  // vocabulary lacks (one only the target has). Throws what the draft's forward pass throws.
   std::vector<text::TokenId> guess(const std::vector<text::TokenId>& context, int n);
+  // Tokens the draft has run through its forward pass so far (context and guesses).
+  uint64_t tokens_read() const { return tokens_read_; }
   // guess() as the Drafter's DraftFn (this object must outlive it).
   DraftFn fn() {
     return [this](const std::vector<text::TokenId>& c, int n) { return guess(c, n); };
@@ -47,8 +55,24 @@ class DraftModel {
 
   Transformer& model_;
   const text::Vocab& vocab_;
-  int seq_, vocab_limit_;
+  int seq_, vocab_limit_, max_read_;
+  uint64_t tokens_read_ = 0;
   std::vector<text::TokenId> cached_;  // the tokens whose keys and values the sequence holds
+};
+
+// A draft model loaded beside its target: the file (its vocabulary checked against the
+// target's before anything else is built), its own backends (make_draft_backends) and a
+// transformer with `n_seq` cache sequences over the target's context, clipped to the draft's
+// training context. Throws std::runtime_error (a file that does not open, another vocabulary,
+// a device without room).
+struct LoadedDraft {
+  gguf::ModelFiles files;
+  text::Vocab vocab;
+  Backends backends;
+  Transformer transformer;
+  LoadedDraft(const std::string& path, const text::Vocab& target_vocab, const BackendSpec& spec,
+              const Backends& target_backends, const Transformer& target, CacheType cache,
+              int n_seq);
 };
 
 }  // namespace ember::model

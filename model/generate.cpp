@@ -198,6 +198,7 @@ GenerateResult generate(Transformer& model, const text::Tokenizer& tokenizer,
   result.draft_tokens = draft_tokens;
   result.accepted_tokens = accepted_tokens;
   result.forward_passes = passes;
+  result.draft_error = drafter.error();
   return result;
 }
 

@@ -62,6 +62,7 @@ struct GenerateResult {
   int draft_tokens = 0;     // speculative decoding: tokens guessed and verified
   int accepted_tokens = 0;  // of those, the ones the model chose too (each saved a step)
   int forward_passes = 0;   // passes of the model after the prompt's
+  std::string draft_error;  // why guessing stopped part way (a draft model that failed), if it did
 };
 
 class Completion {

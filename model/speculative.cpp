@@ -31,7 +31,14 @@ std::vector<text::TokenId> Drafter::guess(const std::vector<text::TokenId>& cont
     budget_ = 1;
   }
   const int want = std::min(budget_, room);
-  std::vector<text::TokenId> out = fn_ ? fn_(context, want) : lookup_draft(context, want);
+  std::vector<text::TokenId> out;
+  try {
+    out = fn_ ? fn_(context, want) : lookup_draft(context, want);
+  } catch (const std::exception& e) {
+    error_ = e.what();
+    max_ = 0;
+    return {};
+  }
   if (static_cast<int>(out.size()) > want) out.resize(static_cast<size_t>(want));
   return out;
 }

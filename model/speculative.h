@@ -14,6 +14,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "model/text/vocab.h"
@@ -37,14 +38,18 @@ using DraftFn = std::function<std::vector<text::TokenId>(const std::vector<text:
 class Drafter {
  public:
   explicit Drafter(int max_tokens, DraftFn fn = {});
-  // Up to min(the current count, room) guesses of what follows `context` (none when off).
+  // Up to min(the current count, room) guesses of what follows `context` (none when off). A
+  // guessing function that throws (a draft model's forward pass) turns guessing off for good;
+  // error() says why.
   std::vector<text::TokenId> guess(const std::vector<text::TokenId>& context, int room);
   // How the last guesses fared: `taken` of `guessed` were the tokens chosen.
   void outcome(size_t guessed, size_t taken);
+  const std::string& error() const { return error_; }
 
  private:
   int max_, budget_, paused_ = 0;
   DraftFn fn_;
+  std::string error_;
 };
 
 }  // namespace ember::model

@@ -62,8 +62,7 @@ Tensor Transformer::cross(const Tensor& x, Backend& from, Backend& to) {
   return y;
 }
 
-void Transformer::check_device_memory(CacheType cache) const {
-  if (placement_.device_memory == 0) return;
+void Transformer::check_device_memory(CacheType cache) {
   auto bytes = [](const Weight& w) -> uint64_t { return w ? w.info->bytes : 0; };
   // Per layer: every tensor (fused ones counted once) and its KV cache.
   const uint64_t kv = hp_.kv_cache_bytes(n_ctx_, n_seq_, cache) / uint64_t(hp_.n_layer);
@@ -104,7 +103,8 @@ void Transformer::check_device_memory(CacheType cache) const {
   const int first = hp_.n_layer - placement_.device_layers;
   for (int l = first; l < hp_.n_layer; ++l)
     need += layer[l] + kv + (l < placement_.host_expert_layers ? 0 : experts[l]);
-  if (need <= placement_.device_memory) return;
+  device_bytes_ = need;
+  if (placement_.device_memory == 0 || need <= placement_.device_memory) return;
   // How many of the last layers would fit, all else as asked (an untied embedding table stays on
   // the host unless every layer fits).
   uint64_t used = bytes(w_.output) + bytes(w_.output_norm);

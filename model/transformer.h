@@ -78,6 +78,8 @@ class Transformer {
   // states (logits_for.size() × n_embd). Sequence 0 is the one forward() uses.
   std::vector<float> decode(const Batch& batch);
   int n_seq() const { return n_seq_; }
+  // Bytes of weights and KV cache the placement puts on the main backend (a device's share).
+  uint64_t device_bytes() const { return device_bytes_; }
 
   // LoRA adapters (lora.h), applied unmerged to the weights they adapt. `scale` is the adapter's
   // scale for every sequence until set_lora_scales() says otherwise.
@@ -103,8 +105,8 @@ class Transformer {
   Backend& layer_backend(int layer) const;
   // x copied from backend `from` to a new tensor of `to` (through the host).
   static Tensor cross(const Tensor& x, Backend& from, Backend& to);
-  // Throws when the device's share does not fit placement_.device_memory.
-  void check_device_memory(CacheType cache) const;
+  // Sets device_bytes_; throws when the device's share does not fit placement_.device_memory.
+  void check_device_memory(CacheType cache);
 
   HyperParams hp_;
   ModelWeights w_;
@@ -116,6 +118,7 @@ class Transformer {
   std::vector<std::vector<float>> lora_scales_;  // [sequence][adapter]
   int n_seq_;
   int n_past_ = 0;  // positions of sequence 0 that forward() has filled
+  uint64_t device_bytes_ = 0;
 };
 
 }  // namespace ember::model

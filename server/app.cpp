@@ -678,7 +678,8 @@ void App::metrics(std::shared_ptr<http::Responder> responder) {
          double(s.token_count));
   metric("ember_batch_steps_total", "counter", "forward passes", double(s.steps));
   metric("ember_speculative_draft_tokens_total", "counter",
-         "tokens guessed ahead by prompt lookup and verified", double(s.draft_tokens));
+         "tokens guessed ahead (prompt lookup or the draft model) and verified",
+         double(s.draft_tokens));
   metric("ember_speculative_accepted_tokens_total", "counter",
          "guessed tokens the model chose too (each saved a forward pass)",
          double(s.accepted_tokens));

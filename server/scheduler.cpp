@@ -44,6 +44,7 @@ struct Scheduler::Slot {
   int step_base = 0;
   size_t rows_used = 0;
   bool settled = true, rejected = false;
+  bool draft_failed = false;  // the draft model threw (said once in the log)
 };
 
 // A loaded model: its files (mapped), backend, transformer with one cache sequence per slot.
@@ -65,20 +66,15 @@ struct Scheduler::Engine {
   // The draft model (--draft-model) with one cache sequence per slot, when it can guess for this
   // model; null otherwise (prompt lookup guesses).
   struct Draft {
-    gguf::ModelFiles files;
-    text::Vocab vocab;
-    model::Backends backends;  // its own KV cache, on the target's threads or device
-    model::Transformer transformer;
+    model::LoadedDraft loaded;
     std::vector<model::DraftModel> seqs;  // one per slot
-    Draft(gguf::ModelFiles f, const Engine& target, const SchedulerOptions& o)
-        : files(std::move(f)),
-          vocab(text::Vocab::from_gguf(files.metadata())),
-          backends(model::make_draft_backends(spec(o), target.backends)),
-          transformer(files, *backends.main, target.transformer.n_ctx(), o.cache_type, o.parallel,
-                      backends.placement) {
-      model::check_draft_vocabulary(target.tokenizer.vocab(), vocab);
+    Draft(const Engine& target, const SchedulerOptions& o)
+        : loaded(o.draft_model_path, target.tokenizer.vocab(), spec(o), target.backends,
+                 target.transformer, o.cache_type, o.parallel) {
+      // A new request's prompt is caught up with a step's token budget at a time.
       for (int i = 0; i < o.parallel; ++i)
-        seqs.emplace_back(transformer, vocab, i, target.transformer.n_vocab());
+        seqs.emplace_back(loaded.transformer, loaded.vocab, i, target.transformer.n_vocab(),
+                          std::max(o.batch_tokens, 1));
     }
   };
   std::unique_ptr<Draft> draft;
@@ -96,7 +92,7 @@ struct Scheduler::Engine {
       for (const auto& [path, scale] : o.loras)
         transformer.add_lora(model::LoraAdapter::open(path, files, transformer.hparams()), scale);
     if (!o.draft_model_path.empty()) try {
-        draft = std::make_unique<Draft>(gguf::ModelFiles::open(o.draft_model_path), *this, o);
+        draft = std::make_unique<Draft>(*this, o);
       } catch (const std::exception& err) {
         std::fprintf(stderr, "%s: no draft model, prompt lookup guesses instead (%s)\n",
                      e.id.c_str(), err.what());
@@ -173,9 +169,17 @@ Scheduler::Engine* Scheduler::engine_for(const ModelEntry& entry) {
   }
   // Make room: unload the least recently used idle model while too many are loaded or their
   // files would not fit the memory budget (a model alone over the budget still loads).
+  // A model with the draft model holds a copy of it (counted for every model: most share it).
+  std::error_code ec;
+  uint64_t draft_bytes = 0;
+  if (!options_.draft_model_path.empty()) {
+    draft_bytes = std::filesystem::file_size(options_.draft_model_path, ec);
+    if (ec) draft_bytes = 0;
+  }
   auto over_limits = [&] {
-    uint64_t bytes = entry.size_bytes;
-    for (const auto& [id, e] : engines_) bytes += e->entry.size_bytes;
+    uint64_t bytes = entry.size_bytes + draft_bytes;
+    for (const auto& [id, e] : engines_)
+      bytes += e->entry.size_bytes + (e->draft ? draft_bytes : 0);
     return static_cast<int>(engines_.size()) >= std::max(1, options_.max_loaded_models) ||
            (options_.memory_budget_bytes > 0 && !engines_.empty() &&
             bytes > options_.memory_budget_bytes);
@@ -366,11 +370,15 @@ bool Scheduler::admit(Pending& p) {
   slot.n_past = static_cast<int>(reuse);
   slot.prompt_done = reuse;
   slot.active = true;
-  // Guessing: as the request says, else the server's default for greedy requests.
+  // Guessing: as the request says, else the server's default for greedy requests (unless
+  // --speculative set it: 8 ahead with a draft model, 4 with prompt lookup).
+  const int server_default = options_.speculative >= 0 ? options_.speculative
+                             : engine->draft           ? 8
+                                                       : 4;
   if (request.speculative == kSpeculativeOn)
-    request.speculative = options_.speculative > 0 ? options_.speculative : 4;
+    request.speculative = server_default > 0 ? server_default : 4;
   else if (request.speculative < 0)
-    request.speculative = request.sampling.temperature <= 0 ? options_.speculative : 0;
+    request.speculative = request.sampling.temperature <= 0 ? server_default : 0;
   slot.drafter = std::make_unique<model::Drafter>(
       request.speculative,
       engine->draft ? engine->draft->seqs[&slot - engine->slots.data()].fn() : model::DraftFn{});
@@ -663,11 +671,14 @@ void Scheduler::step(Engine& engine) {
     const int room = std::min({r.max_tokens - s.completion->result().completion_tokens - 1,
                                engine.transformer.n_ctx() - s.n_past, budget});
     s.guesses.clear();
-    if (room > 0 && r.speculative > 0) try {
-        s.guesses = s.drafter->guess(s.completion->history(), room);
-      } catch (const std::exception& err) {  // the draft model failed: this step goes unguessed
-        std::fprintf(stderr, "the draft model failed: %s\n", err.what());
+    if (room > 0 && r.speculative > 0) {
+      s.guesses = s.drafter->guess(s.completion->history(), room);
+      if (!s.drafter->error().empty() && !s.draft_failed) {  // guessing is off for the request
+        s.draft_failed = true;
+        std::fprintf(stderr, "the draft model failed, no more guesses for this request: %s\n",
+                     s.drafter->error().c_str());
       }
+    }
     for (text::TokenId g : s.guesses) {
       batch.add(g, s.n_past, static_cast<int32_t>(i), true);
       logits_owner.push_back(static_cast<int>(i));

@@ -32,7 +32,7 @@ struct SchedulerOptions {
   int parallel = 4;  // requests generating at once per model
   // Speculative decoding (model/speculative.h): tokens guessed per step for greedy requests that
   // do not say (`speculative` in the body); sampled requests guess only when they ask.
-  int speculative = 4;
+  int speculative = -1;  // −1: 8 for a model with a draft model, else 4
   // --draft-model: a small model that guesses instead of prompt lookup (model/draft_model.h), for
   // every model whose vocabulary it shares; empty: none.
   std::string draft_model_path;

@@ -1,5 +1,6 @@
 #include "model/backends/make_backend.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 
@@ -8,6 +9,15 @@
 #include "model/backends/vulkan_backend.h"
 
 namespace ember::model {
+
+namespace {
+
+std::unique_ptr<DeviceBackend> open_device(const BackendSpec& spec) {
+  if (spec.kind == "vulkan") return std::make_unique<VulkanBackend>(VulkanOptions{spec.device});
+  return std::make_unique<OpenClBackend>(OpenClOptions{spec.device});
+}
+
+}  // namespace
 
 Backends make_backends(const BackendSpec& spec) {
   Backends b;
@@ -19,10 +29,7 @@ Backends make_backends(const BackendSpec& spec) {
     throw std::invalid_argument("no backend called '" + spec.kind + "' (cpu, vulkan or opencl)");
   std::unique_ptr<DeviceBackend> device;
   try {
-    if (spec.kind == "vulkan")
-      device = std::make_unique<VulkanBackend>(VulkanOptions{spec.device});
-    else
-      device = std::make_unique<OpenClBackend>(OpenClOptions{spec.device});
+    device = open_device(spec);
   } catch (const std::runtime_error& e) {
     if (!spec.automatic) throw;
     std::fprintf(stderr, "ember: the %s device could not be opened (%s); using the CPU\n",
@@ -41,18 +48,21 @@ Backends make_backends(const BackendSpec& spec) {
   return b;
 }
 
-Backends make_draft_backends(const BackendSpec& spec, const Backends& target) {
-  // A CPU backend beside the target's shares its thread pool.
-  auto beside = [&](Backend* other) -> std::unique_ptr<Backend> {
-    if (auto* cpu = dynamic_cast<CpuBackend*>(other))
-      return std::make_unique<CpuBackend>(cpu->shared_pool());
-    return nullptr;
-  };
+Backends make_draft_backends(const BackendSpec& spec, const Backends& target,
+                             uint64_t target_device_bytes) {
+  auto cpu = [](const std::unique_ptr<Backend>& b) { return dynamic_cast<CpuBackend*>(b.get()); };
   Backends b;
-  if ((b.main = beside(target.main.get()))) return b;  // the target runs on the CPU
-  b = make_backends(spec);
-  if (b.host) {
-    b.host = beside(target.host.get());
+  if (CpuBackend* pool = cpu(target.main)) {  // the target runs on the CPU
+    b.main = std::make_unique<CpuBackend>(pool->shared_pool());
+    return b;
+  }
+  // The target's device, opened again, placed as the target is, in what the target leaves.
+  b.placement = target.placement;
+  if (b.placement.device_memory > 0)
+    b.placement.device_memory -= std::min(b.placement.device_memory - 1, target_device_bytes);
+  b.main = open_device(spec);
+  if (CpuBackend* host = cpu(target.host)) {
+    b.host = std::make_unique<CpuBackend>(host->shared_pool());
     b.placement.host = b.host.get();
   }
   return b;

@@ -31,10 +31,12 @@ struct Backends {
 // opened (saying why) and the spec is not automatic.
 Backends make_backends(const BackendSpec& spec);
 
-// Backends for a draft model (draft_model.h) run in turn with `target`'s, made from the same
-// spec: each backend holds one KV cache, so the draft needs its own. A CPU backend shares the
-// target's thread pool (two pools would spin against each other); a device is opened again.
-// Throws as make_backends does.
-Backends make_draft_backends(const BackendSpec& spec, const Backends& target);
+// Backends for a draft model (draft_model.h) run in turn with `target`'s (made from `spec`):
+// each backend holds one KV cache, so the draft needs its own. CPU backends share the target's
+// thread pools (two pools would spin against each other); a device is opened again with the
+// target's placement, its memory less the target's share (`target_device_bytes`,
+// Transformer::device_bytes). Throws std::runtime_error when the device cannot be opened.
+Backends make_draft_backends(const BackendSpec& spec, const Backends& target,
+                             uint64_t target_device_bytes);
 
 }  // namespace ember::model

@@ -79,17 +79,20 @@ int bench_speculative(const std::vector<std::string>& argv) {
   if (auto counts = args.get("speculative")) {
     o.counts.clear();
     for (const std::string& c : split_commas(*counts)) {
+      size_t used = 0;
+      int n = -1;
       try {
-        o.counts.push_back(std::stoi(c));
+        n = std::stoi(c, &used);
       } catch (const std::exception&) {
-        o.counts.push_back(-1);
       }
-      if (o.counts.back() < 1 || o.counts.back() > 64)
+      if (used != c.size() || n < 1 || n > 64)
         throw UsageError("--speculative: guess counts from 1 to 64, separated by commas");
+      o.counts.push_back(n);
     }
   }
   o.n_gen = number(args, "gen", o.n_gen);
   o.repeat = number(args, "repeat", o.repeat);
+  if (o.n_gen < 1 || o.repeat < 1) throw UsageError("-n and --repeat must be at least 1");
   o.chat = args.has("chat");
   o.backend = backend_spec(args);
   o.cache = cache_type_option(args);

@@ -69,24 +69,20 @@ int run_generate(const std::vector<std::string>& argv) {
   model::Transformer transformer(files, *backends.main, n_ctx, cache_type_option(args), 1,
                                  backends.placement);
   attach_loras(transformer, files, args.get_all("lora"));
-  // The draft model (draft_model.h): its own cache over the same backend and context.
-  std::optional<gguf::ModelFiles> draft_files;
-  std::optional<text::Vocab> draft_vocab;
-  model::Backends draft_backends;
-  std::optional<model::Transformer> draft;
+  // The draft model (draft_model.h): its own cache, on the target's threads or device.
+  std::optional<model::LoadedDraft> draft;
   std::optional<model::DraftModel> drafter;
-  if (draft_path) {
-    draft_files.emplace(gguf::ModelFiles::open(*draft_path));
-    draft_vocab.emplace(text::Vocab::from_gguf(draft_files->metadata()));
-    model::check_draft_vocabulary(tokenizer.vocab(), *draft_vocab);
-    draft_backends = model::make_draft_backends(spec, backends);
-    draft.emplace(*draft_files, *draft_backends.main, n_ctx, cache_type_option(args), 1,
-                  draft_backends.placement);
-    drafter.emplace(*draft, *draft_vocab, 0, transformer.n_vocab());
+  if (draft_path && request.speculative > 0) {
+    draft.emplace(*draft_path, tokenizer.vocab(), spec, backends, transformer,
+                  cache_type_option(args), 1);
+    drafter.emplace(draft->transformer, draft->vocab, 0, transformer.n_vocab());
     request.drafter = drafter->fn();
   }
   model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);
   std::fputc('\n', stdout);
+  if (!result.draft_error.empty())
+    std::fprintf(stderr, "ember: guessing stopped part way (the output is unchanged): %s\n",
+                 result.draft_error.c_str());
   if (args.has("stats"))
     std::fprintf(
         stderr,

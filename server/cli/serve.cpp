@@ -179,11 +179,9 @@ int run_serve(const std::vector<std::string>& argv) {
       uint64_t(to_int(args.get("memory-budget-mb").value_or("0"), "--memory-budget-mb", 0, 1 << 30))
       << 20;
   sched.batch_tokens = to_int(args.get("batch").value_or("256"), "--batch", 1, 65536);
-  // With a draft model, greedy requests guess 8 tokens ahead by default (prompt lookup: 4).
+  // Greedy requests guess 8 tokens ahead by default with a draft model, 4 with prompt lookup.
   if (auto f = pick("draft-model", {"EMBER_DRAFT_MODEL"})) sched.draft_model_path = *f;
-  sched.speculative =
-      to_int(args.get("speculative").value_or(sched.draft_model_path.empty() ? "4" : "8"),
-             "--speculative", 0, 64);
+  if (auto n = args.get("speculative")) sched.speculative = to_int(*n, "--speculative", 0, 64);
   sched.cache_type = cache_type_option(args);
   if (sched.cache_type == model::CacheType::kQ8_0 && backend.backend != "cpu")
     throw UsageError(std::string("the q8_0 KV cache runs on the CPU backend only for now, and the "

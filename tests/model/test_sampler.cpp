@@ -291,12 +291,12 @@ struct DraftOf {
   CpuBackend backend;
   Transformer transformer;
   DraftModel draft;
-  DraftOf(const std::string& name, TinyModel& target)
+  DraftOf(const std::string& name, TinyModel& target, int n_ctx = 128, int max_read = 0)
       : files(gguf::ModelFiles::open(TinyModel::path(name))),
         vocab(Vocab::from_gguf(files.metadata())),
         backend(target.backend.shared_pool()),
-        transformer(files, backend, 128),
-        draft(transformer, vocab, 0, target.transformer.n_vocab()) {
+        transformer(files, backend, n_ctx),
+        draft(transformer, vocab, 0, target.transformer.n_vocab(), max_read) {
     check_draft_vocabulary(target.tokenizer.vocab(), vocab);
   }
 };
@@ -349,14 +349,55 @@ TEST(DraftModel, ReReadsOnlyWhatChangedAndGuessesAsAFreshOne) {
   DraftOf draft("tiny-qwen3-q8_0.gguf", target);
   const std::vector<TokenId> a = {1, 334, 973, 157, 407, 12, 99};
   std::vector<TokenId> b = {1, 334, 973, 157, 88};  // leaves `a` after four tokens
-  (void)draft.draft.guess(a, 5);
+  EXPECT_EQ(draft.draft.guess(a, 5).size(), 5u);
+  EXPECT_EQ(draft.draft.tokens_read(), 7u + 4u);  // the context, then 4 guesses (not the last)
   const std::vector<TokenId> resumed = draft.draft.guess(b, 5);
+  EXPECT_EQ(draft.draft.tokens_read(), 11u + 1u + 4u);  // only b's fifth token was new
   DraftOf fresh("tiny-qwen3-q8_0.gguf", target);
   EXPECT_EQ(resumed, fresh.draft.guess(b, 5));
   EXPECT_EQ(resumed.size(), 5u);
   EXPECT_TRUE(draft.draft.guess(b, 0).empty());
   // No room left in the draft's context (128 positions): no guesses, no error.
   EXPECT_TRUE(draft.draft.guess(std::vector<TokenId>(128, 334), 4).empty());
+  // A token only the target has (an id past the draft's vocabulary): no guesses, no error.
+  EXPECT_TRUE(draft.draft.guess({1, 334, draft.transformer.n_vocab() + 5, 7}, 4).empty());
+}
+
+TEST(DraftModel, LongContextsInChunksAndCaughtUpOverCalls) {
+  // 300 tokens: read in one call (two forward batches), as prefixes call by call, and at most
+  // 64 per call (the server's per-step budget): the same guesses every way.
+  TinyModel target("tiny-llama-f16.gguf");
+  std::vector<TokenId> context(300);
+  for (size_t i = 0; i < context.size(); ++i) context[i] = static_cast<TokenId>(1 + i * 37 % 900);
+  DraftOf whole("tiny-llama-q8_0.gguf", target, 320);
+  const std::vector<TokenId> expected = whole.draft.guess(context, 6);
+  ASSERT_EQ(expected.size(), 6u);
+  DraftOf prefixes("tiny-llama-q8_0.gguf", target, 320);
+  for (size_t n : {100, 290}) (void)prefixes.draft.guess({context.begin(), context.begin() + n}, 6);
+  EXPECT_EQ(prefixes.draft.guess(context, 6), expected);
+  DraftOf capped("tiny-llama-q8_0.gguf", target, 320, 64);
+  for (int call = 0; call < 4; ++call) EXPECT_TRUE(capped.draft.guess(context, 6).empty());
+  EXPECT_EQ(capped.draft.tokens_read(), 256u);
+  EXPECT_EQ(capped.draft.guess(context, 6), expected);
+}
+
+TEST(DraftModel, AFailingDraftStopsGuessingAndChangesNothing) {
+  TinyModel m("tiny-llama-q8_0.gguf");
+  GenerateRequest request;
+  request.prompt = {1, 334, 973, 157, 407};
+  request.max_tokens = 24;
+  request.sampling.temperature = 0;
+  const GenerateResult plain = generate(m.transformer, m.tokenizer, request);
+  request.speculative = 4;
+  int calls = 0;
+  request.drafter = [&](const std::vector<TokenId>&, int) -> std::vector<TokenId> {
+    ++calls;
+    throw std::runtime_error("out of device memory");
+  };
+  const GenerateResult spec = generate(m.transformer, m.tokenizer, request);
+  expect_same(plain, spec);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(spec.draft_error, "out of device memory");
 }
 
 TEST(DraftModel, AnotherVocabularyIsAClearError) {

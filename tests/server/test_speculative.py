@@ -83,6 +83,44 @@ def test_draft_model_changes_nothing_but_speed(tmp_path):
         assert "cannot guess for this model" in s.log(), s.log()
 
 
+def test_each_slot_keeps_its_own_draft_sequence(tmp_path):
+    """The model as its own draft: every guess is right unless the slots' draft sequences mix
+    (a wrong guess never shows in the text, so this counts them). Four different prompts at
+    once, then a client that goes away mid-stream, then new prompts in the reused slots."""
+    with EmberServer(tmp_path, "--parallel", "4", "--ctx", "512", "--draft-model", str(TARGET),
+                     models=(TARGET,)) as s:
+        target = "tiny-llama-f16"
+
+        def ask(prompt, results=None, i=0):
+            status, out = post(s, "/v1/completions", {"model": target, "prompt": prompt,
+                                                      "max_tokens": 40, "temperature": 0})
+            assert status == 200, out
+            if results is not None:
+                results[i] = json.loads(out)["choices"][0]["text"]
+
+        prompts = ["the history of the", "once upon a time there", "in a small village by",
+                   "a list of rivers:"]
+        results = [None] * 4
+        threads = [threading.Thread(target=ask, args=(p, results, i)) for i, p in enumerate(prompts)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # A streamed request whose client leaves after a few events.
+        body = json.dumps({"model": target, "prompt": "the river", "max_tokens": 200,
+                           "temperature": 0, "stream": True}).encode()
+        import urllib.request
+        with urllib.request.urlopen(urllib.request.Request(
+                s.url + "/v1/completions", body, {"Content-Type": "application/json"})) as r:
+            for _ in range(3):
+                r.readline()
+        for p in ("numbers: one two", "the history of a", "dear sir, I"):
+            ask(p)
+        drafted = metric(s, "ember_speculative_draft_tokens_total")
+        taken = metric(s, "ember_speculative_accepted_tokens_total")
+        assert drafted > 100 and taken >= 0.97 * drafted, (taken, drafted)
+
+
 def test_a_draft_for_another_vocabulary_stops_the_start(tmp_path):
     """With --model naming the model served, a draft that cannot guess for it is refused at start
     with the reason; a draft file that is not there too."""
