@@ -37,6 +37,7 @@ struct E2eBenchOptions {
   // Also one more generation through model::ProfilingBackend: time, calls and bytes per token
   // for each kind of operation (matrix products by weight), and what is spent outside them.
   bool profile = false;
+  bool interleave = true;  // --no-interleave: the CPU backend reads weights as mapped
 };
 int run_bench_e2e(const E2eBenchOptions& options);
 

@@ -80,9 +80,8 @@ int run_bench_grammar(const std::string& model, int threads, int n_gen) {
 
   model::Backends backends = model::make_backends({"cpu", -1, threads});
   model::Transformer t(files, *backends.main, 512, model::CacheType::kF16, 1, backends.placement);
-  const std::vector<text::TokenId> prompt =
-      tokenizer.encode("Describe Paris as JSON with a long description and many facts:\n", true,
-                       false);
+  const std::vector<text::TokenId> prompt = tokenizer.encode(
+      "Describe Paris as JSON with a long description and many facts:\n", true, false);
   const auto schema = std::make_shared<const grammar::Grammar>(grammar::grammar_from_schema(
       nlohmann::ordered_json::parse(R"({"type": "object", "properties": {
         "description": {"type": "string"}, "facts": {"type": "array", "items": {"type": "string"}}},

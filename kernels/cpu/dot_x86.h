@@ -641,7 +641,7 @@ constexpr X86Kernels kernels_of() {
   return {single<Family>, tile<Family>};
 }
 
-X86Kernels x86_kernels(gguf::TensorType type) {
+[[maybe_unused]] X86Kernels x86_kernels(gguf::TensorType type) {
   using gguf::TensorType;
   switch (type) {
     case TensorType::F32:

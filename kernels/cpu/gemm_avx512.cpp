@@ -209,29 +209,38 @@ inline int32_t sum_int8(const int8_t* p, int n) {
          128 * n;
 }
 
+// One block of a panel from its rows decoded.
 template <class F>
-void pack_panel(const void* weights, size_t row_bytes, int64_t cols, void* panel) {
+void pack_block(const DecodedRow* rows, int64_t block, void* panel) {
   using L = PanelLayout<F>;
   constexpr int kGroupElems = F::kGroups ? F::kElems / F::kGroups : F::kElems;
-  auto* out = static_cast<uint8_t*>(panel);
-  DecodedRow row;
-  for (int64_t i = 0; i < cols / F::kElems; ++i, out += L::kBytes) {
+  uint8_t* out = static_cast<uint8_t*>(panel) + block * L::kBytes;
+  for (int r = 0; r < kRows; ++r) {
+    const DecodedRow& row = rows[r];
+    std::memcpy(out + r * F::kElems, row.v, F::kElems);
+    int32_t seed = 0;
+    for (int g = 0; g < std::max(1, F::kGroups); ++g)
+      seed -=
+          128 * (F::kGroups ? row.scale[g] : 1) * sum_int8(row.v + g * kGroupElems, kGroupElems);
+    std::memcpy(out + L::kScales + 4 * r * F::kGroups, row.scale, 4 * F::kGroups);
+    std::memcpy(out + L::kSeed + 4 * r, &seed, 4);
+    for (int p = 0; p < min_pairs<F>(); ++p)
+      std::memcpy(out + L::kMins + 4 * (r * min_pairs<F>() + p), row.min + 2 * p, 4);
+    std::memcpy(out + L::kD + 4 * r, &row.d, 4);
+    std::memcpy(out + L::kM + 4 * r, &row.m, 4);
+  }
+}
+
+template <class F>
+void pack_panel(const void* weights, size_t row_bytes, int64_t cols, void* panel) {
+  DecodedRow rows[kRows];
+  for (int64_t i = 0; i < cols / F::kElems; ++i) {
     for (int r = 0; r < kRows; ++r) {
       const auto* blocks = reinterpret_cast<const typename F::Block*>(
           static_cast<const uint8_t*>(weights) + r * row_bytes);
-      F::decode(blocks[i], row);
-      std::memcpy(out + r * F::kElems, row.v, F::kElems);
-      int32_t seed = 0;
-      for (int g = 0; g < std::max(1, F::kGroups); ++g)
-        seed -=
-            128 * (F::kGroups ? row.scale[g] : 1) * sum_int8(row.v + g * kGroupElems, kGroupElems);
-      std::memcpy(out + L::kScales + 4 * r * F::kGroups, row.scale, 4 * F::kGroups);
-      std::memcpy(out + L::kSeed + 4 * r, &seed, 4);
-      for (int p = 0; p < min_pairs<F>(); ++p)
-        std::memcpy(out + L::kMins + 4 * (r * min_pairs<F>() + p), row.min + 2 * p, 4);
-      std::memcpy(out + L::kD + 4 * r, &row.d, 4);
-      std::memcpy(out + L::kM + 4 * r, &row.m, 4);
+      F::decode(blocks[i], rows[r]);
     }
+    pack_block<F>(rows, i, panel);
   }
 }
 
@@ -312,9 +321,9 @@ void panel_gemm(const void* panel, int64_t cols, const void* packed_act, int64_t
 // Each panel serves 256 tokens before the next is decoded: their packed activations (at most
 // about 1.5 MB for 5632 columns) stay in a core's L2 cache.
 template <class F>
-constexpr PackedGemm kPacked = {F::kElems,          kRows,       kTokens,        256,
-                                act_group_bytes<F>, pack_act<F>, panel_bytes<F>, pack_panel<F>,
-                                panel_gemm<F>};
+constexpr PackedGemm kPacked = {F::kElems,          kRows,        kTokens,        256,
+                                act_group_bytes<F>, pack_act<F>,  panel_bytes<F>, pack_panel<F>,
+                                pack_block<F>,      panel_gemm<F>};
 
 }  // namespace
 

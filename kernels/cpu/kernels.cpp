@@ -14,10 +14,11 @@ namespace ember::cpu {
 #if defined(__x86_64__)
 void avx2_kernels(gguf::TensorType type, VecDotFn* vec_dot, DotTileFn* dot_tile);  // dot_avx2.cpp
 void avx512vnni_kernels(gguf::TensorType type, VecDotFn* vec_dot,
-                        DotTileFn* dot_tile);                   // dot_avx512vnni.cpp
-const PackedGemm* avx512vnni_gemm(gguf::TensorType type);       // dot_avx512vnni.cpp
-void quantize_q8_0_avx512(const float* x, void* y, int64_t n);  // dot_avx512vnni.cpp
-void quantize_q8_k_avx512(const float* x, void* y, int64_t n);  // dot_avx512vnni.cpp
+                        DotTileFn* dot_tile);                             // dot_avx512vnni.cpp
+const PackedGemm* avx512vnni_gemm(gguf::TensorType type);                 // dot_avx512vnni.cpp
+const InterleavedKernels* avx512vnni_interleaved(gguf::TensorType type);  // interleaved_avx512.cpp
+void quantize_q8_0_avx512(const float* x, void* y, int64_t n);            // dot_avx512vnni.cpp
+void quantize_q8_k_avx512(const float* x, void* y, int64_t n);            // dot_avx512vnni.cpp
 const VectorOps& avx2_vector_ops();
 const VectorOps& avx512vnni_vector_ops();
 #endif
@@ -108,6 +109,7 @@ struct Tables {
         if (level == static_cast<int>(Isa::Avx512Vnni)) {
           avx512vnni_kernels(k.weight_type, &dot, &tile);
           k.gemm = avx512vnni_gemm(k.weight_type);
+          k.interleaved = k.gemm ? avx512vnni_interleaved(k.weight_type) : nullptr;
           if (k.act_type == TensorType::Q8_0) k.quantize_act = quantize_q8_0_avx512;
           if (k.act_type == TensorType::Q8_K) k.quantize_act = quantize_q8_k_avx512;
         }

@@ -10,6 +10,8 @@
 
 namespace ember::cpu {
 
+struct DecodedRow;  // decoded_rows.h
+
 // Σ_i w_i·a_i over n elements: w a row of weights in the kernel's weight type, a a row of
 // activations in its act_type. n is a multiple of both types' block sizes.
 using VecDotFn = float (*)(int64_t n, const void* weights, const void* activations);
@@ -37,9 +39,33 @@ struct PackedGemm {
   void (*pack_act)(const void* act_rows, size_t act_stride, int tokens, int64_t cols, void* packed);
   size_t (*panel_bytes)(int64_t cols);  // one packed panel
   void (*pack_panel)(const void* weights, size_t row_bytes, int64_t cols, void* panel);
+  // Block `block` of a panel from its panel_rows rows already decoded (interleaved weights).
+  void (*pack_block)(const DecodedRow* rows, int64_t block, void* panel);
   // out[t·out_stride + r] for the panel's rows and `tokens` tokens from consecutive packed groups.
   void (*panel_gemm)(const void* panel, int64_t cols, const void* packed_act, int64_t tokens,
                      float* out, size_t out_stride);
+};
+
+// Generation over weights interleaved at load: groups of kInterleaveRows rows rewritten block by
+// block into the same number of bytes in another order — the group's kInterleaveRows scales of
+// block i together, then their values arranged so that each 32-bit lane of a vector holds four
+// values of one row. One int8 dot instruction then advances all rows of the group against four
+// activations broadcast to their lanes, and the rows' scales load as one vector: no per-row
+// horizontal sums and no scalar scale gathering. Each (row, block) still gets exactly the
+// integers of vec_dot and the same float operations, so results are bit for bit vec_dot's. Rows
+// past the last whole group stay as they were, after the groups.
+constexpr int kInterleaveRows = 8;
+struct InterleavedKernels {
+  // Rows [0, kInterleaveRows) of `cols` elements (row_bytes apart) into one group of as many
+  // bytes, and back.
+  void (*repack)(const void* rows, size_t row_bytes, int64_t cols, void* group);
+  void (*unpack)(const void* group, int64_t cols, void* rows, size_t row_bytes);
+  // Block `block` of the group's rows decoded as the packed products take them (PackedGemm).
+  void (*decode)(const void* group, int64_t block, DecodedRow* rows);
+  // out[t·out_stride + r] = Σ_i w_r[i]·a_t[i] for the group's rows r and `tokens`
+  // (1..kTileTokens) activation rows act_bytes apart.
+  void (*tile)(int64_t n, const void* group, const void* activations, size_t act_bytes, int tokens,
+               float* out, size_t out_stride);
 };
 
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
@@ -54,6 +80,9 @@ struct TypeKernels {
   DequantizeRowFn dequantize;        // weights → float (embedding rows, tests)
   Isa isa;                           // the level vec_dot was compiled for
   const PackedGemm* gemm = nullptr;  // prompt processing in packed form, where available
+  // Generation over interleaved weights, where available (with `gemm`, whose panels are then
+  // unpacked from the groups).
+  const InterleavedKernels* interleaved = nullptr;
 };
 
 // Kernels for weights of `type` at the given level (or the best level below it that has them);

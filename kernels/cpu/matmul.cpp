@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <span>
+#include <stdexcept>
+
+#include "kernels/cpu/decoded_rows.h"
 
 namespace ember::cpu {
 namespace {
@@ -42,7 +46,7 @@ namespace {
 // Rows beyond a multiple of the panel use vec_dot.
 void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_t rows,
                    int64_t cols, const uint8_t* act, int64_t act_bytes, int64_t tokens, float* y,
-                   ThreadPool& pool, MatmulScratch& scratch) {
+                   ThreadPool& pool, MatmulScratch& scratch, bool interleaved) {
   const PackedGemm& g = *k.gemm;
   const int64_t group = g.token_group, groups = (tokens + group - 1) / group;
   const size_t group_bytes = g.act_bytes(cols);
@@ -50,6 +54,8 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
   uint8_t* packed = scratch.packed.data();
   scratch.panels.resize(static_cast<size_t>(pool.size()));
   for (auto& p : scratch.panels) p.resize(g.panel_bytes(cols));
+  if (interleaved && g.panel_rows != kInterleaveRows)  // a panel's rows are one group
+    throw std::logic_error("interleaved weights need panels of one group's rows");
   pool.run([&](int t) {
     auto [begin, end] = ThreadPool::share(groups, t, pool.size());
     for (int64_t i = begin; i < end; ++i)
@@ -68,7 +74,15 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
          (item = next_item.fetch_add(1, std::memory_order_relaxed)) < blocks * panels;) {
       const int64_t t0 = item / panels * g.token_block, r = item % panels * panel_rows;
       const int64_t n = std::min(g.token_block, tokens - t0);
-      g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);
+      if (interleaved) {
+        DecodedRow rows_of_block[kInterleaveRows];
+        for (int64_t i = 0; i < cols / g.block_elems; ++i) {
+          k.interleaved->decode(w + r * row_bytes, i, rows_of_block);
+          g.pack_block(rows_of_block, i, panel);
+        }
+      } else {
+        g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);
+      }
       g.panel_gemm(panel, cols, packed + (t0 / group) * group_bytes, n, y + t0 * rows + r,
                    static_cast<size_t>(rows));
     }
@@ -83,8 +97,15 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
 // kTileTokens tokens, then single dot products for the rows left over.
 void tile_rows(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_t rows,
                int64_t cols, int64_t begin, int64_t end, const uint8_t* act, int64_t act_bytes,
-               int64_t tokens, float* y) {
+               int64_t tokens, float* y, bool interleaved) {
   int64_t r = begin;
+  if (interleaved)  // whole groups (begin is a group's first row)
+    for (; r + kInterleaveRows <= std::min(end, rows / kInterleaveRows * kInterleaveRows);
+         r += kInterleaveRows)
+      for (int64_t i = 0; i < tokens; i += kTileTokens)
+        k.interleaved->tile(cols, w + r * row_bytes, act + i * act_bytes, act_bytes,
+                            static_cast<int>(std::min<int64_t>(kTileTokens, tokens - i)),
+                            y + i * rows + r, static_cast<size_t>(rows));
   for (; r + kTileRows <= end; r += kTileRows) {
     const uint8_t* row = w + r * row_bytes;
     for (int64_t i = 0; i < tokens; i += kTileTokens) {
@@ -101,8 +122,8 @@ void tile_rows(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_
 }  // namespace
 
 void matmul(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, const float* x,
-            int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch) {
-  const MatmulPart part{&k, weights, rows, y};
+            int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch, bool interleaved) {
+  const MatmulPart part{&k, weights, rows, y, interleaved};
   matmul_shared({&part, 1}, cols, x, tokens, pool, scratch);
 }
 
@@ -127,7 +148,7 @@ void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float*
   if (parts.size() == 1 && packed(first)) {
     const MatmulPart& p = parts[0];
     return packed_matmul(first, static_cast<const uint8_t*>(p.weights), row_bytes(p), p.rows, cols,
-                         act, act_bytes, tokens, p.y, pool, scratch);
+                         act, act_bytes, tokens, p.y, pool, scratch, p.interleaved);
   }
   // All parts' rows as one sequence, split over the threads by weight bytes (the parts' types
   // may differ: Q4_K q and k beside a Q6_K v). A boundary inside a part falls on a whole tile, the
@@ -139,18 +160,36 @@ void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float*
     int64_t start = 0;  // bytes before this part
     for (const MatmulPart& p : parts) {
       const int64_t rb = row_bytes(p), bytes = p.rows * rb;
+      const int64_t unit = p.interleaved ? kInterleaveRows : kTileRows;
       auto boundary = [&](int64_t b) {
         if (b <= start) return int64_t(0);
         if (b >= start + bytes) return p.rows;
-        return std::min(p.rows, (b - start) / rb / kTileRows * kTileRows);
+        return std::min(p.rows, (b - start) / rb / unit * unit);
       };
       const int64_t begin = boundary(lo), end = boundary(hi);
       if (begin < end)
         tile_rows(*p.k, static_cast<const uint8_t*>(p.weights), rb, p.rows, cols, begin, end, act,
-                  act_bytes, tokens, p.y);
+                  act_bytes, tokens, p.y, p.interleaved);
       start += bytes;
     }
   });
+}
+
+void interleave(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, void* out,
+                ThreadPool& pool) {
+  const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(k.weight_type, cols));
+  const int64_t groups = rows / kInterleaveRows;
+  const auto* in = static_cast<const uint8_t*>(weights);
+  auto* o = static_cast<uint8_t*>(out);
+  pool.run([&](int t) {
+    auto [begin, end] = ThreadPool::share(groups, t, pool.size());
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t at = g * kInterleaveRows * row_bytes;
+      k.interleaved->repack(in + at, static_cast<size_t>(row_bytes), cols, o + at);
+    }
+  });
+  const int64_t done = groups * kInterleaveRows * row_bytes;  // the rows left over, as they are
+  std::memcpy(o + done, in + done, static_cast<size_t>(rows * row_bytes - done));
 }
 
 }  // namespace ember::cpu

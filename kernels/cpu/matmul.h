@@ -30,8 +30,16 @@ void matvec(const TypeKernels& k, const void* weights, int64_t rows, int64_t col
 
 // Y[t][r] = Σ_c W[r][c]·X[t][c] for `tokens` tokens (prompt processing). Each weight row is read
 // from memory once and used for every token while it sits in cache.
+// `interleaved`: the weights are in k.interleaved's layout (groups of kInterleaveRows rows, then
+// the rows left over as they were).
 void matmul(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, const float* x,
-            int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch);
+            int64_t tokens, float* y, ThreadPool& pool, MatmulScratch& scratch,
+            bool interleaved = false);
+
+// Weights of `rows` × `cols` in k's type rewritten into k.interleaved's layout (`out` as many
+// bytes as `weights`), split over the pool's threads. k.interleaved must be set.
+void interleave(const TypeKernels& k, const void* weights, int64_t rows, int64_t cols, void* out,
+                ThreadPool& pool);
 
 // One of several products that share their input (matmul_shared): `rows` rows of weights in
 // k->weight_type, output `tokens` rows of `rows` floats at y.
@@ -40,6 +48,7 @@ struct MatmulPart {
   const void* weights;
   int64_t rows;
   float* y;
+  bool interleaved = false;  // weights in k->interleaved's layout
 };
 
 // Y_p = W_p·X for every part p, all with `cols` columns and the same activations (attention's q,

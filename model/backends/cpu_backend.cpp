@@ -1,5 +1,8 @@
 #include "model/backends/cpu_backend.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -71,20 +74,45 @@ void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, flo
   }
 }
 
-void CpuBackend::matmul(const Weight& w, const Tensor& x, Tensor out, int expert) {
+cpu::MatmulPart CpuBackend::operand(const Weight& w, float* y) {
   const cpu::TypeKernels& k = kernels_for(w);
   const uint8_t* data = w.data();
-  if (expert >= 0)
-    data += static_cast<int64_t>(expert) * w.rows() *
-            static_cast<int64_t>(gguf::bytes_for(w.type(), w.cols()));
+  if (!interleave_ || !k.interleaved || w.rows() < cpu::kInterleaveRows)
+    return {&k, data, w.rows(), y};
+  auto it = interleaved_.find(data);
+  if (it == interleaved_.end()) {
+    const size_t bytes = static_cast<size_t>(w.rows()) * gguf::bytes_for(w.type(), w.cols());
+    auto* copy = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (!copy) throw std::bad_alloc();
+    it = interleaved_.emplace(data, std::unique_ptr<uint8_t, FreeDeleter>(copy)).first;
+    cpu::interleave(k, data, w.rows(), w.cols(), copy, *pool_);
+    // The whole pages of the original go back to the kernel: file pages are dropped (read again
+    // from the file should anything else, an embedding lookup, need them), anonymous ones swapped.
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+  }
+  return {&k, it->second.get(), w.rows(), y, true};
+}
+
+void CpuBackend::matmul(const Weight& w, const Tensor& x, Tensor out, int expert) {
+  if (expert < 0) {
+    const cpu::MatmulPart p = operand(w, out.data);
+    cpu::matmul(*p.k, p.weights, p.rows, w.cols(), x.data, x.rows, out.data, *pool_,
+                matmul_scratch_, p.interleaved);
+    return;
+  }
+  const cpu::TypeKernels& k = kernels_for(w);
+  const uint8_t* data = w.data() + static_cast<int64_t>(expert) * w.rows() *
+                                       static_cast<int64_t>(gguf::bytes_for(w.type(), w.cols()));
   cpu::matmul(k, data, w.rows(), w.cols(), x.data, x.rows, out.data, *pool_, matmul_scratch_);
 }
 
 void CpuBackend::matmul_shared(std::span<const Weight* const> w, const Tensor& x,
                                std::span<const Tensor> out) {
   std::vector<cpu::MatmulPart> parts;
-  for (size_t i = 0; i < w.size(); ++i)
-    parts.push_back({&kernels_for(*w[i]), w[i]->data(), w[i]->rows(), out[i].data});
+  for (size_t i = 0; i < w.size(); ++i) parts.push_back(operand(*w[i], out[i].data));
   cpu::matmul_shared(parts, x.cols, x.data, x.rows, *pool_, matmul_scratch_);
 }
 

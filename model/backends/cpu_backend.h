@@ -2,7 +2,9 @@
 // persistent thread pool, the KV cache in F16 (default) or F32.
 #pragma once
 
+#include <cstdlib>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
@@ -51,9 +53,18 @@ class CpuBackend : public Backend {
   void write_rows(Tensor t, const float* host) override;
 
   cpu::ThreadPool& pool() { return *pool_; }
+  // Whether weights whose kernels have an interleaved layout are rewritten into it (default on;
+  // off: the mapped layout throughout, for benchmarks side by side).
+  void set_interleave(bool on) { interleave_ = on; }
   const std::shared_ptr<cpu::ThreadPool>& shared_pool() const { return pool_; }
 
  private:
+  // A weight's data as the matrix products read it: in its kernels' interleaved layout
+  // (kernels.h) where they have one — rewritten the first time it is used, after which the
+  // mapped pages it came from are handed back to the kernel (the copy takes their place in
+  // memory) — else as mapped.
+  cpu::MatmulPart operand(const Weight& w, float* y);
+
   // Where row `pos` of sequence `seq` lives in one layer's cache.
   uint8_t* cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos) const;
 
@@ -63,6 +74,12 @@ class CpuBackend : public Backend {
   cpu::AttentionFn attention_kernel_;
   std::vector<cpu::AttentionScratch> attention_scratch_;  // one per thread
   cpu::MatmulScratch matmul_scratch_;
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  // Interleaved copies of weights, by the address of their mapped data.
+  std::unordered_map<const uint8_t*, std::unique_ptr<uint8_t, FreeDeleter>> interleaved_;
+  bool interleave_ = true;
   ScratchArena scratch_;  // activations, in chunks_
   std::vector<std::unique_ptr<float[]>> chunks_;
   // KV cache: per layer, n_seq × n_ctx rows of kv_dim values (F16 bits, floats or Q8_0 blocks),

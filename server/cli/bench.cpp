@@ -49,7 +49,7 @@ int bench_e2e(const std::vector<std::string>& argv) {
   for (const std::string& a : argv)
     renamed.push_back(a == "-p" ? "--prompt" : a == "-n" ? "--gen" : a == "-t" ? "--threads" : a);
   Args args(renamed, with_backend_options({"model", "prompt", "gen", "repeat"}),
-            with_backend_flags({"profile"}));
+            with_backend_flags({"profile", "no-interleave"}));
   bench::E2eBenchOptions o;
   auto model = args.get("model");
   if (!model) throw UsageError("--model FILE is required");
@@ -59,6 +59,7 @@ int bench_e2e(const std::vector<std::string>& argv) {
   o.threads = number(args, "threads", o.threads);
   o.repeat = number(args, "repeat", o.repeat);
   o.profile = args.has("profile");
+  o.interleave = !args.has("no-interleave");
   o.backend = backend_spec(args);
   o.backend.threads = o.threads;
   o.cache = cache_type_option(args);

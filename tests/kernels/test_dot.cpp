@@ -3,6 +3,8 @@
 // matrix products against single dot products.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <algorithm>
 #include <tuple>
 
@@ -184,6 +186,59 @@ TEST(Matmul, SharedInputProductsEqualSeparateOnes) {
       }
     }
   }
+}
+
+// Interleaved weights (kernels.h): the layout round-trips, and products over it — the group
+// tiles in generation, panels unpacked from groups in prompt processing, single dots for the rows
+// after the last group, alone and beside other parts — equal those over the plain rows bit for
+// bit, on row counts around the group size and token counts on both paths.
+TEST(Matmul, InterleavedWeightsGiveTheSameProductsBitForBit) {
+  int types = 0;
+  for (TensorType type : test::compute_types()) {
+    const cpu::TypeKernels* k = cpu::find_kernels(type);
+    if (!k->interleaved) continue;
+    ++types;
+    for (int64_t cols : {int64_t(32), int64_t(96), int64_t(512)}) {
+      for (int64_t rows : {8, 13, 24, 37}) {
+        SCOPED_TRACE(std::string(gguf::type_name(type)) + " " + std::to_string(rows) + " x " +
+                     std::to_string(cols));
+        const std::vector<uint8_t> w = test::random_row(type, rows * cols, 5);
+        std::vector<uint8_t> inter(w.size()), back(w.size());
+        cpu::ThreadPool pool(2);
+        cpu::interleave(*k, w.data(), rows, cols, inter.data(), pool);
+        EXPECT_NE(inter, w);
+        const size_t row_bytes = gguf::bytes_for(type, cols);
+        for (int64_t g = 0; g < rows / cpu::kInterleaveRows; ++g)
+          k->interleaved->unpack(inter.data() + g * cpu::kInterleaveRows * row_bytes, cols,
+                                 back.data() + g * cpu::kInterleaveRows * row_bytes, row_bytes);
+        const size_t done = rows / cpu::kInterleaveRows * cpu::kInterleaveRows * row_bytes;
+        std::memcpy(back.data() + done, inter.data() + done, w.size() - done);
+        EXPECT_EQ(back, w);
+        const std::vector<uint8_t> other = test::random_row(TensorType::Q8_0, 5 * cols, 6);
+        const cpu::TypeKernels* q8 = cpu::find_kernels(TensorType::Q8_0);
+        for (int64_t tokens : {1, 2, 4, 5, 9, 17}) {
+          SCOPED_TRACE("tokens " + std::to_string(tokens));
+          const std::vector<float> x = test::random_floats(tokens * cols, 3);
+          for (int threads : {1, 2, 3}) {
+            cpu::ThreadPool p(threads);
+            cpu::MatmulScratch scratch;
+            std::vector<float> plain(tokens * rows, NAN), ours(tokens * rows, NAN);
+            cpu::matmul(*k, w.data(), rows, cols, x.data(), tokens, plain.data(), p, scratch);
+            cpu::matmul(*k, inter.data(), rows, cols, x.data(), tokens, ours.data(), p, scratch,
+                        true);
+            EXPECT_EQ(ours, plain) << threads << " threads";
+            std::vector<float> beside(tokens * 5, NAN);
+            std::fill(ours.begin(), ours.end(), NAN);
+            const cpu::MatmulPart parts[] = {{q8, other.data(), 5, beside.data()},
+                                             {k, inter.data(), rows, ours.data(), true}};
+            cpu::matmul_shared(parts, cols, x.data(), tokens, p, scratch);
+            EXPECT_EQ(ours, plain) << threads << " threads, shared";
+          }
+        }
+      }
+    }
+  }
+  if (cpu::best_isa() == cpu::Isa::Avx512Vnni) EXPECT_GE(types, 2);  // Q4_0, Q4_1
 }
 
 TEST(ThreadPool, RunsEveryIndexOnceManyTimes) {
