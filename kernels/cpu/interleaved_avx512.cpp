@@ -1,20 +1,22 @@
-// Interleaved weights for generation with AVX-512 VNNI (InterleavedKernels, kernels.h): Q4_0 and
-// Q4_1.
+// Interleaved weights for generation with AVX-512 VNNI (InterleavedKernels, kernels.h): Q4_0,
+// Q4_1 and Q8_0.
 //
 // A group is 8 rows; per block i of 32 elements it holds the 8 rows' fp16 scales d[8] (Q4_1:
-// then their minimums m[8]), then 128
-// bytes of nibbles: two 64-byte vectors whose low and high nibbles are four "chunks" of 8
-// elements (chunk c: elements 8c..8c+7; vector 0 low: chunk 0, high: chunk 1; vector 1 low:
-// chunk 2, high: chunk 3). In a chunk's 64 bytes, 32-bit lane l holds elements 8c + 4·(l / 8)
+// then their minimums m[8]), then the values as four 64-byte "chunks" of 8 elements each
+// (chunk c: elements 8c..8c+7). Q4_0 and Q4_1 keep them as nibbles, two chunks per 64 bytes
+// (low nibbles chunk 0, high chunk 1; then chunks 2, 3); Q8_0 as bytes q + 128, one chunk per
+// 64 bytes. In a chunk's 64 bytes, 32-bit lane l holds elements 8c + 4·(l / 8)
 // + 0..3 of row l % 8. Against the activations broadcast the same way (lanes 0..7: a[8c..8c+3],
 // lanes 8..15: a[8c+4..8c+7]), vpdpbusd advances all 8 rows at once, and after four chunks the
-// two halves of the register add up to each row's Σ q·a. The offset 8 comes off as 8·Σa (the
-// same dot product with 8s), so each row gets S = Σ (q − 8)·a exactly, and then, as vec_dot,
-// acc = fma(float(S), d·d_a, acc) block after block; Q4_1 takes S = Σ q·a and then
+// two halves of the register add up to each row's Σ u·a (u the stored unsigned value). The
+// offset (8 for Q4_0, 128 for Q8_0) comes off as offset·Σa (the same dot product with the
+// offset in every byte), so each row gets S = Σ q·a of its signed values exactly, and then, as
+// vec_dot, acc = fma(float(S), d·d_a, acc) block after block; Q4_1 takes S = Σ q·a and then
 // acc = fma(float(Σa), m·d_a, acc).
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/block_formats.h"
 #include "kernels/cpu/decoded_rows.h"
@@ -27,25 +29,83 @@ namespace {
 
 constexpr int kRows = kInterleaveRows;
 
-// The formats: the row block, the group block, and whether values are d·q + m (else d·(q − 8)).
-struct Q4_0x8 {
-  using Block = BlockQ4_0;
-  struct Group {
+// Rows 2m and 2m + 1 of a block as one register: 32 unsigned values each, in element order.
+// Chunks: four registers, chunk c's lane 8h + r holding row r's elements 8c + 4h + 0..3.
+
+// Q4_0 (offset 8) and Q4_1 (values d·q + m): 16 bytes of nibbles per row block.
+struct NoMinimums {};
+struct Minimums {
+  uint16_t m[kRows];
+};
+
+template <class B, int kOffsetValue, bool kAffineValues>
+struct Nibbles {
+  using Block = B;
+  struct Group : std::conditional_t<kAffineValues, Minimums, NoMinimums> {
     uint16_t d[kRows];
     uint8_t qs[kRows * kQK / 2];
   };
-  static constexpr bool kAffine = false;
+  static constexpr bool kAffine = kAffineValues;
+  static constexpr int kOffset = kOffsetValue;
+  static __m512i rows(const Block& a, const Block& b) {
+    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs));
+    const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    __m512i q = _mm512_castsi128_si512(qa);  // [lo a | hi a | lo b | hi b]
+    q = _mm512_inserti32x4(q, _mm_srli_epi16(qa, 4), 1);
+    q = _mm512_inserti32x4(q, qb, 2);
+    q = _mm512_inserti32x4(q, _mm_srli_epi16(qb, 4), 3);
+    return _mm512_and_si512(q, _mm512_set1_epi8(0x0f));
+  }
+  static void store_row(__m512i r, int j, Block& b) {
+    // Elements 16..31 as high nibbles over 0..15.
+    const __m512i q = _mm512_or_si512(
+        r, _mm512_slli_epi16(_mm512_shuffle_i32x4(r, r, _MM_SHUFFLE(3, 3, 1, 1)), 4));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b.qs),
+                     j ? _mm512_extracti32x4_epi32(q, 2) : _mm512_castsi512_si128(q));
+  }
+  static void load_chunks(const Group& g, __m512i (&v)[4]) {
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i q0 = _mm512_loadu_si512(g.qs), q1 = _mm512_loadu_si512(g.qs + 64);
+    v[0] = _mm512_and_si512(q0, low4), v[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), low4);
+    v[2] = _mm512_and_si512(q1, low4), v[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), low4);
+  }
+  static void store_chunks(const __m512i (&v)[4], Group& g) {
+    _mm512_storeu_si512(g.qs, _mm512_or_si512(v[0], _mm512_slli_epi16(v[1], 4)));
+    _mm512_storeu_si512(g.qs + 64, _mm512_or_si512(v[2], _mm512_slli_epi16(v[3], 4)));
+  }
 };
-struct Q4_1x8 {
-  using Block = BlockQ4_1;
-  struct Group {
-    uint16_t d[kRows], m[kRows];
-    uint8_t qs[kRows * kQK / 2];
+using Q4_0x8 = Nibbles<BlockQ4_0, 8, false>;
+using Q4_1x8 = Nibbles<BlockQ4_1, 0, true>;
+
+// Q8_0: signed bytes, stored as q + 128 (the unsigned operand of vpdpbusd).
+struct Q8_0x8 {
+  using Block = BlockQ8_0;
+  struct Group : NoMinimums {
+    uint16_t d[kRows];
+    uint8_t qs[kRows * kQK];
   };
-  static constexpr bool kAffine = true;
+  static constexpr bool kAffine = false;
+  static constexpr int kOffset = 128;
+  static __m512i flip(__m512i x) { return _mm512_xor_si512(x, _mm512_set1_epi8(-128)); }
+  static __m512i rows(const Block& a, const Block& b) {
+    return flip(_mm512_inserti64x4(_mm512_castsi256_si512(load32(a.qs)), load32(b.qs), 1));
+  }
+  static void store_row(__m512i r, int j, Block& b) {
+    const __m512i q = flip(r);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qs),
+                        j ? _mm512_extracti64x4_epi64(q, 1) : _mm512_castsi512_si256(q));
+  }
+  static void load_chunks(const Group& g, __m512i (&v)[4]) {
+    for (int c = 0; c < 4; ++c) v[c] = _mm512_loadu_si512(g.qs + 64 * c);
+  }
+  static void store_chunks(const __m512i (&v)[4], Group& g) {
+    for (int c = 0; c < 4; ++c) _mm512_storeu_si512(g.qs + 64 * c, v[c]);
+  }
 };
+
 static_assert(sizeof(Q4_0x8::Group) == kRows * sizeof(BlockQ4_0));
 static_assert(sizeof(Q4_1x8::Group) == kRows * sizeof(BlockQ4_1));
+static_assert(sizeof(Q8_0x8::Group) == kRows * sizeof(BlockQ8_0));
 
 // Between rows and chunks, 64 dwords in four registers. Rows: register m holds rows 2m, 2m + 1,
 // each 8 dwords, dword 2c + h of a row being its elements 8c + 4h + 0..3. Chunks: register c,
@@ -86,19 +146,12 @@ void repack(const void* rows, size_t row_bytes, int64_t cols, void* group) {
   using Block = typename F::Block;
   const Shuffles& sh = shuffles();
   auto* out = static_cast<typename F::Group*>(group);
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
   for (int64_t i = 0; i < cols / kQK; ++i) {
     __m512i r[4];
-    for (int m = 0; m < 4; ++m) {  // rows 2m, 2m + 1: [lo A | hi A | lo B | hi B] nibbles
+    for (int m = 0; m < 4; ++m) {
       const Block& a = row_block<Block>(rows, row_bytes, 2 * m, i);
       const Block& b = row_block<Block>(rows, row_bytes, 2 * m + 1, i);
-      const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs));
-      const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-      __m512i q = _mm512_castsi128_si512(qa);
-      q = _mm512_inserti32x4(q, _mm_srli_epi16(qa, 4), 1);
-      q = _mm512_inserti32x4(q, qb, 2);
-      q = _mm512_inserti32x4(q, _mm_srli_epi16(qb, 4), 3);
-      r[m] = _mm512_and_si512(q, low4);
+      r[m] = F::rows(a, b);
       out[i].d[2 * m] = a.d, out[i].d[2 * m + 1] = b.d;
       if constexpr (F::kAffine) out[i].m[2 * m] = a.m, out[i].m[2 * m + 1] = b.m;
     }
@@ -110,20 +163,16 @@ void repack(const void* rows, size_t row_bytes, int64_t cols, void* group) {
     __m512i v[4];
     for (int c = 0; c < 4; ++c)
       v[c] = _mm512_permutex2var_epi32(half[c / 2], sh.half_to_chunk[c % 2], half[2 + c / 2]);
-    _mm512_storeu_si512(out[i].qs, _mm512_or_si512(v[0], _mm512_slli_epi16(v[1], 4)));
-    _mm512_storeu_si512(out[i].qs + 64, _mm512_or_si512(v[2], _mm512_slli_epi16(v[3], 4)));
+    F::store_chunks(v, out[i]);
   }
 }
 
-// Block i of a group as rows: register m holds rows 2m and 2m + 1, 32 values 0..15 each.
+// Block i of a group as rows (unsigned values): register m holds rows 2m and 2m + 1.
 template <class F>
 void group_rows(const typename F::Group& g, __m512i (&rows)[4]) {
   const Shuffles& sh = shuffles();
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const __m512i q0 = _mm512_loadu_si512(g.qs), q1 = _mm512_loadu_si512(g.qs + 64);
-  const __m512i v[4] = {
-      _mm512_and_si512(q0, low4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), low4),
-      _mm512_and_si512(q1, low4), _mm512_and_si512(_mm512_srli_epi16(q1, 4), low4)};
+  __m512i v[4];
+  F::load_chunks(g, v);
   __m512i half[4];  // P0, P1 (rows 0..3), P2, P3 (rows 4..7)
   for (int k = 0; k < 2; ++k)
     for (int e = 0; e < 2; ++e)
@@ -140,30 +189,25 @@ void unpack(const void* group, int64_t cols, void* rows, size_t row_bytes) {
   for (int64_t i = 0; i < cols / kQK; ++i) {
     __m512i r[4];
     group_rows<F>(in[i], r);
-    for (int m = 0; m < 4; ++m) {
-      // Each row's elements 16..31 as high nibbles over its 0..15.
-      const __m512i q = _mm512_or_si512(
-          r[m], _mm512_slli_epi16(_mm512_shuffle_i32x4(r[m], r[m], _MM_SHUFFLE(3, 3, 1, 1)), 4));
+    for (int m = 0; m < 4; ++m)
       for (int j = 0; j < 2; ++j) {
         auto& b =
             reinterpret_cast<Block*>(static_cast<uint8_t*>(rows) + (2 * m + j) * row_bytes)[i];
         b.d = in[i].d[2 * m + j];
         if constexpr (F::kAffine) b.m = in[i].m[2 * m + j];
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(b.qs),
-                         j ? _mm512_extracti32x4_epi32(q, 2) : _mm512_castsi512_si128(q));
+        F::store_row(r[m], j, b);
       }
-    }
   }
 }
 
-// As gemm_avx512.cpp's Nibbles32 decodes a row block: values q − 8 (Q4_0) or q with minimums
-// of 1 over both 16-element halves and m (Q4_1).
+// As gemm_avx512.cpp decodes a row block: signed values (q − 8 for Q4_0, q for Q8_0), or for
+// Q4_1 q with minimums of 1 over both 16-element halves and m.
 template <class F>
 void decode(const void* group, int64_t block, DecodedRow* rows) {
   const auto& g = static_cast<const typename F::Group*>(group)[block];
   __m512i r[4];
   group_rows<F>(g, r);
-  const __m512i offset = _mm512_set1_epi8(F::kAffine ? 0 : 8);
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(F::kOffset));
   for (int m = 0; m < 4; ++m) {
     const __m512i v = _mm512_sub_epi8(r[m], offset);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(rows[2 * m].v), _mm512_castsi512_si256(v));
@@ -189,16 +233,14 @@ void tile_x8(int64_t n, const void* group, const void* a, size_t act_bytes, floa
   const __m512i half = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   __m512i pick[4];
   for (int c = 0; c < 4; ++c) pick[c] = _mm512_add_epi32(half, _mm512_set1_epi32(2 * c));
-  // Q4_0: 8·Σa to take off; Q4_1: Σa for the minimums.
-  const __m512i low4 = _mm512_set1_epi8(0x0f), unit = _mm512_set1_epi8(F::kAffine ? 1 : 8);
+  // offset·Σa to take off (Q4_0, Q8_0), or Σa for the minimums (Q4_1).
+  const __m512i unit = _mm512_set1_epi8(static_cast<char>(F::kAffine ? 1 : F::kOffset));
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQK; ++i) {
     prefetch_ahead(g[i]);
-    const __m512i q0 = _mm512_loadu_si512(g[i].qs), q1 = _mm512_loadu_si512(g[i].qs + 64);
-    const __m512i v[4] = {
-        _mm512_and_si512(q0, low4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), low4),
-        _mm512_and_si512(q1, low4), _mm512_and_si512(_mm512_srli_epi16(q1, 4), low4)};
+    __m512i v[4];
+    F::load_chunks(g[i], v);
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g[i].d)));
     __m256 m = _mm256_setzero_ps();
     if constexpr (F::kAffine)
@@ -253,6 +295,8 @@ const InterleavedKernels* avx512vnni_interleaved(gguf::TensorType type) {
       return &kKernels<Q4_0x8>;
     case gguf::TensorType::Q4_1:
       return &kKernels<Q4_1x8>;
+    case gguf::TensorType::Q8_0:
+      return &kKernels<Q8_0x8>;
     default:
       return nullptr;
   }
