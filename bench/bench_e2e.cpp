@@ -90,9 +90,9 @@ int run_bench_e2e(const E2eBenchOptions& options) {
 
   long rss_before = resident_kib();
   gguf::ModelFiles files = gguf::ModelFiles::open(*path);
-  model::Backends backends = model::make_backends(options.backend);
-  if (auto* cpu = dynamic_cast<model::CpuBackend*>(backends.main.get()))
-    cpu->set_interleave(options.interleave);
+  model::BackendSpec spec = options.backend;
+  spec.interleave = options.interleave;
+  model::Backends backends = model::make_backends(spec);
   model::Transformer t(files, *backends.main, n_prompt + n_gen + 1, options.cache, 1,
                        backends.placement);
   const double weight_bytes = static_cast<double>(files.total_tensor_bytes());

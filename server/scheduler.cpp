@@ -169,7 +169,8 @@ Scheduler::Engine* Scheduler::engine_for(const ModelEntry& entry) {
   }
   // Make room: unload the least recently used idle model while too many are loaded or their
   // files would not fit the memory budget (a model alone over the budget still loads).
-  // A model with the draft model holds a copy of it (counted for every model: most share it).
+  // A model with the draft model holds its own copy of it (its own backend and interleaved
+  // weights), counted for every model since most can take it.
   std::error_code ec;
   uint64_t draft_bytes = 0;
   if (!options_.draft_model_path.empty()) {

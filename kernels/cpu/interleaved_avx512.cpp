@@ -2,8 +2,8 @@
 // Q4_1 and Q8_0.
 //
 // A group is 8 rows; per block i of 32 elements it holds the 8 rows' fp16 scales d[8] (Q4_1:
-// then their minimums m[8]), then the values as four 64-byte "chunks" of 8 elements each
-// (chunk c: elements 8c..8c+7). Q4_0 and Q4_1 keep them as nibbles, two chunks per 64 bytes
+// and their minimums m[8], before them), then the values as four 64-byte "chunks" of 8 elements
+// each (chunk c: elements 8c..8c+7). Q4_0 and Q4_1 keep them as nibbles, two chunks per 64 bytes
 // (low nibbles chunk 0, high chunk 1; then chunks 2, 3); Q8_0 as bytes q + 128, one chunk per
 // 64 bytes. In a chunk's 64 bytes, 32-bit lane l holds elements 8c + 4·(l / 8)
 // + 0..3 of row l % 8. Against the activations broadcast the same way (lanes 0..7: a[8c..8c+3],

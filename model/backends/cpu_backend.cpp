@@ -63,6 +63,7 @@ void CpuBackend::scratch_rewind(size_t mark) {
 void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
                        Tensor out) {
   const cpu::TypeKernels& k = kernels_for(table);
+  embedding_tables_.insert(table.data());
   const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(table.type(), table.cols()));
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= table.rows())
@@ -79,19 +80,25 @@ cpu::MatmulPart CpuBackend::operand(const Weight& w, float* y) {
   const uint8_t* data = w.data();
   if (!interleave_ || !k.interleaved || w.rows() < cpu::kInterleaveRows)
     return {&k, data, w.rows(), y};
-  auto it = interleaved_.find(data);
+  const auto key = std::make_tuple(data, w.rows(), w.cols());
+  auto it = interleaved_.find(key);
   if (it == interleaved_.end()) {
     const size_t bytes = static_cast<size_t>(w.rows()) * gguf::bytes_for(w.type(), w.cols());
-    auto* copy = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    std::unique_ptr<uint8_t, FreeDeleter> copy(
+        static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
     if (!copy) throw std::bad_alloc();
-    it = interleaved_.emplace(data, std::unique_ptr<uint8_t, FreeDeleter>(copy)).first;
-    cpu::interleave(k, data, w.rows(), w.cols(), copy, *pool_);
-    // The whole pages of the original go back to the kernel: file pages are dropped (read again
-    // from the file should anything else, an embedding lookup, need them), anonymous ones swapped.
-    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t first = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
-    const uintptr_t last = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
-    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+    cpu::interleave(k, data, w.rows(), w.cols(), copy.get(), *pool_);
+    it = interleaved_.emplace(key, std::move(copy)).first;
+#ifdef MADV_PAGEOUT
+    // The whole pages of the original go back to the kernel (file pages are dropped, anonymous
+    // ones swapped), unless embed() reads rows of it (a tied output matrix).
+    if (!embedding_tables_.count(data)) {
+      const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+      const uintptr_t first = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+      const uintptr_t last = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+      if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+    }
+#endif
   }
   return {&k, it->second.get(), w.rows(), y, true};
 }

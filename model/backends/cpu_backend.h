@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdlib>
+#include <map>
 #include <memory>
-#include <unordered_map>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
@@ -77,8 +79,13 @@ class CpuBackend : public Backend {
   struct FreeDeleter {
     void operator()(uint8_t* p) const { std::free(p); }
   };
-  // Interleaved copies of weights, by the address of their mapped data.
-  std::unordered_map<const uint8_t*, std::unique_ptr<uint8_t, FreeDeleter>> interleaved_;
+  // Interleaved copies of weights, by their mapped data and shape (a slice of a fused tensor
+  // starts where the tensor does).
+  std::map<std::tuple<const uint8_t*, int64_t, int64_t>, std::unique_ptr<uint8_t, FreeDeleter>>
+      interleaved_;
+  // Embedding tables embed() has read: their pages stay mapped when a tied output matrix is
+  // interleaved (each new token would read its row from the file again).
+  std::set<const uint8_t*> embedding_tables_;
   bool interleave_ = true;
   ScratchArena scratch_;  // activations, in chunks_
   std::vector<std::unique_ptr<float[]>> chunks_;

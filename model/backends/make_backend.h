@@ -19,6 +19,9 @@ struct BackendSpec {
                              // --cpu-moe: every layer (a large number)
   bool automatic = false;    // chosen by --backend auto: a device that cannot be opened falls
                              // back to the CPU (with a note on stderr) instead of failing
+  // CPU: weights rewritten into their kernels' interleaved layout (kernels/cpu/kernels.h) at
+  // first use; off here or with EMBER_INTERLEAVE=0 (the mapped layout throughout).
+  bool interleave = true;
 };
 
 struct Backends {

@@ -426,6 +426,27 @@ TEST(DraftModel, AnotherVocabularyIsAClearError) {
   EXPECT_NO_THROW(check_draft_vocabulary(vocab, other));
 }
 
+TEST(CpuBackend, InterleavedWeightsGiveTheSameLogits) {
+  // The CPU backend's interleaved copies (kernels/cpu/kernels.h) against the mapped layout: the
+  // same logits bit for bit, for a prompt (packed panels) and token by token (group tiles), on
+  // Q4_0, Q4_1 and Q8_0 models, one with its output tied to the embedding table (qwen2), one a
+  // mixture of experts (experts stay as mapped).
+  for (const char* name :
+       {"tiny-llama-q4_0.gguf", "tiny-llama-q4_1.gguf", "tiny-llama-q8_0.gguf",
+        "tiny-qwen2-q8_0.gguf", "tiny-qwen3moe-q8_0.gguf", "tiny-gemma3-q8_0.gguf"}) {
+    SCOPED_TRACE(name);
+    TinyModel m(name);
+    CpuBackend plain_backend(m.backend.shared_pool());
+    plain_backend.set_interleave(false);
+    Transformer plain(m.files, plain_backend, 128);
+    const std::vector<int32_t> prompt = {1, 334, 973, 157, 407, 12, 99, 5, 61, 700, 3};
+    m.transformer.reset();
+    EXPECT_EQ(m.transformer.forward(prompt, true), plain.forward(prompt, true));
+    for (int32_t token : {42, 17, 256})
+      EXPECT_EQ(m.transformer.forward({token}, false), plain.forward({token}, false));
+  }
+}
+
 TEST(ProfilingBackend, SameLogitsAndEveryProductCounted) {
   TinyModel m("tiny-llama-q8_0.gguf");
   const std::vector<int32_t> prompt = {1, 334, 973, 157};
