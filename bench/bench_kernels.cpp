@@ -2,7 +2,9 @@
 // shapes of a 1.1B model, next to the machine's measured read bandwidth.
 //
 // Matrix-vector products cycle through enough copies of each matrix (≥ 512 MiB) that the weights
-// come from memory, not cache, as they do when a real model generates a token.
+// come from memory, not cache, as they do when a real model generates a token. Types with an
+// interleaved layout (kernels.h) get a second row, "x8": the products over it, as the CPU
+// backend runs them.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -42,30 +44,42 @@ void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double ban
     std::vector<uint8_t> weights = random_weights(type, matrix_bytes * copies);
     std::vector<float> x(shape.cols * tokens, 0.5f), y(shape.rows * tokens);
     cpu::MatmulScratch scratch;
-
-    // Matrix-vector: run through every copy a few times, keep the best pass.
-    double best_gbs = 0;
-    for (int pass = 0; pass < 4; ++pass) {
-      auto start = std::chrono::steady_clock::now();
+    // The same products over `data` (interleaved: each copy in k's interleaved layout).
+    auto measure = [&](const uint8_t* data, bool interleaved, const char* kernel) {
+      // Matrix-vector: run through every copy a few times, keep the best pass.
+      double best_gbs = 0;
+      for (int pass = 0; pass < 4; ++pass) {
+        auto start = std::chrono::steady_clock::now();
+        for (size_t c = 0; c < copies; ++c)
+          cpu::matmul(*k, data + c * matrix_bytes, shape.rows, shape.cols, x.data(), 1, y.data(),
+                      pool, scratch, interleaved);
+        best_gbs = std::max(best_gbs, matrix_bytes * copies / seconds_since(start) / 1e9);
+      }
+      // Matrix-matrix: one copy (it is compute-bound), best of three.
+      double best_gflops = 0;
+      for (int pass = 0; pass < 3; ++pass) {
+        auto start = std::chrono::steady_clock::now();
+        cpu::matmul(*k, data, shape.rows, shape.cols, x.data(), tokens, y.data(), pool, scratch,
+                    interleaved);
+        best_gflops = std::max(best_gflops,
+                               2.0 * shape.rows * shape.cols * tokens / seconds_since(start) / 1e9);
+      }
+      std::printf("| %-6s | %-14s | %5lld x %-5lld | %8.1f | %5.0f%% | %8.1f |\n",
+                  std::string(gguf::type_name(type)).c_str(), kernel,
+                  static_cast<long long>(shape.cols), static_cast<long long>(shape.rows), best_gbs,
+                  100.0 * best_gbs / bandwidth, best_gflops);
+      std::fflush(stdout);
+    };
+    measure(weights.data(), false, cpu::isa_name(k->isa));
+    if (k->interleaved) {  // what the CPU backend runs (kernels.h): the same weights rewritten
+      std::vector<uint8_t> rewritten(weights.size());
       for (size_t c = 0; c < copies; ++c)
-        cpu::matvec(*k, weights.data() + c * matrix_bytes, shape.rows, shape.cols, x.data(),
-                    y.data(), pool, scratch);
-      best_gbs = std::max(best_gbs, matrix_bytes * copies / seconds_since(start) / 1e9);
+        cpu::interleave(*k, weights.data() + c * matrix_bytes, shape.rows, shape.cols,
+                        rewritten.data() + c * matrix_bytes, pool);
+      weights.clear();
+      weights.shrink_to_fit();
+      measure(rewritten.data(), true, (std::string(cpu::isa_name(k->isa)) + " x8").c_str());
     }
-    // Matrix-matrix: one copy (it is compute-bound), best of three.
-    double best_gflops = 0;
-    for (int pass = 0; pass < 3; ++pass) {
-      auto start = std::chrono::steady_clock::now();
-      cpu::matmul(*k, weights.data(), shape.rows, shape.cols, x.data(), tokens, y.data(), pool,
-                  scratch);
-      best_gflops = std::max(best_gflops,
-                             2.0 * shape.rows * shape.cols * tokens / seconds_since(start) / 1e9);
-    }
-    std::printf("| %-6s | %-11s | %5lld x %-5lld | %8.1f | %5.0f%% | %8.1f |\n",
-                std::string(gguf::type_name(type)).c_str(), cpu::isa_name(k->isa),
-                static_cast<long long>(shape.cols), static_cast<long long>(shape.rows), best_gbs,
-                100.0 * best_gbs / bandwidth, best_gflops);
-    std::fflush(stdout);
   }
 }
 
@@ -109,7 +123,8 @@ int run_bench_kernels(const KernelBenchOptions& options) {
   std::printf("measured read bandwidth: %.1f GB/s (%d threads, 1 GiB buffer)\n\n", bandwidth,
               threads);
   std::printf(
-      "| type   | kernel      | cols x rows   | matvec GB/s | of bw | matmul GFLOP/s (%lld tokens) "
+      "| type   | kernel         | cols x rows   | matvec GB/s | of bw | matmul GFLOP/s (%lld "
+      "tokens) "
       "|\n",
       static_cast<long long>(tokens));
   std::printf("| --- | --- | --- | --- | --- | --- |\n");

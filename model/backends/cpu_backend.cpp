@@ -63,13 +63,28 @@ void CpuBackend::scratch_rewind(size_t mark) {
 void CpuBackend::embed(const Weight& table, const std::vector<int32_t>& ids, float scale,
                        Tensor out) {
   const cpu::TypeKernels& k = kernels_for(table);
-  embedding_tables_.insert(table.data());
   const int64_t row_bytes = static_cast<int64_t>(gguf::bytes_for(table.type(), table.cols()));
+  // A table that is also the output matrix (tied) may have been interleaved, its mapped pages
+  // handed back: its rows then come from the copy, a group unpacked at a time.
+  auto copy = interleaved_.find(std::make_tuple(table.data(), table.rows(), table.cols()));
+  const int64_t grouped = table.rows() / cpu::kInterleaveRows * cpu::kInterleaveRows;
+  std::vector<uint8_t> group_rows;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= table.rows())
       throw std::runtime_error("token id " + std::to_string(ids[i]) + " is outside the vocabulary");
+    const uint8_t* src = table.data() + ids[i] * row_bytes;
+    if (copy != interleaved_.end()) {
+      src = copy->second.get() + ids[i] * row_bytes;  // rows past the groups are as they were
+      if (ids[i] < grouped) {
+        group_rows.resize(static_cast<size_t>(cpu::kInterleaveRows * row_bytes));
+        const int64_t first = ids[i] / cpu::kInterleaveRows * cpu::kInterleaveRows;
+        k.interleaved->unpack(copy->second.get() + first * row_bytes, table.cols(),
+                              group_rows.data(), static_cast<size_t>(row_bytes));
+        src = group_rows.data() + (ids[i] - first) * row_bytes;
+      }
+    }
     float* row = out.data + i * out.cols;
-    k.dequantize(table.data() + ids[i] * row_bytes, row, table.cols());
+    k.dequantize(src, row, table.cols());
     if (scale != 1.0f)
       for (int64_t j = 0; j < out.cols; ++j) row[j] *= scale;
   }
@@ -91,13 +106,11 @@ cpu::MatmulPart CpuBackend::operand(const Weight& w, float* y) {
     it = interleaved_.emplace(key, std::move(copy)).first;
 #ifdef MADV_PAGEOUT
     // The whole pages of the original go back to the kernel (file pages are dropped, anonymous
-    // ones swapped), unless embed() reads rows of it (a tied output matrix).
-    if (!embedding_tables_.count(data)) {
-      const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-      const uintptr_t first = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
-      const uintptr_t last = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
-      if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
-    }
+    // ones swapped); a tied embedding table's rows come from the copy from now on (embed).
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
 #endif
   }
   return {&k, it->second.get(), w.rows(), y, true};

@@ -83,9 +83,7 @@ class CpuBackend : public Backend {
   // starts where the tensor does).
   std::map<std::tuple<const uint8_t*, int64_t, int64_t>, std::unique_ptr<uint8_t, FreeDeleter>>
       interleaved_;
-  // Embedding tables embed() has read: their pages stay mapped when a tied output matrix is
-  // interleaved (each new token would read its row from the file again).
-  std::set<const uint8_t*> embedding_tables_;
+
   bool interleave_ = true;
   ScratchArena scratch_;  // activations, in chunks_
   std::vector<std::unique_ptr<float[]>> chunks_;
