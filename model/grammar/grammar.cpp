@@ -45,8 +45,12 @@ void Matcher::expand(Stack start, std::vector<Stack>& out, size_t& budget) const
   }
   std::vector<Stack> work{std::move(start)};
   while (!work.empty()) {
-    if (budget == 0) throw GrammarTooComplex();
-    --budget;
+    // A step costs more the deeper its stack (it is copied per alternative): a grammar whose
+    // recursion deepens with every byte (`obj ::= .* (. root)*`) would otherwise stay inside the
+    // budget while each byte costs seconds.
+    const size_t cost = 1 + work.back().size() / kPositionsPerStep;
+    if (budget < cost) throw GrammarTooComplex();
+    budget -= cost;
     Stack stack = std::move(work.back());
     work.pop_back();
     // Finished positions are popped first, so recursive repetitions do not grow the stack.

@@ -84,6 +84,8 @@ class Matcher {
   // Expansion steps one byte may take (the constructor, advance()); throws GrammarTooComplex
   // past it.
   static constexpr size_t kStepBudget = size_t(1) << 16;
+  // A stack this many positions deep counts as two steps, twice as deep as three, and so on.
+  static constexpr size_t kPositionsPerStep = 4;
 
   // Consumes one byte; false (and the matcher unchanged) when the grammar does not allow it.
   bool advance(uint8_t byte);

@@ -156,7 +156,8 @@ TEST(Gbnf, BadGrammarsSayWhereAndWhy) {
   EXPECT_NE(error("root ::= \"\\uD800\"").find("surrogate"), std::string::npos);
   EXPECT_NE(error("root ::= \"\xff\"").find("invalid UTF-8"), std::string::npos);
   // Deep nesting is an error, not a stack overflow.
-  const std::string deep = "root ::= " + std::string(20000, '(') + "\"a\"" + std::string(20000, ')');
+  const std::string deep =
+      "root ::= " + std::string(20000, '(') + "\"a\"" + std::string(20000, ')');
   EXPECT_NE(error(deep.c_str()).find("nest deeper than 256"), std::string::npos);
 }
 
@@ -170,6 +171,33 @@ TEST(Gbnf, TooAmbiguousGrammarsAreRefusedQuickly) {
       },
       grammar::GrammarTooComplex);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(Gbnf, RecursionThatDeepensWithEveryByteIsRefused) {
+  // Found by fuzz_gbnf (tests/fuzz/corpus_gbnf/deepening_recursion): `.root*` lets each byte go
+  // one level deeper, so the stacks grew with the text and each byte cost more than the last
+  // (1.7 s for these 81 bytes, minutes for longer ones) while the count of expansion steps
+  // stayed inside the budget. Deep stacks now count for more of it.
+  const grammar::Grammar g = gbnf("root ::= obj\nobj ::= \"{\" * .*  .root  * # c\n");
+  static const char kText[] =
+      "abab\x02"
+      "\x00"
+      "abr \x1a\x1a\x1a\x1a\" val)\x00"
+      "\x00"
+      "\x1e"
+      "N\x00"
+      "\x00"
+      "\x02"
+      ")?"
+      "{\"a\":{\"b\":06}}\":12}}\"\"root ::= obj\nobj ::= \"{\"::= ( ";
+  const std::string text(kText, sizeof(kText) - 1);
+  EXPECT_THROW(
+      {
+        grammar::Matcher m(g);
+        for (char c : text)
+          if (!m.advance(static_cast<uint8_t>(c))) break;
+      },
+      grammar::GrammarTooComplex);
 }
 
 TEST(Grammar, EnumsConstsUnionsRefsAndFormats) {
