@@ -64,12 +64,9 @@ int run_bench_speculative(const SpeculativeBenchOptions& o) {
   std::printf("\n");
   for (const Prompt& p : kPrompts) {
     std::string text = p.text;
-    if (chat) {
-      chat::jinja::Value message = chat::jinja::Value::object();
-      message.obj().set("role", chat::jinja::Value("user"));
-      message.obj().set("content", chat::jinja::Value(text));
-      text = chat->render(chat::jinja::Value(chat::jinja::Array{message}), true);
-    }
+    if (chat)
+      text = chat->render(chat::jinja::Value(chat::jinja::Array{chat::chat_message("user", text)}),
+                          true);
     model::GenerateRequest request;
     request.prompt = tokenizer.encode_prompt(text, chat.has_value());
     request.max_tokens = o.n_gen;

@@ -84,11 +84,6 @@ text::Vocab checked(text::Vocab draft, const text::Vocab& target) {
   return draft;
 }
 
-int draft_context(const gguf::ModelFiles& files, int target_ctx) {
-  const int train = HyperParams::from_gguf(files.metadata()).n_ctx_train;
-  return train > 0 ? std::min(train, target_ctx) : target_ctx;
-}
-
 }  // namespace
 
 LoadedDraft::LoadedDraft(const std::string& path, const text::Vocab& target_vocab,
@@ -97,7 +92,8 @@ LoadedDraft::LoadedDraft(const std::string& path, const text::Vocab& target_voca
     : files(gguf::ModelFiles::open(path)),
       vocab(checked(text::Vocab::from_gguf(files.metadata()), target_vocab)),
       backends(make_draft_backends(spec, target_backends, target.device_bytes())),
-      transformer(files, *backends.main, draft_context(files, target.n_ctx()), cache, n_seq,
+      transformer(files, *backends.main,
+                  HyperParams::from_gguf(files.metadata()).context(target.n_ctx()), cache, n_seq,
                   backends.placement) {}
 
 }  // namespace ember::model

@@ -5,6 +5,7 @@
 // one, ...): a clear load error, never a silently different answer.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -77,6 +78,9 @@ struct HyperParams {
     return uint64_t(n_seq) * uint64_t(n_ctx) * uint64_t(n_layer) * 2 *
            kv_bytes(cache, int64_t(n_head_kv) * head_dim);
   }
+  // The context to run with when `wanted` positions are asked for: no more than the model was
+  // trained for (where the file says).
+  int context(int wanted) const { return n_ctx_train > 0 ? std::min(wanted, n_ctx_train) : wanted; }
 };
 
 }  // namespace ember::model

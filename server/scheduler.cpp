@@ -84,8 +84,9 @@ struct Scheduler::Engine {
         files(std::move(f)),
         tokenizer(text::Vocab::from_gguf(files.metadata())),
         backends(model::make_backends(spec(o))),
-        transformer(files, *backends.main, context_for(files, o.n_ctx), o.cache_type, o.parallel,
-                    backends.placement),
+        transformer(files, *backends.main,
+                    model::HyperParams::from_gguf(files.metadata()).context(o.n_ctx), o.cache_type,
+                    o.parallel, backends.placement),
         slots(static_cast<size_t>(o.parallel)) {
     std::error_code ec;
     if (!o.loras.empty() && std::filesystem::equivalent(e.path, o.lora_model_path, ec))
@@ -108,10 +109,6 @@ struct Scheduler::Engine {
 
   static model::BackendSpec spec(const SchedulerOptions& o) {
     return {o.backend, o.device, o.threads, o.gpu_layers, o.cpu_moe_layers, o.backend_automatic};
-  }
-  static int context_for(const gguf::ModelFiles& f, int wanted) {
-    const int train = model::HyperParams::from_gguf(f.metadata()).n_ctx_train;
-    return train > 0 ? std::min(wanted, train) : wanted;
   }
   bool busy() const {
     return std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.active; });

@@ -177,4 +177,11 @@ std::string ChatTemplate::render_continuing(const jinja::Value& messages,
   return render(earlier, true, extra) + text;
 }
 
+jinja::Value chat_message(const std::string& role, const std::string& content) {
+  jinja::Value m = jinja::Value::object();
+  m.obj().set("role", jinja::Value(role));
+  m.obj().set("content", jinja::Value(content));
+  return m;
+}
+
 }  // namespace ember::chat

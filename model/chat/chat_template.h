@@ -50,4 +50,7 @@ class ChatTemplate {
   jinja::Template template_;
 };
 
+// A {"role", "content"} message as templates take them.
+jinja::Value chat_message(const std::string& role, const std::string& content);
+
 }  // namespace ember::chat

@@ -34,7 +34,7 @@ int run_chat(const std::vector<std::string>& argv) {
   const int max_tokens = std::stoi(args.get("max-tokens").value_or("512"));
 
   chat::jinja::Array history;
-  if (auto system = args.get("system")) history.push_back(chat_message("system", *system));
+  if (auto system = args.get("system")) history.push_back(chat::chat_message("system", *system));
   const size_t fresh = history.size();
   const bool terminal = isatty(0);
   if (terminal)
@@ -49,7 +49,7 @@ int run_chat(const std::vector<std::string>& argv) {
       continue;
     }
     if (line.empty()) continue;
-    history.push_back(chat_message("user", line));
+    history.push_back(chat::chat_message("user", line));
     model::GenerateRequest request;
     request.prompt = tokenizer.encode_prompt(chat.render(chat::jinja::Value(history), true), true);
     if (static_cast<int>(request.prompt.size()) >= n_ctx) {
@@ -65,7 +65,7 @@ int run_chat(const std::vector<std::string>& argv) {
     model::GenerateResult result = model::generate(transformer, tokenizer, request, print_piece);
     std::fputc('\n', stdout);
     std::fflush(stdout);
-    history.push_back(chat_message("assistant", result.text));
+    history.push_back(chat::chat_message("assistant", result.text));
   }
   return 0;
 }

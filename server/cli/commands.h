@@ -8,8 +8,6 @@
 
 #include "gguf/model_files.h"
 #include "model/backends/make_backend.h"
-#include "model/chat/jinja_value.h"
-#include "model/text/tokenizer.h"
 #include "model/transformer.h"
 #include "server/cli/args.h"
 
@@ -34,7 +32,6 @@ int run_gpu_info(const std::vector<std::string>& args);
 // Shared by the commands (common.cpp).
 std::vector<int32_t> parse_ids(const std::string& list);  // "1,2,3" → ids; UsageError on junk
 int default_threads();  // the CPUs this process may use (affinity, cgroup quota)
-chat::jinja::Value chat_message(const std::string& role, const std::string& content);
 bool print_piece(const std::string& piece);  // streams generated text to stdout
 // The (file, scale) of each --lora FILE[:SCALE] option; UsageError for a malformed scale.
 std::vector<std::pair<std::string, float>> parse_lora_specs(const std::vector<std::string>& specs);

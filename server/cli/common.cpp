@@ -91,13 +91,6 @@ model::BackendSpec backend_spec(const Args& args) {
   return spec;
 }
 
-chat::jinja::Value chat_message(const std::string& role, const std::string& content) {
-  chat::jinja::Value m = chat::jinja::Value::object();
-  m.obj().set("role", chat::jinja::Value(role));
-  m.obj().set("content", chat::jinja::Value(content));
-  return m;
-}
-
 bool print_piece(const std::string& piece) {
   std::fwrite(piece.data(), 1, piece.size(), stdout);
   std::fflush(stdout);

@@ -47,8 +47,8 @@ int run_generate(const std::vector<std::string>& argv) {
   if (args.has("chat")) {
     chat::ChatTemplate chat = chat::ChatTemplate::for_model(files.metadata(), tokenizer.vocab());
     chat::jinja::Array messages;
-    if (auto system = args.get("system")) messages.push_back(chat_message("system", *system));
-    messages.push_back(chat_message("user", text));
+    if (auto system = args.get("system")) messages.push_back(chat::chat_message("system", *system));
+    messages.push_back(chat::chat_message("user", text));
     text = chat.render(chat::jinja::Value(messages), true);
   }
   model::GenerateRequest request;
@@ -65,16 +65,15 @@ int run_generate(const std::vector<std::string>& argv) {
     n_ctx = std::min<int>(4096, static_cast<int>(request.prompt.size()) + request.max_tokens);
 
   const model::BackendSpec spec = backend_spec(args);
+  const model::CacheType cache = cache_type_option(args);
   model::Backends backends = model::make_backends(spec);
-  model::Transformer transformer(files, *backends.main, n_ctx, cache_type_option(args), 1,
-                                 backends.placement);
+  model::Transformer transformer(files, *backends.main, n_ctx, cache, 1, backends.placement);
   attach_loras(transformer, files, args.get_all("lora"));
   // The draft model (draft_model.h): its own cache, on the target's threads or device.
   std::optional<model::LoadedDraft> draft;
   std::optional<model::DraftModel> drafter;
   if (draft_path && request.speculative > 0) {
-    draft.emplace(*draft_path, tokenizer.vocab(), spec, backends, transformer,
-                  cache_type_option(args), 1);
+    draft.emplace(*draft_path, tokenizer.vocab(), spec, backends, transformer, cache, 1);
     drafter.emplace(draft->transformer, draft->vocab, 0, transformer.n_vocab());
     request.drafter = drafter->fn();
   }

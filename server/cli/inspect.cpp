@@ -154,7 +154,7 @@ void print_memory(const gguf::ModelFiles& model, int ctx, int parallel, model::C
                   bool as_json) {
   constexpr uint64_t kOwn = 64ull << 20;
   const model::HyperParams hp = model::HyperParams::from_gguf(model.metadata());
-  const int n_ctx = hp.n_ctx_train > 0 ? std::min(ctx, hp.n_ctx_train) : ctx;
+  const int n_ctx = hp.context(ctx);
   uint64_t weights = 0;
   for (const gguf::File& f : model.parts()) weights += f.size();
   model::check_cache_type(cache, hp.head_dim);  // the load error serve would give
