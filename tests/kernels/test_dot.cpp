@@ -199,7 +199,8 @@ TEST(Matmul, InterleavedWeightsGiveTheSameProductsBitForBit) {
     const cpu::TypeKernels* k = cpu::find_kernels(type);
     if (!k->interleaved) continue;
     ++types;
-    for (int64_t cols : {int64_t(32), int64_t(96), int64_t(512)}) {
+    const int64_t block = gguf::traits(type).block_size;  // 32, or a K-family super-block
+    for (int64_t cols : {block, 3 * block, std::max<int64_t>(512, 4 * block)}) {
       for (int64_t rows : {8, 13, 24, 37}) {
         SCOPED_TRACE(std::string(gguf::type_name(type)) + " " + std::to_string(rows) + " x " +
                      std::to_string(cols));
@@ -243,7 +244,7 @@ TEST(Matmul, InterleavedWeightsGiveTheSameProductsBitForBit) {
     }
   }
   if (types == 0) GTEST_SKIP() << "no interleaved kernels at this instruction-set level";
-  if (cpu::best_isa() == cpu::Isa::Avx512Vnni) EXPECT_GE(types, 3);  // Q4_0, Q4_1, Q8_0
+  if (cpu::best_isa() == cpu::Isa::Avx512Vnni) EXPECT_GE(types, 5);  // Q4_0, Q4_1, Q8_0, Q4_K, Q6_K
 }
 
 TEST(ThreadPool, RunsEveryIndexOnceManyTimes) {
