@@ -24,8 +24,8 @@ struct KernelBenchOptions {
 int run_bench_kernels(const KernelBenchOptions& options);
 int run_bench_kernels_device(const KernelBenchOptions& options);  // bench_kernels_device.cpp
 
-// `ember bench e2e`: prompt processing and generation tokens/s of one sequence, achieved GB/s
-// next to the bandwidth floor, resident memory.
+// `ember bench e2e`: prompt processing and generation tokens/s of one sequence (or of `batch`
+// in lockstep), achieved GB/s next to the bandwidth floor, resident memory.
 struct E2eBenchOptions {
   std::string model;  // GGUF file
   int n_prompt = 512;
@@ -38,6 +38,9 @@ struct E2eBenchOptions {
   // for each kind of operation (matrix products by weight), and what is spent outside them.
   bool profile = false;
   bool interleave = true;  // --no-interleave: the CPU backend reads weights as mapped
+  // --batch N: N sequences with the same prompt generate in lockstep, one token each per step, as
+  // N streams of `ember serve` do; generation tokens/s is then their aggregate.
+  int batch = 1;
 };
 int run_bench_e2e(const E2eBenchOptions& options);
 

@@ -1,27 +1,30 @@
 // Interleaved weights for generation with AVX-512 VNNI (InterleavedKernels, kernels.h): Q4_0,
 // Q4_1 and Q8_0 (activations Q8_0), Q4_K and Q6_K (the types of a Q4_K_M file; activations Q8_K).
 //
-// A group is 8 rows. Per block (32 elements, or a K-family super-block of 256) it holds the rows'
-// fp16 scales side by side, the K family's integer group scales (and Q4_K's minimums) in an
-// order the kernel loads directly, then the values as "chunks" of 8 elements: chunk c's 64 bytes
-// hold elements 8c..8c+7 of row q at bytes 8q..8q+7. Against the activations' 8 bytes of chunk c
-// broadcast to every 64-bit lane, one vpdpbusd advances all 8 rows by 8 elements, 32-bit lanes 2q
-// and 2q + 1 holding row q's two halves: nothing is permuted, and the rows' scales load as one
-// vector. Values are stored unsigned and as densely as in the blocks (Q4_0, Q4_1, Q4_K: nibbles;
-// Q6_K: nibbles plus two bits; Q8_0: bytes q + 128).
+// A group is 8 rows. Per block (32 elements, or a K-family super-block of 256) it holds the 8
+// rows' fp16 scales side by side, the K family's integer group scales side by side (Q4_K: with
+// its minimums, still six bits each), and the values as "chunks" of 8 elements: chunk c's 64
+// bytes hold elements 8c..8c+7 of row q at bytes 8q..8q+7. Against the activations' 8 bytes of
+// chunk c broadcast to every 64-bit lane, one vpdpbusd advances all 8 rows by 8 elements, 32-bit
+// lanes 2q and 2q + 1 holding row q's two halves: nothing is permuted, and the rows' scales load
+// as one vector. Values are stored unsigned and as densely as in the blocks (Q4_0, Q4_1, Q4_K:
+// nibbles; Q6_K: nibbles plus two bits; Q8_0: bytes q + 128). Each format's Group says the order.
 //
 // Every (row, block) gets exactly the integers of vec_dot and the same float operations, so
 // results are bit for bit vec_dot's:
 // - 32-element family (dot_avx512vnni.cpp): S = Σ u·a − offset·Σa (offset 8 for Q4_0, 128 for
 //   Q8_0), acc = fma(float(S), d·d_a, acc); Q4_1: S = Σ u·a, then acc = fma(float(Σa), m·d_a, acc).
+//   Σa per (token, block) is summed once per tile call, for all its groups.
 // - K family (dot_x86.h's rounding): each group's Σ v·a is multiplied by the rows' integer scales
 //   (vpmulld, both halves of a row carrying its scale) and summed,
 //     S = Σ_g sc_g · Σ_{i∈g} v_i·a_i       (Q6_K: v − 32, the 32·Σa from the activations' bsums)
 //     M = Σ_g m_g · Σ_{i∈g} a_i            (Q4_K's minimums, vpdpwssd over the bsums)
 //   then acc = fma(float(S), d·d_a, acc), acc = fma(−float(M), dmin·d_a, acc).
-// Repacking and unpacking run once per weight, when the backend first multiplies with it.
+// Repacking runs once per weight, when the backend first multiplies with it; unpacking when a
+// tied embedding table gives a row (a group at a time) and in tests.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -151,34 +154,26 @@ void decode_scales_32(const typename F::Group& g, DecodedRow* rows) {
   }
 }
 
-// Per token, S = Σ u·a and Σa by vpdpbusd (Σa with the offset, or Q4_1's 1, in every byte).
-// Measured against signed values and activations + 128 (one vpdpbusd per chunk and token, the
-// 128·Σw shared by the tokens, but an xor per broadcast): slower at 4 tokens on Zen 4.
+// Per token, S = Σ u·a by vpdpbusd; Σa, the same for every group, comes from the tile's
+// act_sums. Q4_0 and Q8_0 start each row from −offset·Σa, half in each of its two lanes.
 template <class F, int T>
 void product_32(const typename F::Group& g, const BlockQ8_0* const (&y)[T], int64_t i,
-                __m256 (&acc)[T]) {
+                const int32_t* const (&act_sums)[T], __m256 (&acc)[T]) {
   __m512i v[4];
   F::values(g, 0, v);
   const __m256 d = fp16x8(g.d);
   __m256 m = _mm256_setzero_ps();
   if constexpr (F::kAffine) m = fp16x8(g.m);
-  const __m512i unit = _mm512_set1_epi8(static_cast<char>(F::kAffine ? 1 : F::kOffset));
   for (int t = 0; t < T; ++t) {
-    __m512i sum = _mm512_setzero_si512(), act_sum = _mm512_setzero_si512();
-    for (int c = 0; c < 4; ++c) {
-      const __m512i a = broadcast8(y[t][i].qs + 8 * c);
-      sum = _mm512_dpbusd_epi32(sum, v[c], a);
-      act_sum = _mm512_dpbusd_epi32(act_sum, unit, a);
-    }
+    __m512i sum =
+        F::kAffine ? _mm512_setzero_si512() : _mm512_set1_epi32(-F::kOffset / 2 * act_sums[t][i]);
+    for (int c = 0; c < 4; ++c)
+      sum = _mm512_dpbusd_epi32(sum, v[c], broadcast8(y[t][i].qs + 8 * c));
     const __m256 da = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(y[t][i].d)));
-    if constexpr (F::kAffine) {
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_pairs(sum)), _mm256_mul_ps(d, da), acc[t]);
-      acc[t] =
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_pairs(act_sum)), _mm256_mul_ps(m, da), acc[t]);
-    } else {
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_pairs(_mm512_sub_epi32(sum, act_sum))),
-                               _mm256_mul_ps(d, da), acc[t]);
-    }
+    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_pairs(sum)), _mm256_mul_ps(d, da), acc[t]);
+    if constexpr (F::kAffine)
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(static_cast<float>(act_sums[t][i])),
+                               _mm256_mul_ps(m, da), acc[t]);
   }
 }
 
@@ -223,6 +218,16 @@ void unpack_chunks(const uint8_t* low, const uint8_t* high, Chunks& c) {
     }
 }
 
+// A K-family format: its blocks, groups and plain decoding (decoded_rows.h).
+template <class B, class G, class R>
+struct KFormat {
+  using Block = B;
+  using Act = BlockQ8_K;
+  using Group = G;
+  using Rows = R;
+  static constexpr int kElems = kQKK;
+};
+
 // Q4_K.
 // 96 bytes hold the rows' 128 six-bit numbers: number n < 64 is the scale of group n / 8 of row
 // n % 8; number 64 + 16p + 2q + e the minimum of group 2p + e of row q (pairs of groups side by
@@ -235,13 +240,7 @@ struct Q4KGroup {
 };
 static_assert(sizeof(Q4KGroup) == kRows * sizeof(BlockQ4_K));
 
-struct Q4K {
-  using Block = BlockQ4_K;
-  using Act = BlockQ8_K;
-  using Group = Q4KGroup;
-  using Rows = K4Rows;
-  static constexpr int kElems = kQKK;
-
+struct Q4K : KFormat<BlockQ4_K, Q4KGroup, K4Rows> {
   static void repack_block(const Block* const (&rows)[kRows], Group& g) {
     alignas(64) RowValues v;
     uint8_t numbers[128];
@@ -381,13 +380,7 @@ struct Q6KGroup {
 };
 static_assert(sizeof(Q6KGroup) == kRows * sizeof(BlockQ6_K));
 
-struct Q6K {
-  using Block = BlockQ6_K;
-  using Act = BlockQ8_K;
-  using Group = Q6KGroup;
-  using Rows = K6Rows;
-  static constexpr int kElems = kQKK;
-
+struct Q6K : KFormat<BlockQ6_K, Q6KGroup, K6Rows> {
   static void repack_block(const Block* const (&rows)[kRows], Group& g) {
     alignas(64) RowValues v;
     for (int q = 0; q < kRows; ++q) {
@@ -523,38 +516,64 @@ void decode(const void* group, int64_t block, DecodedRow* rows) {
     F::decode_scales(g, rows);
 }
 
+// `groups` groups (kInterleaveTileGroups at most) × T tokens, a span of blocks at a time: the
+// 32-element family's Σa per (token, block) is summed once per span for all the groups, and
+// each group's accumulators carry over from span to span, so blocks still add up in order.
 template <class F, int T>
-void tile_x8(int64_t n, const void* group, const void* a, size_t act_bytes, float* out,
-             size_t out_stride) {
-  const auto* g = static_cast<const typename F::Group*>(group);
+void tile_x8(int64_t n, int64_t groups, const void* group, const void* a, size_t act_bytes,
+             float* out, size_t out_stride) {
   using Act = typename F::Act;
+  using Group = typename F::Group;
+  constexpr int64_t kSpan = 512;  // blocks
   const Act* y[T];
   for (int t = 0; t < T; ++t)
     y[t] = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(a) + t * act_bytes);
-  __m256 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / F::kElems; ++i) {
-    prefetch_ahead(g[i]);
-    if constexpr (F::kElems == kQK)
-      product_32<F, T>(g[i], y, i, acc);
-    else
-      F::template superblock<T>(g[i], y, i, acc);
+  const int64_t blocks = n / F::kElems;
+  __m256 acc[kInterleaveTileGroups][T];
+  for (int64_t g = 0; g < groups; ++g)
+    for (int t = 0; t < T; ++t) acc[g][t] = _mm256_setzero_ps();
+  alignas(64) int32_t sums[T][F::kElems == kQK ? kSpan : 1];
+  for (int64_t first = 0; first < blocks; first += kSpan) {
+    const int64_t span = std::min(kSpan, blocks - first);
+    const int32_t* act_sums[T];
+    if constexpr (F::kElems == kQK) {
+      for (int t = 0; t < T; ++t) {
+        for (int64_t i = 0; i < span; ++i) {
+          int32_t sum = 0;
+          for (int e = 0; e < kQK; ++e) sum += y[t][first + i].qs[e];
+          sums[t][i] = sum;
+        }
+        act_sums[t] = sums[t] - first;  // indexed by block
+      }
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      const Group* b = static_cast<const Group*>(group) + g * blocks;
+      __m256(&c)[T] = acc[g];
+      for (int64_t i = first; i < first + span; ++i) {
+        prefetch_ahead(b[i]);
+        if constexpr (F::kElems == kQK)
+          product_32<F, T>(b[i], y, i, act_sums, c);
+        else
+          F::template superblock<T>(b[i], y, i, c);
+      }
+    }
   }
-  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride, acc[t]);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + t * out_stride + kRows * g, acc[g][t]);
 }
 
 template <class F>
-void tile(int64_t n, const void* group, const void* a, size_t act_bytes, int tokens, float* out,
-          size_t out_stride) {
+void tile(int64_t n, int64_t groups, const void* group, const void* a, size_t act_bytes, int tokens,
+          float* out, size_t out_stride) {
   switch (tokens) {
     case 1:
-      return tile_x8<F, 1>(n, group, a, act_bytes, out, out_stride);
+      return tile_x8<F, 1>(n, groups, group, a, act_bytes, out, out_stride);
     case 2:
-      return tile_x8<F, 2>(n, group, a, act_bytes, out, out_stride);
+      return tile_x8<F, 2>(n, groups, group, a, act_bytes, out, out_stride);
     case 3:
-      return tile_x8<F, 3>(n, group, a, act_bytes, out, out_stride);
+      return tile_x8<F, 3>(n, groups, group, a, act_bytes, out, out_stride);
     default:
-      return tile_x8<F, 4>(n, group, a, act_bytes, out, out_stride);
+      return tile_x8<F, 4>(n, groups, group, a, act_bytes, out, out_stride);
   }
 }
 

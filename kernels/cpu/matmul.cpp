@@ -99,13 +99,18 @@ void tile_rows(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, int64_
                int64_t cols, int64_t begin, int64_t end, const uint8_t* act, int64_t act_bytes,
                int64_t tokens, float* y, bool interleaved) {
   int64_t r = begin;
-  if (interleaved)  // whole groups (begin is a group's first row)
-    for (; r + kInterleaveRows <= std::min(end, rows / kInterleaveRows * kInterleaveRows);
-         r += kInterleaveRows)
+  if (interleaved) {  // whole groups (begin is a group's first row)
+    const int64_t grouped = std::min(end, rows / kInterleaveRows * kInterleaveRows);
+    while (r < grouped) {
+      const int64_t groups =
+          std::min<int64_t>(kInterleaveTileGroups, (grouped - r) / kInterleaveRows);
       for (int64_t i = 0; i < tokens; i += kTileTokens)
-        k.interleaved->tile(cols, w + r * row_bytes, act + i * act_bytes, act_bytes,
+        k.interleaved->tile(cols, groups, w + r * row_bytes, act + i * act_bytes, act_bytes,
                             static_cast<int>(std::min<int64_t>(kTileTokens, tokens - i)),
                             y + i * rows + r, static_cast<size_t>(rows));
+      r += groups * kInterleaveRows;
+    }
+  }
   for (; r + kTileRows <= end; r += kTileRows) {
     const uint8_t* row = w + r * row_bytes;
     for (int64_t i = 0; i < tokens; i += kTileTokens) {

@@ -48,7 +48,7 @@ int bench_e2e(const std::vector<std::string>& argv) {
   std::vector<std::string> renamed;
   for (const std::string& a : argv)
     renamed.push_back(a == "-p" ? "--prompt" : a == "-n" ? "--gen" : a == "-t" ? "--threads" : a);
-  Args args(renamed, with_backend_options({"model", "prompt", "gen", "repeat"}),
+  Args args(renamed, with_backend_options({"model", "prompt", "gen", "repeat", "batch"}),
             with_backend_flags({"profile", "no-interleave"}));
   bench::E2eBenchOptions o;
   auto model = args.get("model");
@@ -58,6 +58,7 @@ int bench_e2e(const std::vector<std::string>& argv) {
   o.n_gen = number(args, "gen", o.n_gen);
   o.threads = number(args, "threads", o.threads);
   o.repeat = number(args, "repeat", o.repeat);
+  o.batch = number(args, "batch", o.batch);
   o.profile = args.has("profile");
   o.interleave = !args.has("no-interleave");
   o.backend = backend_spec(args);

@@ -91,7 +91,7 @@ const Command kCommands[] = {
      "                [--backend cpu|vulkan|opencl] [--device N]\n"
      "  bench e2e --model FILE [-p 512] [-n 128] [-t 2] [--backend B] [--device N]\n"
      "            [--n-gpu-layers N] [--cpu-moe] [--n-cpu-moe N] [--cache-type T] [--profile]\n"
-     "            [--no-interleave]\n"
+     "            [--no-interleave] [--batch N (N sequences in lockstep, as N server streams)]\n"
      "            prompt/generation "
      "tokens/s, "
      "GB/s, memory\n"
