@@ -154,26 +154,46 @@ void decode_scales_32(const typename F::Group& g, DecodedRow* rows) {
   }
 }
 
-// Per token, S = Σ u·a by vpdpbusd; Σa, the same for every group, comes from the tile's
-// act_sums. Q4_0 and Q8_0 start each row from −offset·Σa, half in each of its two lanes.
+// What the 32-element family needs of each (token, block) of activations besides the values,
+// the same for every group, so a tile call computes it once for a span of blocks: Σa as Q4_0's and
+// Q8_0's starting value −offset·Σa (half in each of a row's two lanes) and as Q4_1's float(Σa),
+// and the activations' scale as a float.
+constexpr int64_t kSpan = 512;  // blocks
+template <int T>
+struct ActTerms {
+  alignas(64) int32_t seed[T][kSpan];
+  alignas(64) float sum[T][kSpan];
+  alignas(64) float d[T][kSpan];
+  template <class F>
+  void fill(const BlockQ8_0* const (&y)[T], int64_t first, int64_t span) {
+    for (int t = 0; t < T; ++t)
+      for (int64_t i = 0; i < span; ++i) {
+        const BlockQ8_0& b = y[t][first + i];
+        int32_t s = 0;
+        for (int e = 0; e < kQK; ++e) s += b.qs[e];
+        seed[t][i] = -F::kOffset / 2 * s, sum[t][i] = static_cast<float>(s);
+        d[t][i] = fp16_to_f32(b.d);
+      }
+  }
+};
+
+// Block i (the span's block j) of a group × T tokens: S = Σ u·a by vpdpbusd from the seed.
 template <class F, int T>
-void product_32(const typename F::Group& g, const BlockQ8_0* const (&y)[T], int64_t i,
-                const int32_t* const (&act_sums)[T], __m256 (&acc)[T]) {
+void product_32(const typename F::Group& g, const BlockQ8_0* const (&y)[T], int64_t i, int64_t j,
+                const ActTerms<T>& terms, __m256 (&acc)[T]) {
   __m512i v[4];
   F::values(g, 0, v);
   const __m256 d = fp16x8(g.d);
   __m256 m = _mm256_setzero_ps();
   if constexpr (F::kAffine) m = fp16x8(g.m);
   for (int t = 0; t < T; ++t) {
-    __m512i sum =
-        F::kAffine ? _mm512_setzero_si512() : _mm512_set1_epi32(-F::kOffset / 2 * act_sums[t][i]);
+    __m512i sum = _mm512_set1_epi32(terms.seed[t][j]);
     for (int c = 0; c < 4; ++c)
       sum = _mm512_dpbusd_epi32(sum, v[c], broadcast8(y[t][i].qs + 8 * c));
-    const __m256 da = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(y[t][i].d)));
+    const __m256 da = _mm256_set1_ps(terms.d[t][j]);
     acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_pairs(sum)), _mm256_mul_ps(d, da), acc[t]);
     if constexpr (F::kAffine)
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(static_cast<float>(act_sums[t][i])),
-                               _mm256_mul_ps(m, da), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(terms.sum[t][j]), _mm256_mul_ps(m, da), acc[t]);
   }
 }
 
@@ -517,14 +537,13 @@ void decode(const void* group, int64_t block, DecodedRow* rows) {
 }
 
 // `groups` groups (kInterleaveTileGroups at most) × T tokens, a span of blocks at a time: the
-// 32-element family's Σa per (token, block) is summed once per span for all the groups, and
-// each group's accumulators carry over from span to span, so blocks still add up in order.
+// 32-element family's ActTerms are computed once per span for all the groups, and each group's
+// accumulators carry over from span to span, so blocks still add up in order.
 template <class F, int T>
 void tile_x8(int64_t n, int64_t groups, const void* group, const void* a, size_t act_bytes,
              float* out, size_t out_stride) {
   using Act = typename F::Act;
   using Group = typename F::Group;
-  constexpr int64_t kSpan = 512;  // blocks
   const Act* y[T];
   for (int t = 0; t < T; ++t)
     y[t] = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(a) + t * act_bytes);
@@ -532,30 +551,23 @@ void tile_x8(int64_t n, int64_t groups, const void* group, const void* a, size_t
   __m256 acc[kInterleaveTileGroups][T];
   for (int64_t g = 0; g < groups; ++g)
     for (int t = 0; t < T; ++t) acc[g][t] = _mm256_setzero_ps();
-  alignas(64) int32_t sums[T][F::kElems == kQK ? kSpan : 1];
+  struct NoTerms {};
+  std::conditional_t<F::kElems == kQK, ActTerms<T>, NoTerms> terms;
   for (int64_t first = 0; first < blocks; first += kSpan) {
     const int64_t span = std::min(kSpan, blocks - first);
-    const int32_t* act_sums[T];
-    if constexpr (F::kElems == kQK) {
-      for (int t = 0; t < T; ++t) {
-        for (int64_t i = 0; i < span; ++i) {
-          int32_t sum = 0;
-          for (int e = 0; e < kQK; ++e) sum += y[t][first + i].qs[e];
-          sums[t][i] = sum;
-        }
-        act_sums[t] = sums[t] - first;  // indexed by block
-      }
-    }
+    if constexpr (F::kElems == kQK) terms.template fill<F>(y, first, span);
     for (int64_t g = 0; g < groups; ++g) {
       const Group* b = static_cast<const Group*>(group) + g * blocks;
-      __m256(&c)[T] = acc[g];
+      __m256 c[T];  // in registers through the span
+      for (int t = 0; t < T; ++t) c[t] = acc[g][t];
       for (int64_t i = first; i < first + span; ++i) {
         prefetch_ahead(b[i]);
         if constexpr (F::kElems == kQK)
-          product_32<F, T>(b[i], y, i, act_sums, c);
+          product_32<F, T>(b[i], y, i, i - first, terms, c);
         else
           F::template superblock<T>(b[i], y, i, c);
       }
+      for (int t = 0; t < T; ++t) acc[g][t] = c[t];
     }
   }
   for (int64_t g = 0; g < groups; ++g)
