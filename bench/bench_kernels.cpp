@@ -3,7 +3,7 @@
 //
 // Matrix-vector products cycle through enough copies of each matrix (≥ 512 MiB) that the weights
 // come from memory, not cache, as they do when a real model generates a token. Types with an
-// interleaved layout (kernels.h) get a second row, "x8": the products over it, as the CPU
+// interleaved layout (kernels.h) get a second row, "x16": the products over it, as the CPU
 // backend runs them.
 #include <algorithm>
 #include <chrono>
@@ -78,7 +78,7 @@ void bench_type(TensorType type, cpu::Isa isa, cpu::ThreadPool& pool, double ban
                         rewritten.data() + c * matrix_bytes, pool);
       weights.clear();
       weights.shrink_to_fit();
-      measure(rewritten.data(), true, (std::string(cpu::isa_name(k->isa)) + " x8").c_str());
+      measure(rewritten.data(), true, (std::string(cpu::isa_name(k->isa)) + " x16").c_str());
     }
   }
 }

@@ -48,16 +48,16 @@ struct PackedGemm {
 
 // Generation over weights interleaved at load: groups of kInterleaveRows rows rewritten block by
 // block into the same number of bytes in another order — the group's kInterleaveRows scales of
-// block i together, and their values arranged so that each 64-bit lane of a vector holds eight
-// values of one row. One int8 dot instruction then advances all rows of the group against eight
-// activations broadcast to every lane, and the rows' scales load as one vector: no per-row
-// horizontal sums and no scalar scale gathering. Each (row, block) still gets exactly the
-// integers of vec_dot and the same float operations, so results are bit for bit vec_dot's. Rows
-// past the last whole group stay as they were, after the groups.
-constexpr int kInterleaveRows = 8;
-// Groups per InterleavedKernels::tile call: 16 groups of a 4096-column Q4_0 matrix (295 KB) stay
+// block i together, and their values arranged so that each 32-bit lane of a 512-bit vector
+// holds four values of one row. One int8 dot instruction then advances all rows of the group
+// against four activations broadcast to every lane, and the rows' scales load as one vector: no
+// per-row horizontal sums and no scalar scale gathering. Each (row, block) still gets exactly
+// the integers of vec_dot and the same float operations, so results are bit for bit vec_dot's.
+// Rows past the last whole group stay as they were, after the groups.
+constexpr int kInterleaveRows = 16;
+// Groups per InterleavedKernels::tile call: 8 groups of a 4096-column Q4_0 matrix (295 KB) stay
 // in a core's L2 cache while the call's token tiles after the first read them again.
-constexpr int kInterleaveTileGroups = 16;
+constexpr int kInterleaveTileGroups = 8;
 struct InterleavedKernels {
   // Rows [0, kInterleaveRows) of `cols` elements (row_bytes apart) into one group of as many
   // bytes, and back.
@@ -65,7 +65,7 @@ struct InterleavedKernels {
   void (*unpack)(const void* group, int64_t cols, void* rows, size_t row_bytes);
   // Block `block` of the group's rows decoded as the packed products take them (PackedGemm).
   void (*decode)(const void* group, int64_t block, DecodedRow* rows);
-  // out[t·out_stride + 8g + r] = Σ_i w_{g,r}[i]·a_t[i] for row r of `groups` (1..
+  // out[t·out_stride + 16g + r] = Σ_i w_{g,r}[i]·a_t[i] for row r of `groups` (1..
   // kInterleaveTileGroups) consecutive groups and `tokens` (1..kTileTokens) activation rows
   // act_bytes apart. What depends only on the activations is computed once for all the groups.
   void (*tile)(int64_t n, int64_t groups, const void* group, const void* activations,

@@ -54,8 +54,9 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
   uint8_t* packed = scratch.packed.data();
   scratch.panels.resize(static_cast<size_t>(pool.size()));
   for (auto& p : scratch.panels) p.resize(g.panel_bytes(cols));
-  if (interleaved && g.panel_rows != kInterleaveRows)  // a panel's rows are one group
-    throw std::logic_error("interleaved weights need panels of one group's rows");
+  if (interleaved && kInterleaveRows % g.panel_rows != 0)  // a group's rows are whole panels
+    throw std::logic_error("interleaved weights need groups of whole panels");
+  const int64_t grouped = rows / kInterleaveRows * kInterleaveRows;  // rows in groups
   pool.run([&](int t) {
     auto [begin, end] = ThreadPool::share(groups, t, pool.size());
     for (int64_t i = begin; i < end; ++i)
@@ -74,11 +75,12 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
          (item = next_item.fetch_add(1, std::memory_order_relaxed)) < blocks * panels;) {
       const int64_t t0 = item / panels * g.token_block, r = item % panels * panel_rows;
       const int64_t n = std::min(g.token_block, tokens - t0);
-      if (interleaved) {
+      if (interleaved && r < grouped) {  // the panel's rows from its group's
+        const int64_t first = r / kInterleaveRows * kInterleaveRows;
         DecodedRow rows_of_block[kInterleaveRows];
         for (int64_t i = 0; i < cols / g.block_elems; ++i) {
-          k.interleaved->decode(w + r * row_bytes, i, rows_of_block);
-          g.pack_block(rows_of_block, i, panel);
+          k.interleaved->decode(w + first * row_bytes, i, rows_of_block);
+          g.pack_block(rows_of_block + (r - first), i, panel);
         }
       } else {
         g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);

@@ -200,14 +200,15 @@ TEST(Matmul, InterleavedWeightsGiveTheSameProductsBitForBit) {
     if (!k->interleaved) continue;
     ++types;
     const int64_t block = gguf::traits(type).block_size;  // 32, or a K-family super-block
-    // A tile call covers up to 16 groups and sums the activations 512 blocks at a time: 139 rows
-    // (17 groups) and, for the 32-element family, 515 blocks cross both.
+    // Groups are 16 rows; rows past them stay plain (40 and 61 leave a whole panel of 8 for the
+    // packed path). A tile call covers up to 8 groups and sums the activations 512 blocks at a
+    // time: 149 rows (9 groups) and, for the 32-element family, 515 blocks cross both.
     std::vector<int64_t> col_counts = {block, 3 * block, std::max<int64_t>(512, 4 * block)};
     if (block == cpu::kQK) col_counts.push_back(515 * block);
     for (int64_t cols : col_counts) {
-      for (int64_t rows : {8, 13, 24, 37, 139}) {
+      for (int64_t rows : {16, 21, 40, 61, 149}) {
         const bool wide = cols > 4096;  // only what it adds: many groups, few tokens
-        if (wide && rows < 37) continue;
+        if (wide && rows < 61) continue;
         SCOPED_TRACE(std::string(gguf::type_name(type)) + " " + std::to_string(rows) + " x " +
                      std::to_string(cols));
         std::vector<uint8_t> w = test::random_row(type, rows * cols, 5);
@@ -251,7 +252,8 @@ TEST(Matmul, InterleavedWeightsGiveTheSameProductsBitForBit) {
     }
   }
   if (types == 0) GTEST_SKIP() << "no interleaved kernels at this instruction-set level";
-  if (cpu::best_isa() == cpu::Isa::Avx512Vnni) EXPECT_GE(types, 5);  // Q4_0, Q4_1, Q8_0, Q4_K, Q6_K
+  if (cpu::best_isa() == cpu::Isa::Avx512Vnni)
+    EXPECT_GE(types, 7);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K
 }
 
 TEST(ThreadPool, RunsEveryIndexOnceManyTimes) {

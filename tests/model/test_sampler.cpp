@@ -429,12 +429,12 @@ TEST(DraftModel, AnotherVocabularyIsAClearError) {
 TEST(CpuBackend, InterleavedWeightsGiveTheSameLogits) {
   // The CPU backend's interleaved copies (kernels/cpu/kernels.h) against the mapped layout: the
   // same logits bit for bit, for a prompt (packed panels) and token by token (group tiles), on
-  // Q4_0, Q4_1, Q8_0 and Q4_K/Q6_K models, one with its output tied to the embedding table
-  // (qwen2), one a mixture of experts (experts stay as mapped).
-  for (const char* name :
-       {"tiny-llama-q4_0.gguf", "tiny-llama-q4_1.gguf", "tiny-llama-q8_0.gguf",
-        "tiny-llama-q4_k_s.gguf", "tiny-qwen2-q8_0.gguf", "tiny-qwen3moe-q8_0.gguf",
-        "tiny-gemma3-q8_0.gguf", "tiny-gemma3-q4_k_m.gguf"}) {
+  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q4_K/Q6_K models, one with its output tied to the embedding
+  // table (qwen2), one a mixture of experts (experts stay as mapped).
+  for (const char* name : {"tiny-llama-q4_0.gguf", "tiny-llama-q4_1.gguf", "tiny-llama-q5_0.gguf",
+                           "tiny-llama-q5_1.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_k_s.gguf",
+                           "tiny-qwen2-q8_0.gguf", "tiny-qwen3moe-q8_0.gguf",
+                           "tiny-gemma3-q8_0.gguf", "tiny-gemma3-q4_k_m.gguf"}) {
     SCOPED_TRACE(name);
     TinyModel m(name);
     CpuBackend plain_backend(m.backend.shared_pool());
