@@ -1,7 +1,7 @@
 // Interleaved weights for generation with AVX-512 VNNI (InterleavedKernels, kernels.h): Q4_0,
-// Q4_1, Q5_0, Q5_1 and Q8_0 (activations Q8_0), Q4_K and Q6_K (activations Q8_K): every type of
-// a Q4_0, Q4_1, Q8_0 or Q4_K_M file (Q4_K_M keeps Q5_0 or Q8_0 where rows are not whole
-// super-blocks, as Gemma 3's 640 columns).
+// Q4_1, Q5_0, Q5_1 and Q8_0 (activations Q8_0), Q4_K and Q6_K (activations Q8_K): the usual
+// types of Q4_0, Q4_1, Q8_0 and Q4_K_M files (Q4_K_M keeps Q5_0 or Q8_0 where rows are not whole
+// super-blocks, as Gemma 3's 640 columns; Q5_K is not interleaved).
 //
 // A group is 16 rows. Per block (32 elements, or a K-family super-block of 256) it holds the 16
 // rows' fp16 scales side by side, the K family's integer group scales side by side (Q4_K: with
@@ -148,8 +148,11 @@ struct Nibbles {
       v[k] = low_nibbles(x), v[k + 4] = high_nibbles(x);
     }
     if constexpr (kFifthBit)
-      for (int c = 0; c < 8; ++c)
-        v[c] = _mm512_mask_add_epi8(v[c], g.qh[c], v[c], _mm512_set1_epi8(16));
+      for (int c = 0; c < 8; ++c) {
+        uint64_t mask;  // a memcpy: the group need not be 8-byte aligned
+        std::memcpy(&mask, &g.qh[c], 8);
+        v[c] = _mm512_mask_add_epi8(v[c], mask, v[c], _mm512_set1_epi8(16));
+      }
   }
 };
 using Q4_0x16 = Nibbles<BlockQ4_0, 8, false, false>;
@@ -197,18 +200,19 @@ static_assert(sizeof(Q8_0x16::Group) == kRows * sizeof(BlockQ8_0));
 // As gemm_avx512.cpp decodes a row block (the values come from decode(), offsets applied): Q4_1
 // with minimums of 1 over both 16-element halves and m.
 template <class F>
-void decode_scales_32(const typename F::Group& g, DecodedRow* rows) {
-  for (int r = 0; r < kRows; ++r) {
-    rows[r].d = fp16_to_f32(g.d[r]);
-    rows[r].m = 0;
-    if constexpr (F::kAffine) rows[r].min[0] = rows[r].min[1] = 1, rows[r].m = fp16_to_f32(g.m[r]);
+void decode_scales_32(const typename F::Group& g, int first, int count, DecodedRow* rows) {
+  for (int i = 0; i < count; ++i) {
+    const int r = first + i;
+    rows[i].d = fp16_to_f32(g.d[r]);
+    rows[i].m = 0;
+    if constexpr (F::kAffine) rows[i].min[0] = rows[i].min[1] = 1, rows[i].m = fp16_to_f32(g.m[r]);
   }
 }
 
 // What the 32-element family needs of each (token, block) of activations besides the values,
-// the same for every group, so a tile call computes it once for a span of blocks: Σa as Q4_0's
-// and Q8_0's starting value −offset·Σa and as Q4_1's float(Σa), and the activations' scale as a
-// float.
+// the same for every group, so a tile call computes it once for a span of blocks: Σa as the
+// starting value −offset·Σa (Q4_0, Q5_0, Q8_0) and as float(Σa) (Q4_1, Q5_1), and the
+// activations' scale as a float.
 constexpr int64_t kSpan = 512;  // blocks
 template <int T>
 struct ActTerms {
@@ -339,17 +343,18 @@ struct Q4K : KFormat<BlockQ4_K, Q4KGroup, K4Rows> {
       v[u] = k % 2 ? high_nibbles(x) : low_nibbles(x);
     }
   }
-  static void decode_scales(const Group& g, DecodedRow* rows) {
+  static void decode_scales(const Group& g, int first, int count, DecodedRow* rows) {
     __m512i sc[2], mn[4];
     numbers(g, sc, mn);
     uint8_t scales[128];
     int16_t mins[4][32];  // pair p: row r's minimums of groups 2p, 2p + 1 at 2r, 2r + 1
     for (int j = 0; j < 2; ++j) _mm512_storeu_si512(scales + 64 * j, sc[j]);
     for (int p = 0; p < 4; ++p) _mm512_storeu_si512(mins[p], mn[p]);
-    for (int r = 0; r < kRows; ++r) {
+    for (int i = 0; i < count; ++i) {
+      const int r = first + i;
       for (int k = 0; k < 8; ++k)
-        rows[r].scale[k] = scales[16 * k + r], rows[r].min[k] = mins[k / 2][2 * r + k % 2];
-      rows[r].d = fp16_to_f32(g.d[r]), rows[r].m = -fp16_to_f32(g.dmin[r]);
+        rows[i].scale[k] = scales[16 * k + r], rows[i].min[k] = mins[k / 2][2 * r + k % 2];
+      rows[i].d = fp16_to_f32(g.d[r]), rows[i].m = -fp16_to_f32(g.dmin[r]);
     }
   }
 
@@ -429,10 +434,11 @@ struct Q6K : KFormat<BlockQ6_K, Q6KGroup, K6Rows> {
                              two_bits_at_4(load64(g.qh + 64 * (8 * h + u)), 2 * k));
     }
   }
-  static void decode_scales(const Group& g, DecodedRow* rows) {
-    for (int r = 0; r < kRows; ++r) {
-      for (int k = 0; k < 16; ++k) rows[r].scale[k] = g.scales[16 * k + r];
-      rows[r].d = fp16_to_f32(g.d[r]), rows[r].m = 0;
+  static void decode_scales(const Group& g, int first, int count, DecodedRow* rows) {
+    for (int i = 0; i < count; ++i) {
+      const int r = first + i;
+      for (int k = 0; k < 16; ++k) rows[i].scale[k] = g.scales[16 * k + r];
+      rows[i].d = fp16_to_f32(g.d[r]), rows[i].m = 0;
     }
   }
 
@@ -495,9 +501,10 @@ void unpack(const void* group, int64_t cols, void* rows, size_t row_bytes) {
   }
 }
 
-// Values 8 chunks at a time, then each row's word of a chunk to that row (offset taken off).
+// Values 8 chunks at a time, then each wanted row's word of a chunk to that row (offset taken
+// off).
 template <class F>
-void decode(const void* group, int64_t block, DecodedRow* rows) {
+void decode(const void* group, int64_t block, int first, int count, DecodedRow* rows) {
   const auto& g = static_cast<const typename F::Group*>(group)[block];
   constexpr int kChunks = F::kElems / 4;
   alignas(64) uint8_t c[kChunks][64];
@@ -508,12 +515,12 @@ void decode(const void* group, int64_t block, DecodedRow* rows) {
       _mm512_store_si512(c[8 * k + j],
                          _mm512_sub_epi8(v[j], _mm512_set1_epi8(static_cast<char>(F::kOffset))));
   }
-  for (int r = 0; r < kRows; ++r)
-    for (int k = 0; k < kChunks; ++k) std::memcpy(rows[r].v + 4 * k, &c[k][4 * r], 4);
+  for (int i = 0; i < count; ++i)
+    for (int k = 0; k < kChunks; ++k) std::memcpy(rows[i].v + 4 * k, &c[k][4 * (first + i)], 4);
   if constexpr (F::kElems == kQK)
-    decode_scales_32<F>(g, rows);
+    decode_scales_32<F>(g, first, count, rows);
   else
-    F::decode_scales(g, rows);
+    F::decode_scales(g, first, count, rows);
 }
 
 // `groups` groups (kInterleaveTileGroups at most) × T tokens, a span of blocks at a time: the

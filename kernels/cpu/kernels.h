@@ -63,8 +63,9 @@ struct InterleavedKernels {
   // bytes, and back.
   void (*repack)(const void* rows, size_t row_bytes, int64_t cols, void* group);
   void (*unpack)(const void* group, int64_t cols, void* rows, size_t row_bytes);
-  // Block `block` of the group's rows decoded as the packed products take them (PackedGemm).
-  void (*decode)(const void* group, int64_t block, DecodedRow* rows);
+  // Block `block` of the group's rows [first, first + count) decoded as the packed products take
+  // them (PackedGemm), into rows[0, count).
+  void (*decode)(const void* group, int64_t block, int first, int count, DecodedRow* rows);
   // out[t·out_stride + 16g + r] = Σ_i w_{g,r}[i]·a_t[i] for row r of `groups` (1..
   // kInterleaveTileGroups) consecutive groups and `tokens` (1..kTileTokens) activation rows
   // act_bytes apart. What depends only on the activations is computed once for all the groups.

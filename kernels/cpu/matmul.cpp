@@ -75,12 +75,13 @@ void packed_matmul(const TypeKernels& k, const uint8_t* w, int64_t row_bytes, in
          (item = next_item.fetch_add(1, std::memory_order_relaxed)) < blocks * panels;) {
       const int64_t t0 = item / panels * g.token_block, r = item % panels * panel_rows;
       const int64_t n = std::min(g.token_block, tokens - t0);
-      if (interleaved && r < grouped) {  // the panel's rows from its group's
+      if (interleaved && r < grouped) {  // the panel's rows of its group
         const int64_t first = r / kInterleaveRows * kInterleaveRows;
         DecodedRow rows_of_block[kInterleaveRows];
         for (int64_t i = 0; i < cols / g.block_elems; ++i) {
-          k.interleaved->decode(w + first * row_bytes, i, rows_of_block);
-          g.pack_block(rows_of_block + (r - first), i, panel);
+          k.interleaved->decode(w + first * row_bytes, i, static_cast<int>(r - first), g.panel_rows,
+                                rows_of_block);
+          g.pack_block(rows_of_block, i, panel);
         }
       } else {
         g.pack_panel(w + r * row_bytes, static_cast<size_t>(row_bytes), cols, panel);
@@ -138,11 +139,12 @@ void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float*
                    ThreadPool& pool, MatmulScratch& scratch) {
   if (parts.empty()) return;
   const TypeKernels& first = *parts[0].k;
-  auto packed = [&](const TypeKernels& k) {  // whether a product with k takes packed_matmul
-    return tokens >= kPackedMinTokens && k.gemm && cols % k.gemm->block_elems == 0;
+  auto packed = [&](const MatmulPart& p) {  // whether the part takes packed_matmul
+    const int64_t least = p.interleaved ? kPackedMinTokensInterleaved : kPackedMinTokens;
+    return tokens >= least && p.k->gemm && cols % p.k->gemm->block_elems == 0;
   };
   bool shared = true;  // one activation format for all, and no part takes the packed path
-  for (const MatmulPart& p : parts) shared &= p.k->act_type == first.act_type && !packed(*p.k);
+  for (const MatmulPart& p : parts) shared &= p.k->act_type == first.act_type && !packed(p);
   if (!shared && parts.size() > 1) {
     for (const MatmulPart& p : parts) matmul_shared({&p, 1}, cols, x, tokens, pool, scratch);
     return;
@@ -152,7 +154,7 @@ void matmul_shared(std::span<const MatmulPart> parts, int64_t cols, const float*
   auto row_bytes = [&](const MatmulPart& p) {
     return static_cast<int64_t>(gguf::bytes_for(p.k->weight_type, cols));
   };
-  if (parts.size() == 1 && packed(first)) {
+  if (parts.size() == 1 && packed(parts[0])) {
     const MatmulPart& p = parts[0];
     return packed_matmul(first, static_cast<const uint8_t*>(p.weights), row_bytes(p), p.rows, cols,
                          act, act_bytes, tokens, p.y, pool, scratch, p.interleaved);

@@ -16,6 +16,11 @@ namespace ember::cpu {
 
 // From how many tokens matmul packs its operands (where the format has a packed kernel).
 constexpr int64_t kPackedMinTokens = 8;
+// The same for interleaved weights, whose tiles run 4 tokens at 350-600 GFLOP/s: below this
+// they beat packing panels (decoded from the groups) that serve few tokens. Prompt tokens/s of
+// the 1.1B models (session 10): Q4_0 16 tokens 229 with tiles against 84 packed, 64: 265 against
+// 177, 128: 256 against 234; from 192 the packed panels are ahead (Q4_K_M 257 against 239).
+constexpr int64_t kPackedMinTokensInterleaved = 128;
 
 // Holds the quantised activations between calls, so steady-state calls allocate nothing.
 struct MatmulScratch {
