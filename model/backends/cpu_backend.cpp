@@ -147,24 +147,56 @@ void CpuBackend::rms_norm(const Tensor& x, const Weight& weight, float eps, Tens
   for (int64_t r = 0; r < x.rows; ++r) {
     const float* in = x.data + r * x.cols;
     float* o = out.data + r * x.cols;
-    double sum = 0;
-    for (int64_t c = 0; c < x.cols; ++c) sum += double(in[c]) * in[c];
+    // Σx² in double, in 8 interleaved partial sums (a fixed order the compiler can vectorise;
+    // one running sum was a chain of dependent adds, 2 µs for 4 rows of 576).
+    double part[8] = {};
+    int64_t c = 0;
+    for (; c + 8 <= x.cols; c += 8)
+      for (int j = 0; j < 8; ++j) part[j] += double(in[c + j]) * in[c + j];
+    for (; c < x.cols; ++c) part[0] += double(in[c]) * in[c];
+    const double sum =
+        ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     const float inv = 1.0f / std::sqrt(static_cast<float>(sum / x.cols) + eps);
-    for (int64_t c = 0; c < x.cols; ++c) o[c] = in[c] * inv * w[c];
+    for (c = 0; c < x.cols; ++c) o[c] = in[c] * inv * w[c];
   }
+}
+
+const CpuBackend::RopeAngles& CpuBackend::rope_angles(const RopeTable& table,
+                                                      const std::vector<int32_t>& positions) {
+  auto same_table = [&](const RopeAngles& a) {
+    return a.table.inv_freq == table.inv_freq && a.table.mscale == table.mscale;
+  };
+  for (RopeAngles& a : rope_angles_)
+    if (same_table(a) && a.positions == positions) return a;
+  // The table's own slot, else an empty one, else the second.
+  RopeAngles* slot = &rope_angles_[1];
+  for (RopeAngles& a : rope_angles_)
+    if (same_table(a) || a.table.inv_freq.empty()) {
+      slot = &a;
+      break;
+    }
+  const int half = table.n_rot() / 2;
+  slot->table = table;
+  slot->positions = positions;
+  slot->cos.resize(positions.size() * half);
+  slot->sin.resize(positions.size() * half);
+  for (size_t t = 0; t < positions.size(); ++t)
+    for (int i = 0; i < half; ++i) {
+      const double theta = positions[t] * table.inv_freq[i];
+      slot->cos[t * half + i] = static_cast<float>(std::cos(theta)) * table.mscale;
+      slot->sin[t * half + i] = static_cast<float>(std::sin(theta)) * table.mscale;
+    }
+  return *slot;
 }
 
 void CpuBackend::rope(Tensor x, const std::vector<int32_t>& positions, int n_heads,
                       const RopeTable& table, RopeStyle style) {
   const int64_t head_dim = x.cols / n_heads;
   const int half = table.n_rot() / 2;
-  std::vector<float> cos_t(half), sin_t(half);
+  const RopeAngles& angles = rope_angles(table, positions);
   for (size_t t = 0; t < positions.size(); ++t) {
-    for (int i = 0; i < half; ++i) {
-      const double theta = positions[t] * table.inv_freq[i];
-      cos_t[i] = static_cast<float>(std::cos(theta)) * table.mscale;
-      sin_t[i] = static_cast<float>(std::sin(theta)) * table.mscale;
-    }
+    const float* cos_t = angles.cos.data() + t * half;
+    const float* sin_t = angles.sin.data() + t * half;
     for (int h = 0; h < n_heads; ++h) {
       float* v = x.data + t * x.cols + h * head_dim;
       for (int i = 0; i < half; ++i) {

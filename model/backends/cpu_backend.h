@@ -84,6 +84,16 @@ class CpuBackend : public Backend {
   std::map<std::tuple<const uint8_t*, int64_t, int64_t>, std::unique_ptr<uint8_t, FreeDeleter>>
       interleaved_;
 
+  // The cos and sin of the last positions each RoPE table was applied at: a step applies the
+  // same table at the same positions twice per layer (q and k), and in every layer.
+  struct RopeAngles {
+    RopeTable table;  // a copy: the key, not a pointer that a later model's table could reuse
+    std::vector<int32_t> positions;
+    std::vector<float> cos, sin;  // positions.size() × n_rot / 2
+  };
+  const RopeAngles& rope_angles(const RopeTable& table, const std::vector<int32_t>& positions);
+  RopeAngles rope_angles_[2];  // gemma3 alternates a local and a global table
+
   bool interleave_ = true;
   ScratchArena scratch_;  // activations, in chunks_
   std::vector<std::unique_ptr<float[]>> chunks_;
