@@ -368,16 +368,22 @@ struct Q4K : KFormat<BlockQ4_K, Q4KGroup, K4Rows> {
     _mm512_store_si512(scales + 64, sc[1]);
     __m512i s[T];
     for (int t = 0; t < T; ++t) s[t] = _mm512_setzero_si512();
-    for (int k = 0; k < 8; ++k) {
-      __m512i v[8];
-      values(g, k, v);
-      const __m512i scale = row_bytes_u8(scales + 16 * k);
-      for (int t = 0; t < T; ++t) {
-        __m512i sum = _mm512_setzero_si512();
-        for (int c = 0; c < 8; ++c)
-          sum = _mm512_dpbusd_epi32(sum, v[c], broadcast4(y[t][i].qs + 32 * k + 4 * c));
-        s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(sum, scale));
+    for (int j = 0; j < 4; ++j) {  // groups 2j and 2j + 1: one load of their units for both
+      __m512i lo[T], hi[T];
+      for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
+      for (int u = 0; u < 8; ++u) {
+        const __m512i x = load64(g.qs + 64 * (8 * j + u));
+        const __m512i low = low_nibbles(x), high = high_nibbles(x);
+        for (int t = 0; t < T; ++t) {
+          lo[t] = _mm512_dpbusd_epi32(lo[t], low, broadcast4(y[t][i].qs + 64 * j + 4 * u));
+          hi[t] = _mm512_dpbusd_epi32(hi[t], high, broadcast4(y[t][i].qs + 64 * j + 32 + 4 * u));
+        }
       }
+      const __m512i scale_lo = row_bytes_u8(scales + 32 * j),
+                    scale_hi = row_bytes_u8(scales + 32 * j + 16);
+      for (int t = 0; t < T; ++t)
+        s[t] = _mm512_add_epi32(s[t], _mm512_add_epi32(_mm512_mullo_epi32(lo[t], scale_lo),
+                                                       _mm512_mullo_epi32(hi[t], scale_hi)));
     }
     const __m512 d = fp16x16(g.d), dmin = fp16x16(g.dmin);
     for (int t = 0; t < T; ++t) {
