@@ -159,7 +159,7 @@ int run_bench_e2e(const E2eBenchOptions& options) {
   const double kv_read =
       double(t.hparams().kv_cache_bytes(1, 1, options.cache)) * (n_prompt + n_gen / 2.0) * batch;
   const double step_bytes = weight_bytes + kv_read;
-  const double floor = batch * bandwidth * 1e9 / step_bytes;  // tokens/s
+  const double floor_rate = batch * bandwidth * 1e9 / step_bytes;  // tokens/s
   std::printf("model: %s (%.0f MiB of weights), %s%s\n", path->c_str(), weight_bytes / (1 << 20),
               where.c_str(),
               batch > 1 ? (", " + std::to_string(batch) + " sequences in lockstep").c_str() : "");
@@ -168,7 +168,7 @@ int run_bench_e2e(const E2eBenchOptions& options) {
       "tokens/s (%.1f GB/s) | of floor |\n",
       n_prompt, n_gen, kv_read / (1 << 20), bandwidth);
   std::printf("| %.1f tokens/s | %.1f tokens/s | %.1f | %.1f | %.0f%% |\n", best_pp, best_tg,
-              best_tg / batch * step_bytes / 1e9, floor, 100.0 * best_tg / floor);
+              best_tg / batch * step_bytes / 1e9, floor_rate, 100.0 * best_tg / floor_rate);
   std::printf(
       "resident memory: %.0f MiB (weights %.0f MiB + KV cache %.1f MiB + other %.0f MiB; %.0f MiB "
       "before loading)\n",

@@ -91,9 +91,10 @@ struct Minimums {
 };
 struct NoFifthBits {};
 // Q5_0 and Q5_1: the fifth bits as one 64-bit mask per chunk, bit 4r + e for element e of the
-// chunk in row r, so that one masked byte add puts them in place.
+// chunk in row r, so that one masked byte add puts them in place. Kept as bytes (read and
+// written through memcpy), so a group needs no more alignment than its blocks.
 struct FifthBits {
-  uint64_t qh[kQK / 4];
+  uint8_t qh[kQK / 4 * 8];
 };
 
 // Q4_0 (offset 8), Q4_1 (values d·q + m), Q5_0 (offset 16) and Q5_1 (d·q + m), q a nibble and
@@ -119,24 +120,27 @@ struct Nibbles {
     }
     rows_to_units(qs, kQK / 8, g.qs);
     if constexpr (kFifthBit) {
-      for (uint64_t& mask : g.qh) mask = 0;
+      uint64_t masks[kQK / 4] = {};
       for (int r = 0; r < kRows; ++r) {
         uint32_t bits;
         std::memcpy(&bits, rows[r]->qh, 4);  // bit j: element j
         for (int j = 0; j < kQK; ++j)
-          g.qh[j / 4] |= static_cast<uint64_t>(bits >> j & 1) << (4 * r + j % 4);
+          masks[j / 4] |= static_cast<uint64_t>(bits >> j & 1) << (4 * r + j % 4);
       }
+      std::memcpy(g.qh, masks, sizeof masks);
     }
   }
   static void unpack_block(const Group& g, Block* const (&rows)[kRows]) {
     uint8_t* qs[kRows];
+    uint64_t masks[kQK / 4] = {};
+    if constexpr (kFifthBit) std::memcpy(masks, g.qh, sizeof masks);
     for (int r = 0; r < kRows; ++r) {
       rows[r]->d = g.d[r], qs[r] = rows[r]->qs;
       if constexpr (kAffine) rows[r]->m = g.m[r];
       if constexpr (kFifthBit) {
         uint32_t bits = 0;
         for (int j = 0; j < kQK; ++j)
-          bits |= static_cast<uint32_t>(g.qh[j / 4] >> (4 * r + j % 4) & 1) << j;
+          bits |= static_cast<uint32_t>(masks[j / 4] >> (4 * r + j % 4) & 1) << j;
         std::memcpy(rows[r]->qh, &bits, 4);
       }
     }
@@ -149,8 +153,8 @@ struct Nibbles {
     }
     if constexpr (kFifthBit)
       for (int c = 0; c < 8; ++c) {
-        uint64_t mask;  // a memcpy: the group need not be 8-byte aligned
-        std::memcpy(&mask, &g.qh[c], 8);
+        uint64_t mask;
+        std::memcpy(&mask, g.qh + 8 * c, 8);
         v[c] = _mm512_mask_add_epi8(v[c], mask, v[c], _mm512_set1_epi8(16));
       }
   }
