@@ -14,6 +14,7 @@
 #include "bench/bench.h"
 #include "bench/memory_bandwidth.h"
 #include "gguf/model_files.h"
+#include "kernels/cpu/kernels.h"
 #include "model/backends/cpu_backend.h"
 #include "model/backends/device_backend.h"
 #include "model/backends/profiling_backend.h"
@@ -64,8 +65,7 @@ Lockstep run_lockstep(model::Transformer& t, const std::vector<int32_t>& prompt,
     model::Batch step;
     for (int s = 0; s < batch; ++s) {
       const float* row = logits.data() + static_cast<size_t>(s) * n_vocab;
-      step.add(static_cast<int32_t>(std::max_element(row, row + n_vocab) - row), n_prompt + i, s,
-               true);
+      step.add(static_cast<int32_t>(cpu::vector_ops().argmax(row, n_vocab)), n_prompt + i, s, true);
     }
     r.argmax_seconds += seconds_since(pick);
     logits = t.decode(step);

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cpu/kernels.h"
+
 namespace ember::model {
 
 void check_draft_vocabulary(const text::Vocab& target, const text::Vocab& draft) {
@@ -46,8 +48,7 @@ text::TokenId DraftModel::run(const std::vector<text::TokenId>& tokens) {
     cached_.insert(cached_.end(), tokens.begin() + first, tokens.begin() + last);
     tokens_read_ += last - first;
   }
-  return static_cast<text::TokenId>(
-      std::max_element(logits.begin(), logits.begin() + vocab_limit_) - logits.begin());
+  return static_cast<text::TokenId>(cpu::vector_ops().argmax(logits.data(), vocab_limit_));
 }
 
 std::vector<text::TokenId> DraftModel::guess(const std::vector<text::TokenId>& context, int n) {

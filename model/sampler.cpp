@@ -5,6 +5,8 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "kernels/cpu/kernels.h"
+
 namespace ember::model {
 
 std::vector<text::TokenId> top_ids(const std::vector<float>& logits, size_t k) {
@@ -66,9 +68,9 @@ text::TokenId Sampler::sample(std::vector<float>& logits,
       l -= p.presence_penalty + p.frequency_penalty * static_cast<float>(count);
     }
   }
-  if (p.temperature <= 0.0f)
-    return static_cast<text::TokenId>(std::max_element(logits.begin(), logits.end()) -
-                                      logits.begin());
+  if (p.temperature <= 0.0f)  // vectorised: Gemma's 262k logits took 0.2 ms with max_element
+    return static_cast<text::TokenId>(
+        cpu::vector_ops().argmax(logits.data(), static_cast<int64_t>(logits.size())));
 
   // Candidates sorted by logit; top-k keeps the first k.
   size_t keep = p.top_k > 0 ? std::min<size_t>(p.top_k, logits.size()) : logits.size();

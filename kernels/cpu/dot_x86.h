@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "kernels/cpu/block_formats.h"
 #include "kernels/cpu/fp16.h"
@@ -772,8 +773,34 @@ void act_mul(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
-constexpr VectorOps kX86VectorOps = {fp16_row_to_f32, f32_row_to_fp16,  dot_f32_rows,
-                                     axpy_f32,        act_mul<silu_ps>, act_mul<gelu_ps>};
+// Two passes: the largest value (a lane keeps its maximum when x is NaN, since max_ps returns
+// its second operand if either is NaN), then the first lane equal to it (a NaN equals nothing).
+int64_t argmax_f32(const float* x, int64_t n) {
+  const float lowest = -std::numeric_limits<float>::infinity();
+  __m256 m0 = _mm256_set1_ps(lowest), m1 = m0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+    m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+  }
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(_mm256_max_ps(m0, m1)),
+                        _mm256_extractf128_ps(_mm256_max_ps(m0, m1), 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  float m = _mm_cvtss_f32(h);
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  const __m256 target = _mm256_set1_ps(m);
+  for (i = 0; i + 8 <= n; i += 8)
+    if (const int hit =
+            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), target, _CMP_EQ_OQ)))
+      return i + __builtin_ctz(static_cast<unsigned>(hit));
+  for (; i < n; ++i)
+    if (x[i] == m) return i;
+  return 0;  // every value NaN
+}
+
+constexpr VectorOps kX86VectorOps = {fp16_row_to_f32,  f32_row_to_fp16,  dot_f32_rows, axpy_f32,
+                                     act_mul<silu_ps>, act_mul<gelu_ps>, argmax_f32};
 
 }  // namespace
 }  // namespace ember::cpu

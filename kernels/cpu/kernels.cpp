@@ -170,8 +170,15 @@ void scalar_gelu_mul(const float* gate, const float* up, float* out, int64_t n) 
     out[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * up[i];
   }
 }
+int64_t scalar_argmax(const float* x, int64_t n) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isnan(x[i]) && (best < 0 || x[i] > x[best])) best = i;
+  return best < 0 ? 0 : best;
+}
 constexpr VectorOps kScalarVectorOps = {scalar_fp16_to_f32, scalar_f32_to_fp16, scalar_dot,
-                                        scalar_axpy,        scalar_silu_mul,    scalar_gelu_mul};
+                                        scalar_axpy,        scalar_silu_mul,    scalar_gelu_mul,
+                                        scalar_argmax};
 
 }  // namespace
 

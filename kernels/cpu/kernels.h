@@ -112,6 +112,9 @@ struct VectorOps {
   // a polynomial e^x (relative error < 2e-7) and agree with the scalar level to about 1e-6.
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   void (*gelu_mul)(const float* gate, const float* up, float* out, int64_t n);
+  // The index of the first largest of x[0..n) (greedy sampling over the logits), NaNs skipped;
+  // 0 when n is 0 or every value is NaN. std::max_element's answer where x holds no NaN.
+  int64_t (*argmax)(const float* x, int64_t n);
 };
 const VectorOps& vector_ops(Isa isa);
 inline const VectorOps& vector_ops() {

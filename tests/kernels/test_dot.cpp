@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include <cmath>
+#include <limits>
 
 #include "kernels/cpu/block_formats.h"
 #include "kernels/cpu/kernels.h"
@@ -320,4 +321,43 @@ TEST(VectorOps, GatedActivationsMatchTheFormulas) {
   cpu::vector_ops().gelu_mul(gate.data(), up.data(), want.data(), int64_t(gate.size()));
   cpu::vector_ops().gelu_mul(g.data(), up.data(), g.data(), int64_t(g.size()));
   EXPECT_EQ(g, want);
+}
+
+// Greedy sampling's argmax at every level: the first of equal largest values (few distinct
+// values, so ties are everywhere), the answer at every position of the SIMD blocks and their
+// tails, and NaNs and −∞ skipped or taken as the rule says.
+TEST(VectorOps, ArgmaxIsTheFirstLargestValue) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  auto plain = [](const std::vector<float>& x) {  // the rule, written out
+    int64_t best = -1;
+    for (int64_t i = 0; i < int64_t(x.size()); ++i)
+      if (!std::isnan(x[i]) && (best < 0 || x[i] > x[best])) best = i;
+    return best < 0 ? int64_t(0) : best;
+  };
+  std::vector<std::vector<float>> cases = {{}, {nan}, {nan, nan, -inf}, {-inf, -inf}, {nan, 1.0f}};
+  uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+  for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 262147}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = float(next() >> 28) - 8.0f;  // 16 values
+    cases.push_back(x);
+    for (int64_t at : {int64_t(0), n / 2, n - 1}) {  // one largest at the start, middle, end
+      std::vector<float> y = x;
+      y[at] = 100.0f;
+      cases.push_back(y);
+      y[at] = nan;  // a NaN where the largest was
+      if (at + 1 < n) y[at + 1] = inf;
+      cases.push_back(y);
+    }
+  }
+  for (cpu::Isa isa : available_levels())
+    for (const std::vector<float>& x : cases)
+      EXPECT_EQ(cpu::vector_ops(isa).argmax(x.data(), int64_t(x.size())), plain(x))
+          << cpu::isa_name(isa) << " n=" << x.size();
+  // The large case on its own: what max_element gives where there is no NaN.
+  std::vector<float> x(262147);
+  for (float& v : x) v = float(next() >> 28) - 8.0f;
+  EXPECT_EQ(cpu::vector_ops().argmax(x.data(), int64_t(x.size())),
+            std::max_element(x.begin(), x.end()) - x.begin());
 }
