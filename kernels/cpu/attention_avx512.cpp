@@ -88,44 +88,106 @@ inline void transpose16(__m512 (&r)[16]) {
   }
 }
 
-// acc[0..d) = acc·rescale + Σ_j p[j]·v[j] over a chunk's C value rows, in that order for every
-// element. NV = d / 16 accumulators stay in registers across the rows, so each p[j] is
-// broadcast once per row rather than once per 16 values.
-template <int NV>
-void add_weighted_values_n(float* acc, float rescale, const float* p, const float* v) {
+// For each of Q heads q: acc_q[0..d) = acc_q·rescale_q + Σ_j p_q[j]·v[j] over the chunk's first
+// `rows` value rows (a query's rows past its own position have weight 0 and are left out), in
+// that order for every element; acc_q at acc + q·d, p_q at p + q·kAttentionChunk. NV = d / 16
+// accumulators per head stay in registers across the rows, so each p_q[j] is broadcast once per
+// row; the heads side by side share each row's loads and give the FMA units independent chains.
+template <int NV, int Q>
+void add_weighted_values_n(float* acc, const float* rescale, const float* p, const float* v,
+                           int rows) {
   constexpr int d = 16 * NV;
-  __m512 x[NV];
-  for (int i = 0; i < NV; ++i)
-    x[i] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * i), _mm512_set1_ps(rescale));
-  for (int j = 0; j < kAttentionChunk; ++j) {
-    const __m512 pj = _mm512_set1_ps(p[j]);
+  __m512 x[Q][NV];
+  for (int h = 0; h < Q; ++h)
     for (int i = 0; i < NV; ++i)
-      x[i] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(v + j * d + 16 * i), x[i]);
-  }
-  for (int i = 0; i < NV; ++i) _mm512_storeu_ps(acc + 16 * i, x[i]);
+      x[h][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + h * d + 16 * i), _mm512_set1_ps(rescale[h]));
+  for (int j = 0; j < rows; ++j)
+    for (int h = 0; h < Q; ++h) {
+      const __m512 pj = _mm512_set1_ps(p[h * kAttentionChunk + j]);
+      for (int i = 0; i < NV; ++i)
+        x[h][i] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(v + j * d + 16 * i), x[h][i]);
+    }
+  for (int h = 0; h < Q; ++h)
+    for (int i = 0; i < NV; ++i) _mm512_storeu_ps(acc + h * d + 16 * i, x[h][i]);
 }
 
-void add_weighted_values(float* acc, float rescale, const float* p, const float* v, int d) {
+template <int Q>
+void add_weighted_values(float* acc, const float* rescale, const float* p, const float* v, int d,
+                         int rows) {
   switch (d / 16) {  // the head sizes models use; others take the general loop
     case 4:
-      return add_weighted_values_n<4>(acc, rescale, p, v);
+      return add_weighted_values_n<4, Q>(acc, rescale, p, v, rows);
     case 5:
-      return add_weighted_values_n<5>(acc, rescale, p, v);
+      return add_weighted_values_n<5, Q>(acc, rescale, p, v, rows);
     case 6:
-      return add_weighted_values_n<6>(acc, rescale, p, v);
+      return add_weighted_values_n<6, Q>(acc, rescale, p, v, rows);
     case 8:
-      return add_weighted_values_n<8>(acc, rescale, p, v);
-    case 16:
-      return add_weighted_values_n<16>(acc, rescale, p, v);
+      return add_weighted_values_n<8, Q>(acc, rescale, p, v, rows);
+    case 16:  // 16 accumulators a head: one head at a time
+      for (int h = 0; h < Q; ++h)
+        add_weighted_values_n<16, 1>(acc + h * d, rescale + h, p + h * kAttentionChunk, v, rows);
+      return;
     default:
       break;
   }
-  for (int i = 0; i < d; i += 16) {
-    __m512 x = _mm512_mul_ps(_mm512_loadu_ps(acc + i), _mm512_set1_ps(rescale));
-    for (int j = 0; j < kAttentionChunk; ++j)
-      x = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_loadu_ps(v + j * d + i), x);
-    _mm512_storeu_ps(acc + i, x);
+  for (int h = 0; h < Q; ++h)
+    for (int i = 0; i < d; i += 16) {
+      float* out = acc + h * d + i;
+      __m512 x = _mm512_mul_ps(_mm512_loadu_ps(out), _mm512_set1_ps(rescale[h]));
+      for (int j = 0; j < rows; ++j)
+        x = _mm512_fmadd_ps(_mm512_set1_ps(p[h * kAttentionChunk + j]),
+                            _mm512_loadu_ps(v + j * d + i), x);
+      _mm512_storeu_ps(out, x);
+    }
+}
+
+// One chunk for Q query heads of one token side by side (rows r..r + Q − 1 of o, m and l; their
+// queries at q[0..Q)): scores against the transposed keys kt (tiles up to n_g, lanes `visible`),
+// the online softmax's update, the weighted values. A head's score sums are C/16 chains of
+// dependent FMAs, too few to keep the FMA units busy alone; two heads share the key loads and
+// double the chains. Every head's operations and their order are those of the head alone.
+template <int Q>
+void chunk_heads(const AttentionBlock& a, const float* const* q, int r, int n_g,
+                 const __mmask16* visible, const float* kt, const float* vc, float* o, float* m,
+                 float* l, float* p) {
+  constexpr int C = kAttentionChunk;
+  const int d = a.head_dim;
+  __m512 s[Q][C / 16];
+  for (int h = 0; h < Q; ++h)
+    for (int g = 0; g < C / 16; ++g) s[h][g] = _mm512_setzero_ps();
+  for (int i = 0; i < d; ++i)
+    for (int h = 0; h < Q; ++h) {
+      const __m512 qi = _mm512_set1_ps(q[h][i]);
+      for (int g = 0; g < C / 16; ++g)
+        if (g < n_g) s[h][g] = _mm512_fmadd_ps(qi, _mm512_loadu_ps(kt + i * C + 16 * g), s[h][g]);
+    }
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  float rescale[Q];
+  for (int h = 0; h < Q; ++h) {
+    __m512 chunk_max = neg_inf;
+    for (int g = 0; g < n_g; ++g) {
+      s[h][g] = _mm512_mask_mul_ps(neg_inf, visible[g], s[h][g], _mm512_set1_ps(a.scale));
+      if (a.softcap > 0) {  // rare (gemma2): scalar tanh, hidden lanes stay −∞
+        alignas(64) float lanes[16];
+        _mm512_store_ps(lanes, s[h][g]);
+        for (float& x : lanes) x = a.softcap * std::tanh(x / a.softcap);
+        s[h][g] = _mm512_mask_mov_ps(neg_inf, visible[g], _mm512_load_ps(lanes));
+      }
+      chunk_max = _mm512_max_ps(chunk_max, s[h][g]);
+    }
+    const float m_new = std::max(m[r + h], _mm512_reduce_max_ps(chunk_max));
+    rescale[h] = exp_scalar(m[r + h] - m_new);
+    __m512 sum = _mm512_setzero_ps();
+    for (int g = 0; g < n_g; ++g) {
+      const __m512 w = _mm512_maskz_mov_ps(
+          visible[g], exp_nonpositive(_mm512_sub_ps(s[h][g], _mm512_set1_ps(m_new))));
+      _mm512_storeu_ps(p + h * C + 16 * g, w);
+      sum = _mm512_add_ps(sum, w);
+    }
+    l[r + h] = l[r + h] * rescale[h] + _mm512_reduce_add_ps(sum);
+    m[r + h] = m_new;
   }
+  add_weighted_values<Q>(o + int64_t(r) * d, rescale, p, vc, d, 16 * n_g);
 }
 
 // Asks for the key and value rows of positions [first, last] to be brought into L2. A head's
@@ -134,13 +196,15 @@ void add_weighted_values(float* acc, float rescale, const float* p, const float*
 // context to 5 GB/s (1.1B shape, F16 cache); three chunks ahead it reads 8 GB/s with the
 // products running, two ahead about the same, one ahead 6.
 void prefetch_rows(const AttentionBlock& a, int first, int last) {
-  const size_t row_bytes = gguf::bytes_for(a.kv_type, a.head_dim);
-  for (int key = first; key <= last; ++key)
-    for (const void* base : {a.k, a.v}) {
-      const char* row =
-          static_cast<const char*>(base) + gguf::bytes_for(a.kv_type, key * a.row_stride);
-      for (size_t line = 0; line < row_bytes; line += 64) _mm_prefetch(row + line, _MM_HINT_T1);
-    }
+  if (first > last) return;
+  // Byte sizes once: bytes_for looks the type up out of line, and this runs for every row.
+  const size_t head_bytes = gguf::bytes_for(a.kv_type, a.head_dim);
+  const size_t stride = gguf::bytes_for(a.kv_type, a.row_stride);
+  for (const void* base : {a.k, a.v}) {
+    const char* row = static_cast<const char*>(base) + first * stride;
+    for (int key = first; key <= last; ++key, row += stride)
+      for (size_t line = 0; line < head_bytes; line += 64) _mm_prefetch(row + line, _MM_HINT_T1);
+  }
 }
 
 }  // namespace
@@ -151,12 +215,12 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
     return attention_reference(a, scratch);
   constexpr int C = kAttentionChunk;
   const int rows = a.n_tokens * a.group;
-  float* kt = scratch.reserve(int64_t(2) * C * d + int64_t(rows) * d + 2 * rows + 2 * C);
+  float* kt = scratch.reserve(int64_t(2) * C * d + int64_t(rows) * d + 2 * rows + 3 * C);
   float* vc = kt + C * d;  // [C][d]
   float* o = vc + C * d;   // [rows][d]
   float* m = o + int64_t(rows) * d;
   float* l = m + rows;
-  float* p = l + rows;  // [C]
+  float* p = l + rows;  // [2][C]
   std::fill(o, o + int64_t(rows) * d, 0.0f);
   std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
   std::fill(l, l + rows, 0.0f);
@@ -175,9 +239,12 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
     const int first = std::max(c0, min_lo), last = std::min(c0 + C - 1, max_pos);
     // Three chunks ahead, into L2 (prefetch_rows).
     prefetch_rows(a, c0 + 3 * C, std::min(c0 + 4 * C - 1, max_pos));
-    // Keys in 16 × 16 tiles, transposed in registers.
-    for (int j0 = 0; j0 < C; j0 += 16) {
-      if (c0 + j0 > last || c0 + j0 + 15 < first) {  // a tile nobody sees
+    // Keys in 16 × 16 tiles, transposed in registers. A query reads the tiles up to the one that
+    // holds its own position (past the block's last position, nobody reads them); keys it cannot
+    // see are zeros.
+    const int tiles = (last - c0) / 16 + 1;
+    for (int j0 = 0; j0 < 16 * tiles; j0 += 16) {
+      if (c0 + j0 + 15 < first) {  // a tile nobody sees
         for (int i = 0; i < d; ++i) _mm512_storeu_ps(kt + i * C + j0, _mm512_setzero_ps());
         continue;
       }
@@ -192,7 +259,7 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
         for (int ii = 0; ii < 16; ++ii) _mm512_storeu_ps(kt + (i0 + ii) * C + j0, tile[ii]);
       }
     }
-    for (int j = 0; j < C; ++j) {
+    for (int j = 0; j < 16 * tiles; ++j) {
       const int key = c0 + j;
       if (key < first || key > last)
         std::fill(vc + j * d, vc + (j + 1) * d, 0.0f);
@@ -203,46 +270,22 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
       const int pos = a.positions[b];
       const int lo = a.window > 0 ? std::max(0, pos - a.window + 1) : 0;
       if (c0 + C - 1 < lo || c0 > pos) continue;  // nothing of this chunk is visible to it
+      // Tiles of 16 keys up to its own position: the same for this query in any block, so its
+      // result stays independent of the block it came in.
+      const int n_g = std::min(C, pos - c0 + 1 + 15) / 16;
       __mmask16 visible[C / 16];
-      for (int g = 0; g < C / 16; ++g) {
+      for (int g = 0; g < n_g; ++g) {
         const __m512i key = _mm512_add_epi32(lane, _mm512_set1_epi32(c0 + 16 * g));
         visible[g] = _mm512_cmp_epi32_mask(key, _mm512_set1_epi32(lo), _MM_CMPINT_NLT) &
                      _mm512_cmp_epi32_mask(key, _mm512_set1_epi32(pos), _MM_CMPINT_LE);
       }
-      for (int h = 0; h < a.group; ++h) {
-        const int r = b * a.group + h;
-        const float* q = a.q + b * a.q_stride + int64_t(h) * d;
-        __m512 s[C / 16];
-        for (int g = 0; g < C / 16; ++g) s[g] = _mm512_setzero_ps();
-        for (int i = 0; i < d; ++i) {
-          const __m512 qi = _mm512_set1_ps(q[i]);
-          for (int g = 0; g < C / 16; ++g)
-            s[g] = _mm512_fmadd_ps(qi, _mm512_loadu_ps(kt + i * C + 16 * g), s[g]);
-        }
-        const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-        __m512 chunk_max = neg_inf;
-        for (int g = 0; g < C / 16; ++g) {
-          s[g] = _mm512_mask_mul_ps(neg_inf, visible[g], s[g], _mm512_set1_ps(a.scale));
-          if (a.softcap > 0) {  // rare (gemma2): scalar tanh, hidden lanes stay −∞
-            alignas(64) float lanes[16];
-            _mm512_store_ps(lanes, s[g]);
-            for (float& x : lanes) x = a.softcap * std::tanh(x / a.softcap);
-            s[g] = _mm512_mask_mov_ps(neg_inf, visible[g], _mm512_load_ps(lanes));
-          }
-          chunk_max = _mm512_max_ps(chunk_max, s[g]);
-        }
-        const float m_new = std::max(m[r], _mm512_reduce_max_ps(chunk_max));
-        const float rescale = exp_scalar(m[r] - m_new);
-        __m512 sum = _mm512_setzero_ps();
-        for (int g = 0; g < C / 16; ++g) {
-          const __m512 w = _mm512_maskz_mov_ps(
-              visible[g], exp_nonpositive(_mm512_sub_ps(s[g], _mm512_set1_ps(m_new))));
-          _mm512_storeu_ps(p + 16 * g, w);
-          sum = _mm512_add_ps(sum, w);
-        }
-        l[r] = l[r] * rescale + _mm512_reduce_add_ps(sum);
-        m[r] = m_new;
-        add_weighted_values(o + int64_t(r) * d, rescale, p, vc, d);
+      for (int h = 0; h < a.group; h += 2) {  // heads in pairs (chunk_heads)
+        const float* q[2] = {a.q + b * a.q_stride + int64_t(h) * d,
+                             a.q + b * a.q_stride + int64_t(h + 1) * d};
+        if (h + 1 < a.group)
+          chunk_heads<2>(a, q, b * a.group + h, n_g, visible, kt, vc, o, m, l, p);
+        else
+          chunk_heads<1>(a, q, b * a.group + h, n_g, visible, kt, vc, o, m, l, p);
       }
     }
   }
