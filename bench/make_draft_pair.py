@@ -20,9 +20,14 @@ import gguf
 import numpy as np
 
 
+# Keys the writer sets itself: the architecture (at construction), the alignment (the padding it
+# writes) and the file type (the copy is F16 whatever the original was).
+OWN_KEYS = ("general.architecture", "general.alignment", "general.file_type")
+
+
 def copy_fields(reader, writer):
     for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
+        if key.startswith("GGUF.") or key in OWN_KEYS:
             continue
         kind = field.types[0]
         if kind == gguf.GGUFValueType.ARRAY:
@@ -46,6 +51,10 @@ def main():
     reader = gguf.GGUFReader(a.source)
     arch = reader.fields["general.architecture"]
     writer = gguf.GGUFWriter(a.out, bytes(arch.parts[arch.data[0]]).decode())
+    alignment = reader.fields.get("general.alignment")
+    if alignment is not None:
+        writer.add_custom_alignment(int(alignment.parts[alignment.data[0]][0]))
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     copy_fields(reader, writer)
     plain = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
     for t in reader.tensors:

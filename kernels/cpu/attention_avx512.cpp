@@ -1,6 +1,6 @@
 // The attention block (attention.h) with AVX-512: a chunk's keys are transposed into a
-// [head_dim][64] tile so that one query's 64 scores take head_dim × 4 FMAs, its values stay rows
-// for the weighted sum, and exp is a vectorised polynomial. Needs head_dim % 16 == 0 (else the
+// [head_dim][64] tile so that one query's 64 scores take at most head_dim × 4 FMAs, its values stay
+// rows for the weighted sum, and exp is a vectorised polynomial. Needs head_dim % 16 == 0 (else the
 // reference runs).
 #include <immintrin.h>
 
@@ -88,20 +88,21 @@ inline void transpose16(__m512 (&r)[16]) {
   }
 }
 
-// For each of Q heads q: acc_q[0..d) = acc_q·rescale_q + Σ_j p_q[j]·v[j] over the chunk's first
-// `rows` value rows (a query's rows past its own position have weight 0 and are left out), in
-// that order for every element; acc_q at acc + q·d, p_q at p + q·kAttentionChunk. NV = d / 16
-// accumulators per head stay in registers across the rows, so each p_q[j] is broadcast once per
-// row; the heads side by side share each row's loads and give the FMA units independent chains.
+// For each of Q heads q: acc_q[0..d) = acc_q·rescale_q + Σ_j p_q[j]·v[j] over the chunk's value
+// rows [begin, end) (those the query sees: others have weight 0, and leaving them out keeps its
+// result free of rows other queries of a block see), in that order for every element; acc_q at acc
+// + q·d, p_q at p + q·kAttentionChunk. NV = d / 16 accumulators per head stay in registers across
+// the rows, so each p_q[j] is broadcast once per row; the heads side by side share each row's loads
+// and give the FMA units independent chains.
 template <int NV, int Q>
 void add_weighted_values_n(float* acc, const float* rescale, const float* p, const float* v,
-                           int rows) {
+                           int begin, int end) {
   constexpr int d = 16 * NV;
   __m512 x[Q][NV];
   for (int h = 0; h < Q; ++h)
     for (int i = 0; i < NV; ++i)
       x[h][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + h * d + 16 * i), _mm512_set1_ps(rescale[h]));
-  for (int j = 0; j < rows; ++j)
+  for (int j = begin; j < end; ++j)
     for (int h = 0; h < Q; ++h) {
       const __m512 pj = _mm512_set1_ps(p[h * kAttentionChunk + j]);
       for (int i = 0; i < NV; ++i)
@@ -113,19 +114,20 @@ void add_weighted_values_n(float* acc, const float* rescale, const float* p, con
 
 template <int Q>
 void add_weighted_values(float* acc, const float* rescale, const float* p, const float* v, int d,
-                         int rows) {
+                         int begin, int end) {
   switch (d / 16) {  // the head sizes models use; others take the general loop
     case 4:
-      return add_weighted_values_n<4, Q>(acc, rescale, p, v, rows);
+      return add_weighted_values_n<4, Q>(acc, rescale, p, v, begin, end);
     case 5:
-      return add_weighted_values_n<5, Q>(acc, rescale, p, v, rows);
+      return add_weighted_values_n<5, Q>(acc, rescale, p, v, begin, end);
     case 6:
-      return add_weighted_values_n<6, Q>(acc, rescale, p, v, rows);
+      return add_weighted_values_n<6, Q>(acc, rescale, p, v, begin, end);
     case 8:
-      return add_weighted_values_n<8, Q>(acc, rescale, p, v, rows);
+      return add_weighted_values_n<8, Q>(acc, rescale, p, v, begin, end);
     case 16:  // 16 accumulators a head: one head at a time
       for (int h = 0; h < Q; ++h)
-        add_weighted_values_n<16, 1>(acc + h * d, rescale + h, p + h * kAttentionChunk, v, rows);
+        add_weighted_values_n<16, 1>(acc + h * d, rescale + h, p + h * kAttentionChunk, v, begin,
+                                     end);
       return;
     default:
       break;
@@ -134,7 +136,7 @@ void add_weighted_values(float* acc, const float* rescale, const float* p, const
     for (int i = 0; i < d; i += 16) {
       float* out = acc + h * d + i;
       __m512 x = _mm512_mul_ps(_mm512_loadu_ps(out), _mm512_set1_ps(rescale[h]));
-      for (int j = 0; j < rows; ++j)
+      for (int j = begin; j < end; ++j)
         x = _mm512_fmadd_ps(_mm512_set1_ps(p[h * kAttentionChunk + j]),
                             _mm512_loadu_ps(v + j * d + i), x);
       _mm512_storeu_ps(out, x);
@@ -147,7 +149,7 @@ void add_weighted_values(float* acc, const float* rescale, const float* p, const
 // dependent FMAs, too few to keep the FMA units busy alone; two heads share the key loads and
 // double the chains. Every head's operations and their order are those of the head alone.
 template <int Q>
-void chunk_heads(const AttentionBlock& a, const float* const* q, int r, int n_g,
+void chunk_heads(const AttentionBlock& a, const float* const* q, int r, int n_g, int begin, int end,
                  const __mmask16* visible, const float* kt, const float* vc, float* o, float* m,
                  float* l, float* p) {
   constexpr int C = kAttentionChunk;
@@ -187,7 +189,7 @@ void chunk_heads(const AttentionBlock& a, const float* const* q, int r, int n_g,
     l[r + h] = l[r + h] * rescale[h] + _mm512_reduce_add_ps(sum);
     m[r + h] = m_new;
   }
-  add_weighted_values<Q>(o + int64_t(r) * d, rescale, p, vc, d, 16 * n_g);
+  add_weighted_values<Q>(o + int64_t(r) * d, rescale, p, vc, d, begin, end);
 }
 
 // Asks for the key and value rows of positions [first, last] to be brought into L2. A head's
@@ -214,6 +216,7 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
   if (d % 16 != 0 || (a.kv_type == gguf::TensorType::Q8_0 && d % kQK != 0))
     return attention_reference(a, scratch);
   constexpr int C = kAttentionChunk;
+  if (a.n_tokens <= 0) return;
   const int rows = a.n_tokens * a.group;
   float* kt = scratch.reserve(int64_t(2) * C * d + int64_t(rows) * d + 2 * rows + 3 * C);
   float* vc = kt + C * d;  // [C][d]
@@ -235,13 +238,12 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
 
   prefetch_rows(a, min_lo / C * C, std::min(min_lo / C * C + 3 * C - 1, max_pos));
   for (int c0 = min_lo / C * C; c0 <= max_pos; c0 += C) {
-    // Convert the chunk's keys (transposed) and values; rows the block cannot see are zeros.
+    // Convert the chunk's keys (transposed) and values, up to the tile that holds the block's
+    // last position (no query reads past it); keys and rows the block cannot see are zeros.
     const int first = std::max(c0, min_lo), last = std::min(c0 + C - 1, max_pos);
     // Three chunks ahead, into L2 (prefetch_rows).
     prefetch_rows(a, c0 + 3 * C, std::min(c0 + 4 * C - 1, max_pos));
-    // Keys in 16 × 16 tiles, transposed in registers. A query reads the tiles up to the one that
-    // holds its own position (past the block's last position, nobody reads them); keys it cannot
-    // see are zeros.
+    // Keys in 16 × 16 tiles, transposed in registers.
     const int tiles = (last - c0) / 16 + 1;
     for (int j0 = 0; j0 < 16 * tiles; j0 += 16) {
       if (c0 + j0 + 15 < first) {  // a tile nobody sees
@@ -273,6 +275,7 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
       // Tiles of 16 keys up to its own position: the same for this query in any block, so its
       // result stays independent of the block it came in.
       const int n_g = std::min(C, pos - c0 + 1 + 15) / 16;
+      const int begin = std::max(0, lo - c0), end = std::min(C, pos - c0 + 1);  // its value rows
       __mmask16 visible[C / 16];
       for (int g = 0; g < n_g; ++g) {
         const __m512i key = _mm512_add_epi32(lane, _mm512_set1_epi32(c0 + 16 * g));
@@ -283,9 +286,9 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
         const float* q[2] = {a.q + b * a.q_stride + int64_t(h) * d,
                              a.q + b * a.q_stride + int64_t(h + 1) * d};
         if (h + 1 < a.group)
-          chunk_heads<2>(a, q, b * a.group + h, n_g, visible, kt, vc, o, m, l, p);
+          chunk_heads<2>(a, q, b * a.group + h, n_g, begin, end, visible, kt, vc, o, m, l, p);
         else
-          chunk_heads<1>(a, q, b * a.group + h, n_g, visible, kt, vc, o, m, l, p);
+          chunk_heads<1>(a, q, b * a.group + h, n_g, begin, end, visible, kt, vc, o, m, l, p);
       }
     }
   }
