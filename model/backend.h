@@ -73,8 +73,9 @@ class Backend {
   virtual void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) = 0;
 
   // KV cache for `n_seq` independent sequences, each `n_layer` layers of `n_ctx` positions ×
-  // kv_dim values. Memory is only touched as positions are written.
-  virtual void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) = 0;
+  // n_head_kv heads × head_dim values. Memory is only touched as positions are written.
+  virtual void init_cache(int n_layer, int n_ctx, int n_head_kv, int head_dim, CacheType type,
+                          int n_seq) = 0;
   // Row t of k and v goes to position positions[t] of sequence seqs[t].
   virtual void store_kv(int layer, const Tensor& k, const Tensor& v,
                         const std::vector<int32_t>& positions,

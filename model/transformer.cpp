@@ -34,9 +34,9 @@ Transformer::Transformer(const gguf::ModelFiles& files, Backend& backend, int n_
   rope_global_ = make_rope_table(hp_, hp_.rope_base, divisors, true);
   // Local layers with a base of their own (gemma3) rotate unscaled, as in the reference.
   rope_local_ = make_rope_table(hp_, hp_.rope_base_local, divisors, hp_.spec->local_rope_base == 0);
-  backend_.init_cache(hp_.n_layer, n_ctx_, hp_.n_head_kv * hp_.head_dim, cache, n_seq_);
+  backend_.init_cache(hp_.n_layer, n_ctx_, hp_.n_head_kv, hp_.head_dim, cache, n_seq_);
   if (placement_.host && placement_.device_layers < hp_.n_layer)
-    placement_.host->init_cache(hp_.n_layer, n_ctx_, hp_.n_head_kv * hp_.head_dim, cache, n_seq_);
+    placement_.host->init_cache(hp_.n_layer, n_ctx_, hp_.n_head_kv, hp_.head_dim, cache, n_seq_);
   lora_scales_.resize(static_cast<size_t>(n_seq_));
 }
 

@@ -35,6 +35,9 @@ struct AttentionBlock {
   // Output: token b, head h at out + b·out_stride + h·head_dim.
   float* out;
   int64_t out_stride;
+  // The block this thread runs next, if any: its first rows are asked for while this block's
+  // last chunks run (a hint; results do not depend on it).
+  const AttentionBlock* next = nullptr;
 };
 
 // Per-thread buffers, reused between calls.

@@ -237,12 +237,31 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
 
   prefetch_rows(a, min_lo / C * C, std::min(min_lo / C * C + 3 * C - 1, max_pos));
+  // Once this block has no rows left to ask for, the next block's first three chunks follow, one
+  // per chunk of this one: a generated token's block is a few chunks long, and each one began by
+  // waiting for its rows.
+  int next_from = std::numeric_limits<int>::max(), next_last = -1;
+  if (a.next) {
+    const AttentionBlock& n = *a.next;
+    for (int b = 0; b < n.n_tokens; ++b) {
+      next_from =
+          std::min(next_from, n.window > 0 ? std::max(0, n.positions[b] - n.window + 1) : 0);
+      next_last = std::max(next_last, n.positions[b]);
+    }
+    next_from = next_from / C * C;
+    next_last = std::min(next_last, next_from + 3 * C - 1);
+  }
   for (int c0 = min_lo / C * C; c0 <= max_pos; c0 += C) {
     // Convert the chunk's keys (transposed) and values, up to the tile that holds the block's
     // last position (no query reads past it); keys and rows the block cannot see are zeros.
     const int first = std::max(c0, min_lo), last = std::min(c0 + C - 1, max_pos);
     // Three chunks ahead, into L2 (prefetch_rows).
-    prefetch_rows(a, c0 + 3 * C, std::min(c0 + 4 * C - 1, max_pos));
+    if (c0 + 3 * C <= max_pos) {
+      prefetch_rows(a, c0 + 3 * C, std::min(c0 + 4 * C - 1, max_pos));
+    } else if (next_from <= next_last) {
+      prefetch_rows(*a.next, next_from, std::min(next_from + C - 1, next_last));
+      next_from += C;
+    }
     // Keys in 16 × 16 tiles, transposed in registers.
     const int tiles = (last - c0) / 16 + 1;
     for (int j0 = 0; j0 < 16 * tiles; j0 += 16) {

@@ -235,13 +235,15 @@ void CpuBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Tenso
   });
 }
 
-void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) {
-  check_cache_type(type, kv_dim);  // rows of whole blocks (heads are checked at attention)
+void CpuBackend::init_cache(int n_layer, int n_ctx, int n_head_kv, int head_dim, CacheType type,
+                            int n_seq) {
+  check_cache_type(type, head_dim);  // each head's rows whole blocks
   cache_type_ = type;
   n_ctx_ = n_ctx;
-  kv_dim_ = kv_dim;
+  n_head_kv_ = n_head_kv;
+  head_dim_ = head_dim;
   n_seq_ = n_seq;
-  const size_t bytes = size_t(n_seq) * n_ctx * kv_bytes(type, kv_dim);
+  const size_t bytes = size_t(n_seq) * n_head_kv * n_ctx * kv_bytes(type, head_dim);
   k_cache_.clear();
   v_cache_.clear();
   for (int l = 0; l < n_layer; ++l) {
@@ -250,9 +252,10 @@ void CpuBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, 
   }
 }
 
-uint8_t* CpuBackend::cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq,
+uint8_t* CpuBackend::cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int head,
                                int pos) const {
-  return layer_cache.get() + (size_t(seq) * n_ctx_ + pos) * kv_bytes(cache_type_, kv_dim_);
+  return layer_cache.get() +
+         ((size_t(seq) * n_head_kv_ + head) * n_ctx_ + pos) * kv_bytes(cache_type_, head_dim_);
 }
 
 void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
@@ -265,21 +268,22 @@ void CpuBackend::store_kv(int layer, const Tensor& k, const Tensor& v,
     if (seq < 0 || seq >= n_seq_)
       throw std::runtime_error("sequence " + std::to_string(seq) + " is outside the cache's " +
                                std::to_string(n_seq_));
-    for (auto [src, cache] : {std::pair{&k, &k_cache_[layer]}, std::pair{&v, &v_cache_[layer]}}) {
-      const float* row = src->data + t * src->cols;
-      uint8_t* dst = cache_row(*cache, seq, pos);
-      switch (cache_type_) {
-        case CacheType::kF32:
-          std::memcpy(dst, row, kv_dim_ * sizeof(float));
-          break;
-        case CacheType::kF16:
-          vector_ops_.f32_to_fp16(row, reinterpret_cast<uint16_t*>(dst), kv_dim_);
-          break;
-        case CacheType::kQ8_0:  // GGUF's Q8_0 rounding: the activation quantiser's
-          q8_0_.quantize_act(row, dst, kv_dim_);
-          break;
+    for (auto [src, cache] : {std::pair{&k, &k_cache_[layer]}, std::pair{&v, &v_cache_[layer]}})
+      for (int head = 0; head < n_head_kv_; ++head) {
+        const float* row = src->data + t * src->cols + int64_t(head) * head_dim_;
+        uint8_t* dst = cache_row(*cache, seq, head, pos);
+        switch (cache_type_) {
+          case CacheType::kF32:
+            std::memcpy(dst, row, head_dim_ * sizeof(float));
+            break;
+          case CacheType::kF16:
+            vector_ops_.f32_to_fp16(row, reinterpret_cast<uint16_t*>(dst), head_dim_);
+            break;
+          case CacheType::kQ8_0:  // GGUF's Q8_0 rounding: the activation quantiser's
+            q8_0_.quantize_act(row, dst, head_dim_);
+            break;
+        }
       }
-    }
   }
 }
 
@@ -287,7 +291,10 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
                            const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
                            int head_dim, float scale, float softcap, int window, Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
-  check_cache_type(cache_type_, head_dim);
+  if (n_head_kv != n_head_kv_ || head_dim != head_dim_)
+    throw std::logic_error("attention over " + std::to_string(n_head_kv) + " KV heads of " +
+                           std::to_string(head_dim) + " values, but the cache holds " +
+                           std::to_string(n_head_kv_) + " of " + std::to_string(head_dim_));
   const int group = n_head / n_head_kv;  // query heads sharing one kv head
   // Blocks: runs of consecutive batch entries of one sequence, at most kAttentionBlock long
   // (a prompt chunk is one run; a generation step has one token per sequence).
@@ -298,7 +305,6 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
     blocks.emplace_back(t, e);
     t = e;
   }
-  const int64_t row_elems = kv_dim_;
   attention_scratch_.resize(static_cast<size_t>(pool_->size()));
   // One job per (block, kv head), dealt out in turn: later blocks see more positions, and
   // contiguous shares would give the last thread most of the work. With fewer of those than
@@ -314,33 +320,41 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
   const gguf::TensorType kv_type = cache_type_ == CacheType::kF16   ? gguf::TensorType::F16
                                    : cache_type_ == CacheType::kF32 ? gguf::TensorType::F32
                                                                     : gguf::TensorType::Q8_0;
+  auto block_of = [&](int64_t job) {
+    const int64_t unit = job / split;
+    const int part = static_cast<int>(job % split);
+    const auto [first, end] = blocks[unit / n_head_kv];
+    const int g = static_cast<int>(unit % n_head_kv);
+    const int h0 = group * part / split, h1 = group * (part + 1) / split;  // query heads
+    const int64_t head_offset = (int64_t(g) * group + h0) * head_dim;
+    cpu::AttentionBlock block;
+    block.q = q.data + first * q.cols + head_offset;
+    block.q_stride = q.cols;
+    block.positions = positions.data() + first;
+    block.n_tokens = static_cast<int>(end - first);
+    block.group = h1 - h0;
+    block.head_dim = head_dim;
+    block.k = cache_row(k_cache_[layer], seqs[first], g, 0);
+    block.v = cache_row(v_cache_[layer], seqs[first], g, 0);
+    block.row_stride = head_dim;
+    block.kv_type = kv_type;
+    block.window = window;
+    block.scale = scale;
+    block.softcap = softcap;
+    block.out = out.data + first * out.cols + head_offset;
+    block.out_stride = out.cols;
+    return block;
+  };
   pool_->run([&](int thread) {
-    for (int64_t job = thread; job < jobs; job += pool_->size()) {
-      const int64_t unit = job / split;
-      const int part = static_cast<int>(job % split);
-      const auto [first, end] = blocks[unit / n_head_kv];
-      const int g = static_cast<int>(unit % n_head_kv);
-      const int h0 = group * part / split, h1 = group * (part + 1) / split;  // query heads
-      const int seq = seqs[first];
-      const int64_t head_offset = (int64_t(g) * group + h0) * head_dim;
-      cpu::AttentionBlock block;
-      block.q = q.data + first * q.cols + head_offset;
-      block.q_stride = q.cols;
-      block.positions = positions.data() + first;
-      block.n_tokens = static_cast<int>(end - first);
-      block.group = h1 - h0;
-      block.head_dim = head_dim;
-      const size_t head = kv_bytes(cache_type_, int64_t(g) * head_dim);
-      block.k = cache_row(k_cache_[layer], seq, 0) + head;
-      block.v = cache_row(v_cache_[layer], seq, 0) + head;
-      block.row_stride = row_elems;
-      block.kv_type = kv_type;
-      block.window = window;
-      block.scale = scale;
-      block.softcap = softcap;
-      block.out = out.data + first * out.cols + head_offset;
-      block.out_stride = out.cols;
+    const int step = pool_->size();
+    cpu::AttentionBlock block, next;
+    if (thread < jobs) block = block_of(thread);
+    for (int64_t job = thread; job < jobs; job += step) {
+      const bool more = job + step < jobs;
+      if (more) next = block_of(job + step);
+      block.next = more ? &next : nullptr;  // its rows are fetched while this one runs
       attention_kernel_(block, attention_scratch_[thread]);
+      block = next;
     }
   });
 }

@@ -41,7 +41,8 @@ class CpuBackend : public Backend {
   void add(Tensor x, const Tensor& y) override;
   void add_scaled_rows(Tensor x, const Tensor& y, const std::vector<float>& scales) override;
   void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) override;
-  void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) override;
+  void init_cache(int n_layer, int n_ctx, int n_head_kv, int head_dim, CacheType type,
+                  int n_seq) override;
   void store_kv(int layer, const Tensor& k, const Tensor& v, const std::vector<int32_t>& positions,
                 const std::vector<int32_t>& seqs) override;
   void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,
@@ -67,8 +68,9 @@ class CpuBackend : public Backend {
   // memory) — else as mapped.
   cpu::MatmulPart operand(const Weight& w, float* y);
 
-  // Where row `pos` of sequence `seq` lives in one layer's cache.
-  uint8_t* cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int pos) const;
+  // Where position `pos` of KV head `head` of sequence `seq` lives in one layer's cache.
+  uint8_t* cache_row(const std::unique_ptr<uint8_t[]>& layer_cache, int seq, int head,
+                     int pos) const;
 
   std::shared_ptr<cpu::ThreadPool> pool_;
   const cpu::VectorOps& vector_ops_;
@@ -97,10 +99,13 @@ class CpuBackend : public Backend {
   bool interleave_ = true;
   ScratchArena scratch_;  // activations, in chunks_
   std::vector<std::unique_ptr<float[]>> chunks_;
-  // KV cache: per layer, n_seq × n_ctx rows of kv_dim values (F16 bits, floats or Q8_0 blocks),
-  // allocated without being written so that the pages of unused positions stay untouched.
+  // KV cache: per layer, n_seq × n_head_kv × n_ctx rows of head_dim values (F16 bits, floats or
+  // Q8_0 blocks): each head's positions follow one another, so attention over one head reads
+  // one contiguous run, which the hardware prefetcher streams (rows of all heads side by side
+  // gave it 128 of every n_head_kv · 128 bytes: 13-17 GB/s on one core against 39 contiguous).
+  // Allocated without being written so that the pages of unused positions stay untouched.
   CacheType cache_type_ = CacheType::kF16;
-  int n_ctx_ = 0, kv_dim_ = 0, n_seq_ = 0;
+  int n_ctx_ = 0, n_head_kv_ = 0, head_dim_ = 0, n_seq_ = 0;
   std::vector<std::unique_ptr<uint8_t[]>> k_cache_, v_cache_;
 };
 

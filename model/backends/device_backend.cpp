@@ -345,7 +345,9 @@ void DeviceBackend::glu(const Tensor& gate, const Tensor& up, Activation act, Te
   dispatch("glu", {&buffer(gate), &buffer(up), &buffer(out)}, p, groups_for(n));
 }
 
-void DeviceBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) {
+void DeviceBackend::init_cache(int n_layer, int n_ctx, int n_head_kv, int head_dim, CacheType type,
+                               int n_seq) {
+  const int kv_dim = n_head_kv * head_dim;
   if (kv_dim % 2 != 0)
     throw std::runtime_error("the device backend needs an even KV width, not " +
                              std::to_string(kv_dim));

@@ -70,9 +70,10 @@ void ProfilingBackend::glu(const Tensor& gate, const Tensor& up, Activation act,
   timed("glu", 0, [&] { inner_.glu(gate, up, act, out); });
 }
 
-void ProfilingBackend::init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) {
+void ProfilingBackend::init_cache(int n_layer, int n_ctx, int n_head_kv, int head_dim,
+                                  CacheType type, int n_seq) {
   cache_ = type;
-  inner_.init_cache(n_layer, n_ctx, kv_dim, type, n_seq);
+  inner_.init_cache(n_layer, n_ctx, n_head_kv, head_dim, type, n_seq);
 }
 
 void ProfilingBackend::store_kv(int layer, const Tensor& k, const Tensor& v,

@@ -43,7 +43,8 @@ class ProfilingBackend final : public Backend {
   void add(Tensor x, const Tensor& y) override;
   void add_scaled_rows(Tensor x, const Tensor& y, const std::vector<float>& scales) override;
   void glu(const Tensor& gate, const Tensor& up, Activation act, Tensor out) override;
-  void init_cache(int n_layer, int n_ctx, int kv_dim, CacheType type, int n_seq) override;
+  void init_cache(int n_layer, int n_ctx, int n_head_kv, int head_dim, CacheType type,
+                  int n_seq) override;
   void store_kv(int layer, const Tensor& k, const Tensor& v, const std::vector<int32_t>& positions,
                 const std::vector<int32_t>& seqs) override;
   void attention(int layer, const Tensor& q, const std::vector<int32_t>& positions,

@@ -253,8 +253,9 @@ TEST(Matmul, InterleavedWeightsGiveTheSameProductsBitForBit) {
     }
   }
   if (types == 0) GTEST_SKIP() << "no interleaved kernels at this instruction-set level";
-  if (cpu::best_isa() == cpu::Isa::Avx512Vnni)
+  if (cpu::best_isa() == cpu::Isa::Avx512Vnni) {
     EXPECT_GE(types, 7);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K
+  }
 }
 
 TEST(ThreadPool, RunsEveryIndexOnceManyTimes) {

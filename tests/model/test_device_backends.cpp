@@ -286,8 +286,8 @@ TEST_P(DeviceBackends, AttentionMatchesTheCpu) {
       Both b(GetParam());
       if (!b.vk) GTEST_SKIP() << "no " << GetParam() << " device";
       const int kv_dim = c.n_head_kv * c.head_dim, q_dim = c.n_head * c.head_dim;
-      b.cpu.init_cache(2, 96, kv_dim, cache, 2);
-      b.vk->init_cache(2, 96, kv_dim, cache, 2);
+      b.cpu.init_cache(2, 96, c.n_head_kv, c.head_dim, cache, 2);
+      b.vk->init_cache(2, 96, c.n_head_kv, c.head_dim, cache, 2);
       // Step 1: 70 prompt tokens of sequence 1 (more than one 64-key chunk); step 2: one token of
       // sequence 0 at position 0, then three more of sequence 1.
       std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> steps;
@@ -321,11 +321,11 @@ TEST_P(DeviceBackends, AttentionMatchesTheCpu) {
 // CPU refuses rows that are not whole Q8_0 blocks.
 TEST_P(DeviceBackends, Q8_0CacheIsAClearErrorOnTheDevice) {
   Both b(GetParam());
-  EXPECT_THROW(b.cpu.init_cache(1, 16, 48, model::CacheType::kQ8_0, 1), std::runtime_error);
-  b.cpu.init_cache(1, 16, 64, model::CacheType::kQ8_0, 1);
+  EXPECT_THROW(b.cpu.init_cache(1, 16, 1, 48, model::CacheType::kQ8_0, 1), std::runtime_error);
+  b.cpu.init_cache(1, 16, 1, 64, model::CacheType::kQ8_0, 1);
   if (!b.vk) GTEST_SKIP() << "no " << GetParam() << " device";
   try {
-    b.vk->init_cache(1, 16, 64, model::CacheType::kQ8_0, 1);
+    b.vk->init_cache(1, 16, 1, 64, model::CacheType::kQ8_0, 1);
     ADD_FAILURE() << "the device took a q8_0 cache";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("--cache-type f16"), std::string::npos) << e.what();
