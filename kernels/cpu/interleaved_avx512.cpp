@@ -464,21 +464,31 @@ struct Q6K : KFormat<BlockQ6_K, Q6KGroup, K6Rows> {
                             5));
     __m512i s[T];
     for (int t = 0; t < T; ++t) s[t] = _mm512_setzero_si512();
-    for (int K = 0; K < 8; ++K) {
-      __m512i v[8];
-      values(g, K, v);
-      for (int e = 0; e < 2; ++e) {  // groups 2K and 2K + 1: chunks 0..3 and 4..7
-        const int group = 2 * K + e;
-        const __m512i scale = row_bytes_s8(g.scales + 16 * group);
-        for (int t = 0; t < T; ++t) {
-          __m512i sum = _mm512_set1_epi32(offset[t][group]);
-          for (int c = 0; c < 4; ++c)
-            sum =
-                _mm512_dpbusd_epi32(sum, v[4 * e + c], broadcast4(y[t][i].qs + 16 * group + 4 * c));
-          s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(sum, scale));
+    // Elements 32K.. with K = 4h + m (low nibbles, high bits 2m) and K + 2 (high nibbles, bits
+    // 2m + 4) come from the same ql and qh units: one load of each serves both (values() loads
+    // them per K).
+    for (int h = 0; h < 2; ++h)
+      for (int m = 0; m < 2; ++m) {
+        __m512i v[2][8];
+        for (int u = 0; u < 8; ++u) {
+          const __m512i ql = load64(g.ql + 64 * (16 * h + 8 * m + u));
+          const __m512i qh = load64(g.qh + 64 * (8 * h + u));
+          v[0][u] = _mm512_or_si512(low_nibbles(ql), two_bits_at_4(qh, 2 * m));
+          v[1][u] = _mm512_or_si512(high_nibbles(ql), two_bits_at_4(qh, 2 * m + 4));
         }
+        for (int hi = 0; hi < 2; ++hi)
+          for (int e = 0; e < 2; ++e) {  // groups 2K and 2K + 1: chunks 0..3 and 4..7
+            const int group = 2 * (4 * h + 2 * hi + m) + e;
+            const __m512i scale = row_bytes_s8(g.scales + 16 * group);
+            for (int t = 0; t < T; ++t) {
+              __m512i sum = _mm512_set1_epi32(offset[t][group]);
+              for (int c = 0; c < 4; ++c)
+                sum = _mm512_dpbusd_epi32(sum, v[hi][4 * e + c],
+                                          broadcast4(y[t][i].qs + 16 * group + 4 * c));
+              s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(sum, scale));
+            }
+          }
       }
-    }
     const __m512 d = fp16x16(g.d);
     for (int t = 0; t < T; ++t)
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]),
