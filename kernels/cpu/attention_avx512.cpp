@@ -192,11 +192,12 @@ void chunk_heads(const AttentionBlock& a, const float* const* q, int r, int n_g,
   add_weighted_values<Q>(o + int64_t(r) * d, rescale, p, vc, d, begin, end);
 }
 
-// Asks for the key and value rows of positions [first, last] to be brought into L2. A head's
-// rows are a slice of each cached row (every kv head's values sit side by side), too scattered
-// for the hardware prefetcher: read one miss at a time, they held attention over a 4096-token
-// context to 5 GB/s (1.1B shape, F16 cache); three chunks ahead it reads 8 GB/s with the
-// products running, two ahead about the same, one ahead 6.
+// Asks for the key and value rows of positions [first, last] to be brought into L2. Added when a
+// head's rows were a slice of each cached row (every KV head side by side), too scattered for
+// the hardware prefetcher: read one miss at a time they held attention over a 4096-token context
+// to 5 GB/s (1.1B shape, F16 cache), three chunks ahead 8 GB/s with the products running. The
+// CPU backend's rows are now one contiguous run per head, but a short block still starts cold,
+// and the products between the reads keep the stream from running ahead on its own.
 void prefetch_rows(const AttentionBlock& a, int first, int last) {
   if (first > last) return;
   // Byte sizes once: bytes_for looks the type up out of line, and this runs for every row.

@@ -291,6 +291,7 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
                            const std::vector<int32_t>& seqs, int n_head, int n_head_kv,
                            int head_dim, float scale, float softcap, int window, Tensor out) {
   const int64_t n_tokens = static_cast<int64_t>(positions.size());
+  if (n_tokens == 0) return;
   if (n_head_kv != n_head_kv_ || head_dim != head_dim_)
     throw std::logic_error("attention over " + std::to_string(n_head_kv) + " KV heads of " +
                            std::to_string(head_dim) + " values, but the cache holds " +
@@ -347,7 +348,7 @@ void CpuBackend::attention(int layer, const Tensor& q, const std::vector<int32_t
   };
   pool_->run([&](int thread) {
     const int step = pool_->size();
-    cpu::AttentionBlock block, next;
+    cpu::AttentionBlock block{}, next{};
     if (thread < jobs) block = block_of(thread);
     for (int64_t job = thread; job < jobs; job += step) {
       const bool more = job + step < jobs;
