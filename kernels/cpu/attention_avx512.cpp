@@ -210,6 +210,24 @@ void prefetch_rows(const AttentionBlock& a, int first, int last) {
   }
 }
 
+// The first position a query at `pos` sees: the start of its window, or 0.
+inline int first_seen(const AttentionBlock& a, int pos) {
+  return a.window > 0 ? std::max(0, pos - a.window + 1) : 0;
+}
+
+// The positions a block reads: from the first any of its queries sees to the last query's.
+struct SeenRange {
+  int first = std::numeric_limits<int>::max(), last = -1;
+};
+SeenRange seen_range(const AttentionBlock& a) {
+  SeenRange r;
+  for (int b = 0; b < a.n_tokens; ++b) {
+    r.first = std::min(r.first, first_seen(a, a.positions[b]));
+    r.last = std::max(r.last, a.positions[b]);
+  }
+  return r;
+}
+
 }  // namespace
 
 void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
@@ -229,28 +247,18 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
   std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
   std::fill(l, l + rows, 0.0f);
 
-  int min_lo = std::numeric_limits<int>::max(), max_pos = -1;
-  for (int b = 0; b < a.n_tokens; ++b) {
-    const int pos = a.positions[b];
-    min_lo = std::min(min_lo, a.window > 0 ? std::max(0, pos - a.window + 1) : 0);
-    max_pos = std::max(max_pos, pos);
-  }
+  const auto [min_lo, max_pos] = seen_range(a);
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
 
   prefetch_rows(a, min_lo / C * C, std::min(min_lo / C * C + 3 * C - 1, max_pos));
   // Once this block has no rows left to ask for, the next block's first three chunks follow, one
   // per chunk of this one: a generated token's block is a few chunks long, and each one began by
   // waiting for its rows.
-  int next_from = std::numeric_limits<int>::max(), next_last = -1;
+  int next_from = 0, next_last = -1;
   if (a.next) {
-    const AttentionBlock& n = *a.next;
-    for (int b = 0; b < n.n_tokens; ++b) {
-      next_from =
-          std::min(next_from, n.window > 0 ? std::max(0, n.positions[b] - n.window + 1) : 0);
-      next_last = std::max(next_last, n.positions[b]);
-    }
-    next_from = next_from / C * C;
-    next_last = std::min(next_last, next_from + 3 * C - 1);
+    const SeenRange n = seen_range(*a.next);
+    next_from = n.first / C * C;
+    next_last = std::min(n.last, next_from + 3 * C - 1);
   }
   for (int c0 = min_lo / C * C; c0 <= max_pos; c0 += C) {
     // Convert the chunk's keys (transposed) and values, up to the tile that holds the block's
@@ -290,7 +298,7 @@ void attention_avx512(const AttentionBlock& a, AttentionScratch& scratch) {
     }
     for (int b = 0; b < a.n_tokens; ++b) {
       const int pos = a.positions[b];
-      const int lo = a.window > 0 ? std::max(0, pos - a.window + 1) : 0;
+      const int lo = first_seen(a, pos);
       if (c0 + C - 1 < lo || c0 > pos) continue;  // nothing of this chunk is visible to it
       // Tiles of 16 keys up to its own position: the same for this query in any block, so its
       // result stays independent of the block it came in.

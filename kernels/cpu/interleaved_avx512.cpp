@@ -435,14 +435,20 @@ struct Q6K : KFormat<BlockQ6_K, Q6KGroup, K6Rows> {
     units_to_rows(g.ql, kQKK / 8, ql);
     units_to_rows(g.qh, kQKK / 16, qh);
   }
+  // Elements 32K.., K = 4h + 2·hi + m: chunk u is ql unit 16h + 8m + u (nibble hi) with qh unit
+  // 8h + u (bits 2(2·hi + m)) on top. K and K + 2 share both units.
+  static __m512i ql_unit(const Group& g, int h, int m, int u) {
+    return load64(g.ql + 64 * (16 * h + 8 * m + u));
+  }
+  static __m512i qh_unit(const Group& g, int h, int u) { return load64(g.qh + 64 * (8 * h + u)); }
+  static __m512i chunk(__m512i ql, __m512i qh, int hi, int m) {
+    return _mm512_or_si512(hi ? high_nibbles(ql) : low_nibbles(ql),
+                           two_bits_at_4(qh, 2 * (2 * hi + m)));
+  }
   // The 8 chunks of elements 32K..32K+31, unsigned (before the −32).
   static void values(const Group& g, int K, __m512i (&v)[8]) {
-    const int h = K / 4, k = K % 4, m = k % 2, hi = k / 2;
-    for (int u = 0; u < 8; ++u) {
-      const __m512i low = load64(g.ql + 64 * (16 * h + 8 * m + u));
-      v[u] = _mm512_or_si512(hi ? high_nibbles(low) : low_nibbles(low),
-                             two_bits_at_4(load64(g.qh + 64 * (8 * h + u)), 2 * k));
-    }
+    const int h = K / 4, hi = K % 4 / 2, m = K % 2;
+    for (int u = 0; u < 8; ++u) v[u] = chunk(ql_unit(g, h, m, u), qh_unit(g, h, u), hi, m);
   }
   static void decode_scales(const Group& g, int first, int count, DecodedRow* rows) {
     for (int i = 0; i < count; ++i) {
@@ -464,17 +470,14 @@ struct Q6K : KFormat<BlockQ6_K, Q6KGroup, K6Rows> {
                             5));
     __m512i s[T];
     for (int t = 0; t < T; ++t) s[t] = _mm512_setzero_si512();
-    // Elements 32K.. with K = 4h + m (low nibbles, high bits 2m) and K + 2 (high nibbles, bits
-    // 2m + 4) come from the same ql and qh units: one load of each serves both (values() loads
-    // them per K).
+    // K = 4h + m and K + 2 from one load of their ql and qh units (values() loads them per K).
     for (int h = 0; h < 2; ++h)
       for (int m = 0; m < 2; ++m) {
         __m512i v[2][8];
         for (int u = 0; u < 8; ++u) {
-          const __m512i ql = load64(g.ql + 64 * (16 * h + 8 * m + u));
-          const __m512i qh = load64(g.qh + 64 * (8 * h + u));
-          v[0][u] = _mm512_or_si512(low_nibbles(ql), two_bits_at_4(qh, 2 * m));
-          v[1][u] = _mm512_or_si512(high_nibbles(ql), two_bits_at_4(qh, 2 * m + 4));
+          const __m512i ql = ql_unit(g, h, m, u), qh = qh_unit(g, h, u);
+          v[0][u] = chunk(ql, qh, 0, m);
+          v[1][u] = chunk(ql, qh, 1, m);
         }
         for (int hi = 0; hi < 2; ++hi)
           for (int e = 0; e < 2; ++e) {  // groups 2K and 2K + 1: chunks 0..3 and 4..7
